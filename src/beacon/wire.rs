@@ -1,0 +1,2 @@
+//! Beacon API JSON shapes (quoted integers, hex strings, fork-versioned
+//! blocks). Nothing outside `beacon` sees these types.
