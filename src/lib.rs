@@ -9,3 +9,8 @@ pub mod beacon;
 pub mod chain;
 pub mod config;
 pub mod store;
+pub mod collect;
+pub mod monitor;
+pub mod cli;
+pub mod app;
+pub mod report;

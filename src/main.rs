@@ -1,1 +1,58 @@
-fn main() {}
+//! Thin entry point: parse the command line, set up logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use valwatch::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("VALWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => {
+            let config = valwatch::config::load(args.config.config.as_deref(), &args.overrides())?;
+            valwatch::app::run(config, args.until_epoch.map(valwatch::chain::Epoch)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig(args) => {
+            let ok = valwatch::app::check_config(args.config.as_deref(), &Default::default()).await?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Migrate(args) => {
+            let url = valwatch::app::database_url(
+                args.config.config.as_deref(),
+                args.database_url,
+                args.data_dir.map(|p| p.display().to_string()),
+            )?;
+            valwatch::app::open_store(&url).await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => {
+            valwatch::report::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Wiring: builds the pool, the store and the monitor from a `Config`, runs
+//! them with one cancellation token, and shuts down cleanly on SIGINT or
+//! SIGTERM.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::beacon::{redact_url, BeaconPool};
+use crate::chain::{Epoch, SystemClock};
+use crate::config::{Config, Overrides};
+use crate::monitor::Monitor;
+use crate::store::Store;
+
+/// Opens the configured store (embedded SQLite by default) and migrates it.
+pub async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url).await.context("cannot open the database")?;
+    store.migrate().await.context("cannot apply the database migrations")?;
+    Ok(store)
+}
+
+/// The database URL from flags, file and defaults, without loading the
+/// rest of the config (report and migrate need no beacon node).
+pub fn database_url(config: Option<&Path>, url: Option<String>, data_dir: Option<String>) -> anyhow::Result<String> {
+    if let Some(u) = url {
+        return Ok(u);
+    }
+    let raw = crate::config::load_raw(config)?;
+    if let Some(u) = raw.database.url {
+        return Ok(u);
+    }
+    let dir = data_dir.or(raw.data_dir).unwrap_or_else(|| "valwatch-data".into());
+    Ok(format!("sqlite://{}", Path::new(&dir).join("valwatch.sqlite").display()))
+}
+
+/// `valwatch run`.
+pub async fn run(config: Config, until_epoch: Option<Epoch>) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    spawn_signal_handler(cancel.clone());
+    run_with(config, until_epoch, cancel).await
+}
+
+pub async fn run_with(config: Config, until_epoch: Option<Epoch>, cancel: CancellationToken) -> anyhow::Result<()> {
+    let db_url = config.effective_database_url();
+    if config.database_url.is_none() {
+        info!(path = %db_url, "no database configured: using the embedded SQLite store");
+    }
+    let store = open_store(&db_url).await?;
+
+    for n in &config.beacon_nodes {
+        info!(node = %n.name, url = %redact_url(&n.url), role = ?n.role, "beacon node");
+    }
+    let pool = Arc::new(BeaconPool::new(config.beacon_nodes.clone())?);
+    let spec = pool.identify().await.context("no usable beacon node")?;
+    store
+        .check_network(&spec.genesis_validators_root)
+        .await
+        .context("the database belongs to another network")?;
+    pool.check_health().await;
+
+    let (watched, unresolved) = crate::collect::resolve_validators(&pool, &config.all_validators()).await?;
+    for id in &unresolved {
+        warn!(validator = ?id, "public key not found on chain; not watched until it is");
+    }
+    if watched.is_empty() {
+        bail!("none of the configured validators exists on this chain");
+    }
+
+    let clock = Arc::new(SystemClock);
+    let wall_epoch = spec
+        .slot_at(std::time::SystemTime::now())
+        .map(|s| spec.epoch_of(s))
+        .unwrap_or(Epoch(0));
+    let start = match store.cursor().await? {
+        Some(c) => Epoch(c.0 + 1),
+        None => config.from_epoch.unwrap_or(wall_epoch),
+    };
+    info!(
+        validators = watched.len(),
+        groups = config.groups.len(),
+        start_epoch = start.0,
+        wall_epoch = wall_epoch.0,
+        slots_per_epoch = spec.slots_per_epoch,
+        slot_ms = spec.slot_duration_ms,
+        "valwatch started"
+    );
+    let poll = config
+        .poll_interval
+        .unwrap_or_else(|| Duration::from_millis((spec.slot_duration_ms / 4).max(250)));
+    let mut monitor = Monitor::new(pool, store, spec, clock, watched, start);
+    monitor.run(cancel, poll, until_epoch).await?;
+    info!("valwatch stopped");
+    Ok(())
+}
+
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    cancel.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        info!("shutdown requested");
+        cancel.cancel();
+    });
+}
+
+/// `valwatch check-config`: prints every problem; tries nodes and database.
+pub async fn check_config(path: Option<&Path>, over: &Overrides) -> anyhow::Result<bool> {
+    let config = match crate::config::load(path, over) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("{e}");
+            return Ok(false);
+        }
+    };
+    let mut ok = true;
+    println!("configuration: ok ({} nodes, {} groups, {} validators)",
+        config.beacon_nodes.len(), config.groups.len(), config.all_validators().len());
+    for node in &config.beacon_nodes {
+        let pool = BeaconPool::new(vec![node.clone()])?;
+        match pool.identify().await {
+            Ok(spec) => println!(
+                "beacon node {}: ok (genesis {}, {} slots/epoch)",
+                node.name, spec.genesis_time, spec.slots_per_epoch
+            ),
+            Err(e) => {
+                ok = false;
+                println!("beacon node {}: FAILED: {e}", node.name);
+            }
+        }
+    }
+    match open_store(&config.effective_database_url()).await {
+        Ok(s) => match s.ping().await {
+            Ok(()) => println!("database: ok"),
+            Err(e) => {
+                ok = false;
+                println!("database: FAILED: {e}");
+            }
+        },
+        Err(e) => {
+            ok = false;
+            println!("database: FAILED: {e:#}");
+        }
+    }
+    Ok(ok)
+}

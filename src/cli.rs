@@ -1,0 +1,110 @@
+//! The command line: subcommands and the flags that override the config.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Overrides;
+
+#[derive(Debug, Parser)]
+#[command(name = "valwatch", version, about = "Independent liveness monitor for Ethereum validators")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Follow the beacon nodes, judge every epoch, store the verdicts.
+    Run(RunArgs),
+    /// Validate the configuration, try each beacon node and the database.
+    CheckConfig(ConfigArgs),
+    /// Apply the database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Print the stored history.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "VALWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Beacon node URL (repeatable); replaces `[[beacon_nodes]]`.
+    #[arg(long = "beacon-node", value_name = "URL")]
+    pub beacon_nodes: Vec<String>,
+    /// Validators to watch, as the group `default`: indices, ranges a-b, 0x pubkeys.
+    #[arg(long, value_name = "LIST")]
+    pub validators: Option<String>,
+    /// postgres://… or sqlite://… (default: the embedded SQLite file).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Address of the HTTP server (status, metrics); "off" disables it.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Where to start when the database has no cursor (default: the current epoch).
+    #[arg(long, value_name = "N")]
+    pub from_epoch: Option<u64>,
+    /// Directory of the embedded database.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Stop after judging this epoch for good (tests, backfills).
+    #[arg(long, value_name = "N")]
+    pub until_epoch: Option<u64>,
+}
+
+impl RunArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            beacon_nodes: self.beacon_nodes.clone(),
+            validators: self.validators.clone(),
+            database_url: self.database_url.clone(),
+            listen: self.listen.clone(),
+            from_epoch: self.from_epoch,
+            data_dir: self.data_dir.as_ref().map(|p| p.display().to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Only these validators (indices and ranges).
+    #[arg(long, value_name = "LIST")]
+    pub validators: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub from_epoch: Option<u64>,
+    #[arg(long, value_name = "M")]
+    pub to_epoch: Option<u64>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}

@@ -1,0 +1,250 @@
+//! IO that gathers what judging one epoch needs: canonical headers (via the
+//! follower), full blocks (each read once, cached by root), committees,
+//! sync committees, proposer duties and the watched validators' registry
+//! entries.
+//!
+//! Owns: the choice of which node, state and endpoint to ask, and the
+//! fallbacks when a node no longer serves something. Must not: judge.
+
+pub mod follower;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::analysis::CanonicalChain;
+use crate::beacon::client::ValidatorId;
+use crate::beacon::{BeaconError, BeaconPool, BlockId, StateId};
+use crate::chain::{
+    Block, BlockHeader, ChainSpec, Committee, Epoch, ProposerDuties, Root, Slot, ValidatorIndex,
+    ValidatorInfo,
+};
+
+pub use follower::{ChainFollower, FollowError};
+
+/// What one epoch's judgement reads.
+#[derive(Debug)]
+pub struct EpochData {
+    pub epoch: Epoch,
+    /// Canonical chain over `[start_slot(epoch), upto]`.
+    pub chain: CanonicalChain,
+    /// Full canonical blocks with slots in `[start_slot(epoch), upto]`.
+    pub blocks: Vec<Block>,
+    /// The beacon committees of `epoch`; `Err` says why none could be read.
+    pub committees: Result<Vec<Committee>, String>,
+    /// Sync committee members by position, per sync period.
+    pub sync_committees: HashMap<u64, Vec<ValidatorIndex>>,
+    pub registry: HashMap<ValidatorIndex, ValidatorInfo>,
+    /// Last slot known: the end of the inclusion window for a final verdict,
+    /// the head for a provisional one.
+    pub upto: Slot,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Beacon(#[from] BeaconError),
+    #[error("canonical block {root} at slot {slot} is no longer served by any node")]
+    BlockGone { root: Root, slot: Slot },
+    #[error("no node serves the registry entries of the watched validators")]
+    NoRegistry,
+}
+
+/// Blocks are immutable by root: read each once. Pruned below the floor.
+#[derive(Debug, Default)]
+pub struct BlockCache {
+    blocks: BTreeMap<(Slot, Root), Arc<Block>>,
+}
+
+impl BlockCache {
+    pub fn prune_below(&mut self, slot: Slot) {
+        self.blocks = self.blocks.split_off(&(slot, Root::ZERO));
+    }
+
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    async fn get(&mut self, pool: &BeaconPool, header: &BlockHeader) -> Result<Arc<Block>, CollectError> {
+        if let Some(b) = self.blocks.get(&(header.slot, header.root)) {
+            return Ok(b.clone());
+        }
+        let root = header.root;
+        let block = pool
+            .call("/eth/v2/beacon/blocks/{block_id}", |c| async move {
+                c.block(BlockId::Root(root), Some(root)).await
+            })
+            .await?
+            .ok_or(CollectError::BlockGone { root, slot: header.slot })?;
+        let block = Arc::new(block);
+        self.blocks.insert((header.slot, header.root), block.clone());
+        Ok(block)
+    }
+}
+
+/// Gathers the data to judge `epoch` with the chain known up to `upto`.
+pub async fn gather_epoch(
+    pool: &BeaconPool,
+    spec: &ChainSpec,
+    follower: &ChainFollower,
+    cache: &mut BlockCache,
+    watched: &[ValidatorIndex],
+    epoch: Epoch,
+    upto: Slot,
+) -> Result<EpochData, CollectError> {
+    let start = spec.start_slot(epoch);
+    let headers = follower.range(start, upto);
+    let anchor = follower.before(start);
+    let chain = CanonicalChain::new(start, upto, anchor, headers.iter().copied());
+
+    let mut blocks = Vec::with_capacity(headers.len());
+    for h in &headers {
+        blocks.push(Block::clone(&*cache.get(pool, h).await?));
+    }
+
+    // A state that can compute this epoch's shufflings: the post-state of the
+    // latest canonical block at or before the epoch's last slot (its epoch is
+    // N, or N-1 with N as the next epoch: both within the lookahead), named
+    // by state root so every node reads the same fork. Some nodes only serve
+    // states by slot or `head`; fall back to those.
+    let end = spec.end_slot(epoch).min(upto);
+    let last_in_epoch = follower.range(start, end).last().copied().or(anchor);
+    let mut states = Vec::new();
+    if let Some(b) = last_in_epoch {
+        states.push(StateId::Root(b.state_root));
+    }
+    if chain.block_at(start).is_some() {
+        states.push(StateId::Slot(start));
+    }
+    states.push(StateId::Head);
+
+    let committees = first_served(&states, |state| async move {
+        pool.call("/eth/v1/beacon/states/{state_id}/committees", |c| async move {
+            c.committees(state, epoch).await
+        })
+        .await
+    })
+    .await
+    .map_err(|e| format!("committees of epoch {epoch}: {e}"));
+
+    // Sync committees of the periods of slots S+1 for S in the epoch.
+    let mut sync_committees = HashMap::new();
+    if spec.fork_at(epoch).has_sync_committee() {
+        let mut periods = vec![(spec.sync_period_of(epoch), epoch)];
+        let next = Epoch(epoch.0 + 1);
+        if spec.sync_period_of(next) != periods[0].0 && upto > spec.end_slot(epoch) {
+            periods.push((spec.sync_period_of(next), next));
+        }
+        for (period, e) in periods {
+            let served = first_served(&states, |state| async move {
+                pool.call("/eth/v1/beacon/states/{state_id}/sync_committees", |c| async move {
+                    c.sync_committee(state, e).await
+                })
+                .await
+            })
+            .await;
+            match served {
+                Ok(members) => {
+                    sync_committees.insert(period, members);
+                }
+                Err(e) => tracing::warn!(epoch = epoch.0, error = %e, "sync committee not served"),
+            }
+        }
+    }
+
+    // Registry entries (balances, status) at the end of the epoch: the state
+    // at the first slot of the next epoch if it has a block (the epoch
+    // transition has run), else the last block's post-state, else head.
+    let next_start = spec.start_slot(Epoch(epoch.0 + 1));
+    let mut reg_states = Vec::new();
+    if chain.covers(next_start) || upto >= next_start {
+        if follower.range(next_start, next_start).len() == 1 {
+            reg_states.push(StateId::Slot(next_start));
+        }
+    }
+    if let Some(b) = last_in_epoch {
+        reg_states.push(StateId::Root(b.state_root));
+    }
+    reg_states.push(StateId::Head);
+    let ids: Vec<ValidatorId> = watched.iter().map(|v| ValidatorId::Index(*v)).collect();
+    let ids = &ids;
+    let registry = first_served(&reg_states, |state| async move {
+        pool.call("/eth/v1/beacon/states/{state_id}/validators", |c| async move {
+            c.validators(state, ids).await
+        })
+        .await
+    })
+    .await
+    .map_err(|_| CollectError::NoRegistry)?
+    .into_iter()
+    .map(|v| (v.index, v))
+    .collect();
+
+    Ok(EpochData { epoch, chain, blocks, committees, sync_committees, registry, upto })
+}
+
+/// Tries each state id in turn; the first `Some` wins. Errors and `None`
+/// fall through to the next; the last error (or "not served") is returned.
+async fn first_served<T, F, Fut>(states: &[StateId], mut f: F) -> Result<T, String>
+where
+    F: FnMut(StateId) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, BeaconError>>,
+{
+    let mut last = String::from("not served by any node");
+    for &state in states {
+        match f(state).await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => last = format!("state {state} not available"),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+/// Proposer duties of `epoch` from a node (nodes serve only the current and
+/// next epoch, some older ones too).
+pub async fn fetch_proposer_duties(pool: &BeaconPool, epoch: Epoch) -> Result<ProposerDuties, BeaconError> {
+    pool.call("/eth/v1/validator/duties/proposer/{epoch}", |c| async move { c.proposer_duties(epoch).await })
+        .await
+}
+
+/// Resolves configured ids (indices or pubkeys) to indices. Pubkeys the
+/// chain does not know yet (not deposited) are returned separately.
+pub async fn resolve_validators(
+    pool: &BeaconPool,
+    ids: &[ValidatorId],
+) -> Result<(Vec<ValidatorIndex>, Vec<ValidatorId>), BeaconError> {
+    let mut indices: Vec<ValidatorIndex> = ids
+        .iter()
+        .filter_map(|id| match id {
+            ValidatorId::Index(i) => Some(*i),
+            ValidatorId::Pubkey(_) => None,
+        })
+        .collect();
+    let pubkeys: Vec<ValidatorId> = ids.iter().filter(|id| matches!(id, ValidatorId::Pubkey(_))).copied().collect();
+    let mut unresolved = Vec::new();
+    if !pubkeys.is_empty() {
+        let pk = &pubkeys;
+        let found = pool
+            .call("/eth/v1/beacon/states/{state_id}/validators", |c| async move {
+                c.validators(StateId::Head, pk).await
+            })
+            .await?
+            .unwrap_or_default();
+        let by_key: HashMap<_, _> = found.iter().map(|v| (v.pubkey, v.index)).collect();
+        for id in pubkeys {
+            if let ValidatorId::Pubkey(k) = id {
+                match by_key.get(&k) {
+                    Some(i) => indices.push(*i),
+                    None => unresolved.push(id),
+                }
+            }
+        }
+    }
+    indices.sort();
+    indices.dedup();
+    Ok((indices, unresolved))
+}

@@ -1,0 +1,383 @@
+//! The monitor loop: follow the head, fetch what perishes, judge each epoch
+//! once its data is in, store the verdicts, log one line per epoch.
+//!
+//! Owns: the order of work and the processed-epoch cursor. The decisions
+//! are in `analysis`; the IO in `collect`, `beacon` and `store`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::analysis::{
+    attestations::{judge_attestations, AttestationInputs},
+    balances::{balance_records, find_slashings},
+    proposals::judge_proposals,
+    sync::judge_sync,
+    AttestationStatus, AttestationVerdict, ProposalStatus, ProposalVerdict,
+};
+use crate::beacon::BeaconPool;
+use crate::chain::{BlockHeader, ChainSpec, Clock, Epoch, ProposerDuties, Slot, ValidatorIndex};
+use crate::collect::{self, BlockCache, ChainFollower, EpochData};
+use crate::store::{CrossCheckRecord, EpochRecord, Store};
+
+/// What one processed epoch amounted to (for the log line and tests).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochSummary {
+    pub epoch: Epoch,
+    pub is_final: bool,
+    pub included: usize,
+    pub missed: usize,
+    pub pending: usize,
+    pub unknown: usize,
+    pub inactive: usize,
+    pub proposed: usize,
+    pub proposals_missed: usize,
+    pub orphaned: usize,
+    pub disagreeing_nodes: usize,
+}
+
+/// PURE: turns gathered data into the epoch's verdicts.
+pub fn judge_epoch(
+    spec: &ChainSpec,
+    data: &EpochData,
+    watched: &[ValidatorIndex],
+    duties: Option<&ProposerDuties>,
+    orphans: &[BlockHeader],
+    previous_balances: &HashMap<ValidatorIndex, crate::chain::Gwei>,
+    is_final: bool,
+) -> EpochRecord {
+    let epoch = data.epoch;
+    let attestations = match &data.committees {
+        Ok(committees) => {
+            let inputs = AttestationInputs {
+                spec,
+                epoch,
+                committees,
+                watched,
+                registry: &data.registry,
+                blocks: &data.blocks,
+                chain: &data.chain,
+                head_slot: data.upto,
+            };
+            match judge_attestations(&inputs) {
+                Ok(v) => v,
+                Err(e) => unknown_attestations(watched, epoch, &format!("inconsistent data: {e}")),
+            }
+        }
+        Err(reason) => unknown_attestations(watched, epoch, reason),
+    };
+    let proposals = match duties {
+        Some(d) => judge_proposals(d, watched, &data.chain, orphans, data.upto),
+        None => proposals_without_duties(spec, data, watched),
+    };
+    let sync = judge_sync(spec, epoch, &data.sync_committees, watched, &data.blocks, &data.chain);
+    let registry: Vec<_> = watched.iter().filter_map(|v| data.registry.get(v).cloned()).collect();
+    let balances = balance_records(epoch, &registry, previous_balances);
+    let in_epoch: Vec<_> = data
+        .blocks
+        .iter()
+        .filter(|b| spec.epoch_of(b.header.slot) == epoch)
+        .cloned()
+        .collect();
+    let slashings = find_slashings(spec, &in_epoch, watched);
+    EpochRecord {
+        epoch,
+        is_final,
+        attestations,
+        proposals,
+        sync,
+        balances,
+        slashings,
+        cross_checks: Vec::new(),
+    }
+}
+
+fn unknown_attestations(watched: &[ValidatorIndex], epoch: Epoch, reason: &str) -> Vec<AttestationVerdict> {
+    watched
+        .iter()
+        .map(|v| AttestationVerdict {
+            validator_index: *v,
+            epoch,
+            status: AttestationStatus::Unknown,
+            duty_slot: None,
+            inclusion_slot: None,
+            inclusion_delay: None,
+            late: None,
+            source_correct: None,
+            target_correct: None,
+            head_correct: None,
+            reason: Some(reason.to_string()),
+        })
+        .collect()
+}
+
+/// Without the epoch's proposer duties (no node serves them any more), the
+/// canonical blocks still prove who proposed; who should have proposed an
+/// empty slot cannot be known, so nothing is said about it.
+fn proposals_without_duties(spec: &ChainSpec, data: &EpochData, watched: &[ValidatorIndex]) -> Vec<ProposalVerdict> {
+    let watched: HashSet<_> = watched.iter().collect();
+    data.chain
+        .blocks()
+        .filter(|b| spec.epoch_of(b.slot) == data.epoch && watched.contains(&b.proposer_index))
+        .map(|b| ProposalVerdict {
+            slot: b.slot,
+            validator_index: b.proposer_index,
+            status: ProposalStatus::Proposed,
+            block_root: Some(b.root),
+            reason: Some("proposer duties no longer served; empty slots not attributed".into()),
+        })
+        .collect()
+}
+
+pub fn summarize(rec: &EpochRecord) -> EpochSummary {
+    let count = |s: AttestationStatus| rec.attestations.iter().filter(|a| a.status == s).count();
+    let pcount = |s: ProposalStatus| rec.proposals.iter().filter(|p| p.status == s).count();
+    EpochSummary {
+        epoch: rec.epoch,
+        is_final: rec.is_final,
+        included: count(AttestationStatus::Included),
+        missed: count(AttestationStatus::Missed),
+        pending: count(AttestationStatus::Pending),
+        unknown: count(AttestationStatus::Unknown),
+        inactive: count(AttestationStatus::Inactive),
+        proposed: pcount(ProposalStatus::Proposed),
+        proposals_missed: pcount(ProposalStatus::Missed),
+        orphaned: pcount(ProposalStatus::Orphaned),
+        disagreeing_nodes: rec.cross_checks.iter().filter(|c| !c.agrees).count(),
+    }
+}
+
+/// The running monitor. `tick` does one round of work; `run` loops it.
+pub struct Monitor {
+    pub pool: Arc<BeaconPool>,
+    pub store: Store,
+    pub spec: ChainSpec,
+    pub clock: Arc<dyn Clock>,
+    pub watched: Vec<ValidatorIndex>,
+    follower: ChainFollower,
+    cache: BlockCache,
+    /// Next epoch to judge for good.
+    next_epoch: Epoch,
+    /// Epochs whose perishable data (proposer duties) was fetched.
+    fetched_duties: HashSet<Epoch>,
+    provisional_done: Option<Epoch>,
+    last_health: Option<Instant>,
+    pub summaries: Vec<EpochSummary>,
+}
+
+impl Monitor {
+    /// `start`: the first epoch to judge (the cursor + 1 on resume).
+    pub fn new(
+        pool: Arc<BeaconPool>,
+        store: Store,
+        spec: ChainSpec,
+        clock: Arc<dyn Clock>,
+        watched: Vec<ValidatorIndex>,
+        start: Epoch,
+    ) -> Self {
+        // Keep one slot before the first epoch as the anchor for head/target
+        // roots of its first slots.
+        let floor = Slot(spec.start_slot(start).0.saturating_sub(1));
+        Self {
+            pool,
+            store,
+            spec,
+            clock,
+            watched,
+            follower: ChainFollower::new(floor),
+            cache: BlockCache::default(),
+            next_epoch: start,
+            fetched_duties: HashSet::new(),
+            provisional_done: None,
+            last_health: None,
+            summaries: Vec::new(),
+        }
+    }
+
+    pub fn next_epoch(&self) -> Epoch {
+        self.next_epoch
+    }
+
+    /// The wall-clock slot (None before genesis).
+    fn wall_slot(&self) -> Option<Slot> {
+        self.spec.slot_at(self.clock.now())
+    }
+
+    /// One round: health, head, perishable data, then every epoch that can
+    /// be judged. Returns the epochs judged for good in this round.
+    pub async fn tick(&mut self) -> anyhow::Result<Vec<EpochSummary>> {
+        let mut done = Vec::new();
+        let Some(wall) = self.wall_slot() else { return Ok(done) };
+        if self.last_health.is_none_or(|t| t.elapsed() >= self.spec.slot_duration()) {
+            self.pool.check_health().await;
+            self.last_health = Some(Instant::now());
+        }
+        let head = self.follower.update(&self.pool).await?;
+        let wall_epoch = self.spec.epoch_of(wall);
+        self.fetch_perishable(wall_epoch).await;
+
+        // Final verdicts: the inclusion window of N ends with the last slot
+        // of N+1 (EIP-7045); wait until the wall clock is one slot past it so
+        // that the block of that last slot had its time to arrive.
+        loop {
+            let n = self.next_epoch;
+            let window_end = self.spec.inclusion_window_end(n);
+            if wall.0 < window_end.0 + 2 || head.slot < self.spec.start_slot(n) {
+                break;
+            }
+            let summary = self.process(n, window_end, true).await?;
+            done.push(summary);
+            self.next_epoch = Epoch(n.0 + 1);
+            let floor = Slot(self.spec.start_slot(self.next_epoch).0.saturating_sub(1));
+            self.follower.raise_floor(floor);
+            self.cache.prune_below(floor);
+        }
+
+        // A provisional look at the previous epoch (votes still pending) once
+        // per epoch, so that a validator that went down shows up early.
+        if wall_epoch.0 >= 1 {
+            let prev = Epoch(wall_epoch.0 - 1);
+            if prev >= self.next_epoch && self.provisional_done != Some(prev) {
+                let upto = Slot(wall.0.saturating_sub(1)).min(head.slot.max(self.spec.start_slot(prev)));
+                self.process(prev, upto, false).await?;
+                self.provisional_done = Some(prev);
+            }
+        }
+        Ok(done)
+    }
+
+    async fn fetch_perishable(&mut self, current: Epoch) {
+        for e in [current, Epoch(current.0 + 1)] {
+            if self.fetched_duties.contains(&e) || e < self.next_epoch {
+                continue;
+            }
+            match collect::fetch_proposer_duties(&self.pool, e).await {
+                Ok(d) => {
+                    if let Err(err) = self.store.save_proposer_duties(&d).await {
+                        warn!(epoch = e.0, error = %err, "cannot store proposer duties");
+                    } else {
+                        self.fetched_duties.insert(e);
+                    }
+                }
+                Err(err) => debug!(epoch = e.0, error = %err, "proposer duties not served"),
+            }
+        }
+        self.fetched_duties.retain(|e| e.0 + 2 >= current.0);
+    }
+
+    async fn process(&mut self, epoch: Epoch, upto: Slot, is_final: bool) -> anyhow::Result<EpochSummary> {
+        let started = Instant::now();
+        let data = collect::gather_epoch(
+            &self.pool,
+            &self.spec,
+            &self.follower,
+            &mut self.cache,
+            &self.watched,
+            epoch,
+            upto,
+        )
+        .await?;
+        let fetched = started.elapsed();
+        let mut duties = self.store.proposer_duties(epoch).await?;
+        if duties.is_none() {
+            if let Ok(d) = collect::fetch_proposer_duties(&self.pool, epoch).await {
+                self.store.save_proposer_duties(&d).await?;
+                duties = Some(d);
+            }
+        }
+        let previous = self.store.latest_balances(&self.watched, epoch).await?;
+        let judged_at = Instant::now();
+        let mut record = judge_epoch(
+            &self.spec,
+            &data,
+            &self.watched,
+            duties.as_ref(),
+            self.follower.orphans(),
+            &previous,
+            is_final,
+        );
+        let judged = judged_at.elapsed();
+        if is_final {
+            record.cross_checks = self.cross_check(&data).await;
+        }
+        let stored_at = Instant::now();
+        self.store.write_epoch(&record).await?;
+        let stored = stored_at.elapsed();
+        let s = summarize(&record);
+        info!(
+            epoch = epoch.0,
+            is_final,
+            included = s.included,
+            missed = s.missed,
+            pending = s.pending,
+            unknown = s.unknown,
+            inactive = s.inactive,
+            proposed = s.proposed,
+            proposals_missed = s.proposals_missed,
+            orphaned = s.orphaned,
+            disagreeing_nodes = s.disagreeing_nodes,
+            fetch_ms = fetched.as_millis() as u64,
+            judge_ms = judged.as_millis() as u64,
+            store_ms = stored.as_millis() as u64,
+            "epoch processed"
+        );
+        for c in record.cross_checks.iter().filter(|c| !c.agrees) {
+            warn!(epoch = epoch.0, node = %c.node, slot = c.slot.0,
+                  node_root = ?c.node_root, expected_root = ?c.expected_root, error = ?c.error,
+                  "node disagrees about the canonical chain");
+        }
+        if is_final {
+            self.summaries.push(s.clone());
+        }
+        Ok(s)
+    }
+
+    /// Asks every usable node for the canonical block at the epoch's last
+    /// block slot and compares it with the chain valwatch judged by.
+    async fn cross_check(&self, data: &EpochData) -> Vec<CrossCheckRecord> {
+        let end = self.spec.end_slot(data.epoch);
+        let Some(last) = data.chain.blocks().filter(|b| b.slot <= end).last().copied() else {
+            return Vec::new();
+        };
+        self.pool
+            .roots_at(last.slot)
+            .await
+            .into_iter()
+            .map(|(node, answer)| {
+                let (node_root, error) = match answer {
+                    Ok(r) => (r, None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                CrossCheckRecord {
+                    epoch: data.epoch,
+                    slot: last.slot,
+                    node,
+                    agrees: error.is_none() && node_root == Some(last.root),
+                    node_root,
+                    expected_root: Some(last.root),
+                    error,
+                }
+            })
+            .collect()
+    }
+
+    /// Loops `tick` until cancelled, or until `stop_after` epochs were judged.
+    pub async fn run(&mut self, cancel: CancellationToken, poll: Duration, stop_after: Option<Epoch>) -> anyhow::Result<()> {
+        loop {
+            match self.tick().await {
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "monitor round failed; retrying"),
+            }
+            if stop_after.is_some_and(|s| self.next_epoch > s) {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+}

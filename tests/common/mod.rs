@@ -1,0 +1,105 @@
+//! Shared test helpers: the replay server of ../shared/devnet and fixtures.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `../shared` beside the project's root.
+pub fn shared_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    shared_dir().join("fixtures").join(name)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `replay.py`; killed on drop.
+pub struct Replay {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Replay {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts replay.py with extra arguments and waits until it answers.
+    pub fn start(recording: &str, extra: &[&str]) -> Replay {
+        let port = free_port();
+        let script = shared_dir().join("devnet").join("replay.py");
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg("--recording")
+            .arg(fixture(recording))
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--quiet")
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 and ../shared/devnet/replay.py are needed");
+        let replay = Replay { child, port };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return replay;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("replay.py did not start on port {port}");
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Expected attestation verdicts from a recording's ground truth:
+/// (validator, epoch) -> "included" | "missed".
+pub fn expected_attestations(
+    recording: &str,
+    never_included: &[(u64, u64)],
+) -> std::collections::BTreeMap<(u64, u64), &'static str> {
+    let text = std::fs::read_to_string(fixture(recording).join("ground_truth.json")).unwrap();
+    let gt: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for (epoch, e) in gt["epochs"].as_object().unwrap() {
+        let epoch: u64 = epoch.parse().unwrap();
+        let list = |k: &str| -> Vec<u64> {
+            e.get(k).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_u64()).collect()).unwrap_or_default()
+        };
+        for v in list("online") {
+            out.insert((v, epoch), "included");
+        }
+        for v in list("offline") {
+            out.insert((v, epoch), "missed");
+        }
+        if let Some(u) = e.get("uncertain_vc_log") {
+            for v in u["signed_attestation"].as_array().into_iter().flatten().filter_map(|x| x.as_u64()) {
+                out.insert((v, epoch), "included");
+            }
+            for v in u["no_signed_attestation"].as_array().into_iter().flatten().filter_map(|x| x.as_u64()) {
+                out.insert((v, epoch), "missed");
+            }
+        }
+    }
+    for (v, e) in never_included {
+        out.insert((*v, *e), "missed");
+    }
+    out
+}
