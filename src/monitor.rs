@@ -69,10 +69,12 @@ pub fn judge_epoch(
         }
         Err(reason) => unknown_attestations(watched, epoch, reason),
     };
-    let proposals = match duties {
+    let mut proposals = match duties {
         Some(d) => judge_proposals(d, watched, &data.chain, orphans, data.upto),
         None => proposals_without_duties(spec, data, watched),
     };
+    // The genesis block is part of the genesis state, nobody proposes it.
+    proposals.retain(|p| p.slot != Slot(0));
     let sync = judge_sync(spec, epoch, &data.sync_committees, watched, &data.blocks, &data.chain);
     let registry: Vec<_> = watched.iter().filter_map(|v| data.registry.get(v).cloned()).collect();
     let balances = balance_records(epoch, &registry, previous_balances);

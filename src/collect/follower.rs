@@ -38,6 +38,10 @@ pub struct ChainFollower {
     orphans: Vec<BlockHeader>,
     floor: Slot,
     head: Option<BlockHeader>,
+    /// Stands in for the block below the window when no node serves it
+    /// (e.g. a replayed genesis block): only its root is known, taken from
+    /// the parent_root of the lowest block held.
+    anchor: Option<BlockHeader>,
 }
 
 impl ChainFollower {
@@ -68,7 +72,7 @@ impl ChainFollower {
 
     /// The latest canonical block strictly before `slot`, if held.
     pub fn before(&self, slot: Slot) -> Option<BlockHeader> {
-        self.canonical.range(..slot).next_back().map(|(_, h)| *h)
+        self.canonical.range(..slot).next_back().map(|(_, h)| *h).or(self.anchor)
     }
 
     /// Forgets what lies below `floor` (already judged for good), keeping the
@@ -77,10 +81,12 @@ impl ChainFollower {
         if floor <= self.floor {
             return;
         }
-        let anchor = self.before(floor);
+        let anchor = self.canonical.range(..floor).next_back().map(|(_, h)| *h);
         self.canonical = self.canonical.split_off(&floor);
         if let Some(a) = anchor {
+            // A real block now anchors the window: the stand-in is obsolete.
             self.canonical.insert(a.slot, a);
+            self.anchor = None;
         }
         self.orphans.retain(|o| o.slot >= floor);
         self.floor = floor;
@@ -110,13 +116,28 @@ impl ChainFollower {
             }
             let parent_root = cur.parent_root;
             let parent = match cache.get(&parent_root) {
-                Some(p) => *p,
-                None => pool
-                    .call("/eth/v1/beacon/headers/{block_id}", |c| async move {
+                Some(p) => Some(*p),
+                None => {
+                    pool.call("/eth/v1/beacon/headers/{block_id}", |c| async move {
                         c.header(BlockId::Root(parent_root)).await
                     })
                     .await?
-                    .ok_or(FollowError::MissingParent { root: parent_root, child_slot: cur.slot })?,
+                }
+            };
+            let Some(parent) = parent else {
+                if self.canonical.is_empty() {
+                    // First fill and the block below is not served: keep its
+                    // root (all a correct vote needs) as a stand-in anchor.
+                    self.anchor = Some(BlockHeader {
+                        root: parent_root,
+                        slot: Slot(self.floor.0.min(cur.slot.0.saturating_sub(1))),
+                        proposer_index: crate::chain::ValidatorIndex(u64::MAX),
+                        parent_root: Root::ZERO,
+                        state_root: Root::ZERO,
+                    });
+                    break;
+                }
+                return Err(FollowError::MissingParent { root: parent_root, child_slot: cur.slot });
             };
             cache.insert(parent.root, parent);
             path.push(parent);
