@@ -23,6 +23,23 @@ use crate::chain::{BlockHeader, ChainSpec, Clock, Epoch, ProposerDuties, Slot, V
 use crate::collect::{self, BlockCache, ChainFollower, EpochData};
 use crate::store::{CrossCheckRecord, EpochRecord, Store};
 
+/// Attempts at an epoch whose data nodes say is gone before it is stored
+/// as `unknown`: three rounds ride out a node that restarts or a load
+/// balancer that hits a lagging backend once.
+pub const GIVE_UP_AFTER: u32 = 3;
+
+/// Whether an error means "no node has this any more" (as opposed to "no
+/// node could be asked").
+fn is_not_served(e: &anyhow::Error) -> bool {
+    if let Some(c) = e.downcast_ref::<collect::CollectError>() {
+        return match c {
+            collect::CollectError::BlockGone { .. } | collect::CollectError::NoRegistry => true,
+            collect::CollectError::Beacon(b) => b.is_range_limit(),
+        };
+    }
+    e.downcast_ref::<crate::beacon::BeaconError>().is_some_and(|b| b.is_range_limit())
+}
+
 /// What one processed epoch amounted to (for the log line and tests).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EpochSummary {
@@ -167,6 +184,8 @@ pub struct Monitor {
     fetched_duties: HashSet<Epoch>,
     provisional_done: Option<Epoch>,
     last_health: Option<Instant>,
+    /// Failed attempts per epoch, to stop retrying what is gone for good.
+    failures: std::collections::HashMap<Epoch, u32>,
     pub summaries: Vec<EpochSummary>,
 }
 
@@ -195,6 +214,7 @@ impl Monitor {
             fetched_duties: HashSet::new(),
             provisional_done: None,
             last_health: None,
+            failures: Default::default(),
             summaries: Vec::new(),
         }
     }
@@ -230,7 +250,22 @@ impl Monitor {
             if wall.0 < window_end.0 + 2 || head.slot < self.spec.start_slot(n) {
                 break;
             }
-            let summary = self.process(n, window_end, true).await?;
+            let summary = match self.process(n, window_end, true).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let attempts = self.failures.entry(n).or_insert(0);
+                    *attempts += 1;
+                    if *attempts < GIVE_UP_AFTER || !is_not_served(&e) {
+                        return Err(e);
+                    }
+                    // The nodes answered, and what they answered is that
+                    // the data is gone: record that and move on rather than
+                    // retry forever.
+                    warn!(epoch = n.0, error = %e, "epoch data no longer served; stored as unknown");
+                    self.write_unknown(n, &format!("{e:#}")).await?
+                }
+            };
+            self.failures.remove(&n);
             done.push(summary);
             self.next_epoch = Epoch(n.0 + 1);
             let floor = Slot(self.spec.start_slot(self.next_epoch).0.saturating_sub(1));
@@ -334,6 +369,19 @@ impl Monitor {
         if is_final {
             self.summaries.push(s.clone());
         }
+        Ok(s)
+    }
+
+    async fn write_unknown(&mut self, epoch: Epoch, reason: &str) -> anyhow::Result<EpochSummary> {
+        let record = EpochRecord {
+            epoch,
+            is_final: true,
+            attestations: unknown_attestations(&self.watched, epoch, reason),
+            ..EpochRecord::default()
+        };
+        self.store.write_epoch(&record).await?;
+        let s = summarize(&record);
+        self.summaries.push(s.clone());
         Ok(s)
     }
 
