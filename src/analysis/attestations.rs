@@ -911,4 +911,111 @@ mod tests {
             ]
         );
     }
+
+    /// Mainnet scale: 2^20 validators in 64 committees × 32 slots, 100k
+    /// watched, 64 blocks of 8 full-slot aggregates. Prints the time; run
+    /// with `cargo test --release --lib mainnet_scale -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark: prints timings, asserts only the counts"]
+    fn mainnet_scale_judgement_timing() {
+        use std::time::Instant;
+        const N: u64 = 1 << 20;
+        const SLOTS: u64 = 32;
+        const COMMITTEES: u64 = 64;
+        const SIZE: u64 = N / (SLOTS * COMMITTEES);
+        let spec = ChainSpec::test_spec(SLOTS, 12_000, 0);
+        let epoch = Epoch(10);
+        let start = spec.start_slot(epoch).0;
+        let end = spec.inclusion_window_end(epoch).0;
+        // An odd multiplier permutes 0..2^20: committees look shuffled.
+        let seat = |i: u64| ValidatorIndex(i.wrapping_mul(2_654_435_761) % N);
+
+        let t = Instant::now();
+        let mut committees = Vec::new();
+        for s in 0..SLOTS {
+            for k in 0..COMMITTEES {
+                let base = (s * COMMITTEES + k) * SIZE;
+                committees.push(Committee {
+                    slot: Slot(start + s),
+                    index: k,
+                    validators: (base..base + SIZE).map(seat).collect(),
+                });
+            }
+        }
+        let watched: Vec<_> = (0..N).step_by(10).map(ValidatorIndex).collect();
+        let registry: HashMap<_, _> = watched
+            .iter()
+            .map(|v| (*v, info(v.0, 0, u64::MAX)))
+            .collect();
+        let headers: Vec<_> = (start..=end + 1)
+            .map(|s| BlockHeader {
+                root: Root([(s % 251) as u8; 32]),
+                slot: Slot(s),
+                proposer_index: ValidatorIndex(s),
+                parent_root: Root::ZERO,
+                state_root: Root::ZERO,
+            })
+            .collect();
+        let chain = CanonicalChain::new(Slot(start), Slot(end + 1), None, headers.iter().copied());
+        let all = BitVector::from_bits(64, 0..64);
+        let len = (COMMITTEES * SIZE) as usize;
+        let blocks: Vec<Block> = headers[1..]
+            .iter()
+            .map(|h| {
+                // Each block carries 8 aggregates of a slot of the epoch:
+                // the previous slot during the epoch, a late copy after it.
+                let vote_slot = start + (h.slot.0 - start - 1) % SLOTS;
+                let attestations = (0..8)
+                    .map(|a| Attestation {
+                        aggregation_bits: BitList::from_bits(len, (0..len).filter(|i| i % 8 != a)),
+                        committee_bits: Some(all.clone()),
+                        data: AttestationData {
+                            slot: Slot(vote_slot),
+                            index: 0,
+                            beacon_block_root: Root::ZERO,
+                            source: Checkpoint {
+                                epoch: Epoch(9),
+                                root: Root::ZERO,
+                            },
+                            target: Checkpoint {
+                                epoch,
+                                root: Root::ZERO,
+                            },
+                        },
+                    })
+                    .collect();
+                Block {
+                    header: *h,
+                    fork: Fork::Electra,
+                    attestations,
+                    sync_committee_bits: None,
+                    proposer_slashings: vec![],
+                    attester_slashings: vec![],
+                    voluntary_exits: vec![],
+                }
+            })
+            .collect();
+        println!("built inputs in {:?}", t.elapsed());
+
+        let t = Instant::now();
+        let verdicts = judge_attestations(&AttestationInputs {
+            spec: &spec,
+            epoch,
+            committees: &committees,
+            watched: &watched,
+            registry: &registry,
+            blocks: &blocks,
+            chain: &chain,
+            head_slot: Slot(end + 1),
+        })
+        .unwrap();
+        println!(
+            "judged {} watched of {N} validators over {} blocks in {:?}",
+            watched.len(),
+            blocks.len(),
+            t.elapsed()
+        );
+        assert_eq!(verdicts.len(), watched.len());
+        assert!(verdicts.iter().all(|v| v.status == Included));
+    }
 }
