@@ -1019,3 +1019,199 @@ mod tests {
         assert!(verdicts.iter().all(|v| v.status == Included));
     }
 }
+
+/// Real data: a Lighthouse node on Sepolia after Electra (see the fixture's
+/// README). The node computed the committees, the blocks and the liveness
+/// answer independently, so a wrong mapping cannot agree with itself.
+#[cfg(test)]
+mod sepolia_fixture {
+    use super::*;
+    use crate::chain::{BitList, BitVector, BlockHeader, Checkpoint, Fork, Pubkey, Root};
+    use serde_json::Value;
+
+    const CASSETTE: &str = "/work/shared/fixtures/lighthouse-sepolia-electra/cassette.yaml";
+
+    fn num(v: &Value) -> u64 {
+        v.as_str().unwrap().parse().unwrap()
+    }
+
+    fn root(v: &Value) -> Root {
+        v.as_str().unwrap().parse().unwrap()
+    }
+
+    fn bytes(v: &Value) -> Vec<u8> {
+        crate::chain::decode_hex(v.as_str().unwrap()).unwrap()
+    }
+
+    /// `(uri path, request body, response JSON)` of every 200 answer.
+    fn exchanges() -> Vec<(String, String, Value)> {
+        let text = std::fs::read_to_string(CASSETTE).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        doc["interactions"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|i| i["response"]["status"]["code"].as_u64() == Some(200))
+            .filter_map(|i| {
+                let uri = i["request"]["uri"].as_str()?;
+                let path = uri.split_once("5052").map(|(_, p)| p)?.to_owned();
+                let body = i["request"]["body"].as_str().unwrap_or("").to_owned();
+                let json = serde_json::from_str(i["response"]["body"]["string"].as_str()?).ok()?;
+                Some((path, body, json))
+            })
+            .collect()
+    }
+
+    fn attestation(a: &Value) -> Attestation {
+        let d = &a["data"];
+        let checkpoint = |c: &Value| Checkpoint {
+            epoch: Epoch(num(&c["epoch"])),
+            root: root(&c["root"]),
+        };
+        Attestation {
+            aggregation_bits: BitList::from_bytes(bytes(&a["aggregation_bits"])).unwrap(),
+            committee_bits: Some(BitVector::from_bytes(bytes(&a["committee_bits"]), 64).unwrap()),
+            data: AttestationData {
+                slot: Slot(num(&d["slot"])),
+                index: num(&d["index"]),
+                beacon_block_root: root(&d["beacon_block_root"]),
+                source: checkpoint(&d["source"]),
+                target: checkpoint(&d["target"]),
+            },
+        }
+    }
+
+    #[test]
+    fn included_votes_are_live_on_sepolia() {
+        let spec = ChainSpec::test_spec(32, 12_000, 1_655_733_600);
+        let epoch = Epoch(240_249);
+        let mut committees = Vec::new();
+        let mut headers = Vec::new();
+        let mut atts: HashMap<u64, Vec<Attestation>> = HashMap::new();
+        let mut live = HashSet::new();
+        for (path, _, json) in exchanges() {
+            let parts: Vec<&str> = path.split(['/', '?']).collect();
+            if path.contains("/committees") {
+                for c in json["data"].as_array().unwrap() {
+                    committees.push(Committee {
+                        slot: Slot(num(&c["slot"])),
+                        index: num(&c["index"]),
+                        validators: c["validators"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|v| ValidatorIndex(num(v)))
+                            .collect(),
+                    });
+                }
+            } else if path.starts_with("/eth/v2/beacon/blocks/") {
+                let slot: u64 = parts[5].parse().unwrap();
+                let list = json["data"].as_array().unwrap();
+                atts.insert(slot, list.iter().map(attestation).collect());
+            } else if path.starts_with("/eth/v1/beacon/headers/") && parts[5] != "finalized" {
+                let m = &json["data"]["header"]["message"];
+                headers.push(BlockHeader {
+                    root: root(&json["data"]["root"]),
+                    slot: Slot(num(&m["slot"])),
+                    proposer_index: ValidatorIndex(num(&m["proposer_index"])),
+                    parent_root: root(&m["parent_root"]),
+                    state_root: root(&m["state_root"]),
+                });
+            } else if path == "/eth/v1/validator/liveness/240249" {
+                for l in json["data"].as_array().unwrap() {
+                    if l["is_live"].as_bool().unwrap() {
+                        live.insert(ValidatorIndex(num(&l["index"])));
+                    }
+                }
+            }
+        }
+        // Committees were recorded from slot 7687982 on; votes of earlier
+        // slots cannot be mapped with this recording and are left out.
+        let first = committees.iter().map(|c| c.slot).min().unwrap();
+        let last = Slot(*atts.keys().max().unwrap());
+        headers.retain(|h| h.slot >= first);
+        // The chain starts at the first recorded header: an unrecorded slot
+        // must read as unknown, not as empty.
+        let chain_first = headers.iter().map(|h| h.slot).min().unwrap();
+        let chain = CanonicalChain::new(chain_first, last, None, headers.iter().copied());
+        let blocks: Vec<Block> = headers
+            .iter()
+            .map(|h| Block {
+                header: *h,
+                fork: Fork::Electra,
+                attestations: atts
+                    .get(&h.slot.0)
+                    .into_iter()
+                    .flatten()
+                    .filter(|a| a.data.slot >= first)
+                    .cloned()
+                    .collect(),
+                sync_committee_bits: None,
+                proposer_slashings: vec![],
+                attester_slashings: vec![],
+                voluntary_exits: vec![],
+            })
+            .collect();
+        let watched: Vec<ValidatorIndex> = committees
+            .iter()
+            .filter(|c| spec.epoch_of(c.slot) == epoch)
+            .flat_map(|c| c.validators.iter().copied())
+            .collect();
+        let registry: HashMap<_, _> = watched
+            .iter()
+            .map(|v| {
+                let info = ValidatorInfo {
+                    index: *v,
+                    pubkey: Pubkey([0; 48]),
+                    balance: crate::chain::Gwei(0),
+                    effective_balance: crate::chain::Gwei(0),
+                    status: crate::chain::ValidatorStatus::ActiveOngoing,
+                    slashed: false,
+                    activation_epoch: Epoch(0),
+                    exit_epoch: Epoch(u64::MAX),
+                };
+                (*v, info)
+            })
+            .collect();
+        let verdicts = judge_attestations(&AttestationInputs {
+            spec: &spec,
+            epoch,
+            committees: &committees,
+            watched: &watched,
+            registry: &registry,
+            blocks: &blocks,
+            chain: &chain,
+            head_slot: last,
+        })
+        .unwrap();
+
+        let included: Vec<_> = verdicts
+            .iter()
+            .filter(|v| v.status == AttestationStatus::Included)
+            .collect();
+        println!(
+            "{} watched, {} included, {} live",
+            watched.len(),
+            included.len(),
+            live.len()
+        );
+        assert!(included.len() > watched.len() / 2, "too few inclusions");
+        for v in &included {
+            assert!(
+                live.contains(&v.validator_index),
+                "{} included but not live",
+                v.validator_index
+            );
+            assert!(v.inclusion_delay.unwrap() >= 1);
+            // The recording starts inside the epoch: its first slot, and
+            // so the target root, is not covered.
+            assert_eq!(v.target_correct, None);
+            assert_eq!(v.head_correct.is_some(), v.duty_slot >= Some(chain_first));
+        }
+        // Nothing can be missed: the window ends at slot 7688031.
+        assert!(verdicts.iter().all(|v| matches!(
+            v.status,
+            AttestationStatus::Included | AttestationStatus::Pending
+        )));
+    }
+}

@@ -178,7 +178,8 @@ mod tests {
         let spec = ChainSpec::test_spec(8, 2000, 0);
         let watched: Vec<_> = [2, 3, 4, 5, 9].map(ValidatorIndex).to_vec();
         // (name, blocks, expected (validator, epoch, slot, kind))
-        let cases: Vec<(&str, Vec<Block>, Vec<(u64, u64, u64, SlashingKind)>)> = vec![
+        type Case = (&'static str, Vec<Block>, Vec<(u64, u64, u64, SlashingKind)>);
+        let cases: Vec<Case> = vec![
             (
                 "proposer slashing of a watched validator",
                 vec![block(17, &[9, 10], &[])],

@@ -84,7 +84,13 @@ mod tests {
         let ok = |r: Option<Root>| NodeAnswer::Root(r);
         let failed = || NodeAnswer::Failed("timed out".into());
         // (name, expected, answers in node order, names that disagree)
-        let cases: Vec<(&str, Option<Root>, Vec<NodeAnswer>, Vec<&str>)> = vec![
+        type Case = (
+            &'static str,
+            Option<Root>,
+            Vec<NodeAnswer>,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
             ("all agree", a, vec![ok(a), ok(a)], vec![]),
             (
                 "one node on another fork",

@@ -103,7 +103,14 @@ mod tests {
         use ProposalStatus::*;
         let orphans = [header(10, 102, 0xa0), header(12, 999, 0xc0)];
         // (name, duty slot, proposer, head slot, expected verdict)
-        let cases: Vec<(&str, u64, u64, u64, Option<(ProposalStatus, Option<u8>)>)> = vec![
+        type Case = (
+            &'static str,
+            u64,
+            u64,
+            u64,
+            Option<(ProposalStatus, Option<u8>)>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "canonical block by the duty's proposer",
                 8,
