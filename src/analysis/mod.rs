@@ -8,6 +8,7 @@
 pub mod attestations;
 pub mod balances;
 pub mod canonical;
+pub mod crosscheck;
 pub mod proposals;
 pub mod sync;
 
