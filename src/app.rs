@@ -18,14 +18,23 @@ use crate::store::Store;
 
 /// Opens the configured store (embedded SQLite by default) and migrates it.
 pub async fn open_store(url: &str) -> anyhow::Result<Store> {
-    let store = Store::connect(url).await.context("cannot open the database")?;
-    store.migrate().await.context("cannot apply the database migrations")?;
+    let store = Store::connect(url)
+        .await
+        .context("cannot open the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply the database migrations")?;
     Ok(store)
 }
 
 /// The database URL from flags, file and defaults, without loading the
 /// rest of the config (report and migrate need no beacon node).
-pub fn database_url(config: Option<&Path>, url: Option<String>, data_dir: Option<String>) -> anyhow::Result<String> {
+pub fn database_url(
+    config: Option<&Path>,
+    url: Option<String>,
+    data_dir: Option<String>,
+) -> anyhow::Result<String> {
     if let Some(u) = url {
         return Ok(u);
     }
@@ -33,8 +42,13 @@ pub fn database_url(config: Option<&Path>, url: Option<String>, data_dir: Option
     if let Some(u) = raw.database.url {
         return Ok(u);
     }
-    let dir = data_dir.or(raw.data_dir).unwrap_or_else(|| "valwatch-data".into());
-    Ok(format!("sqlite://{}", Path::new(&dir).join("valwatch.sqlite").display()))
+    let dir = data_dir
+        .or(raw.data_dir)
+        .unwrap_or_else(|| "valwatch-data".into());
+    Ok(format!(
+        "sqlite://{}",
+        Path::new(&dir).join("valwatch.sqlite").display()
+    ))
 }
 
 /// `valwatch run`.
@@ -44,7 +58,11 @@ pub async fn run(config: Config, until_epoch: Option<Epoch>) -> anyhow::Result<(
     run_with(config, until_epoch, cancel).await
 }
 
-pub async fn run_with(config: Config, until_epoch: Option<Epoch>, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_with(
+    config: Config,
+    until_epoch: Option<Epoch>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let db_url = config.effective_database_url();
     if config.database_url.is_none() {
         info!(path = %db_url, "no database configured: using the embedded SQLite store");
@@ -62,7 +80,8 @@ pub async fn run_with(config: Config, until_epoch: Option<Epoch>, cancel: Cancel
         .context("the database belongs to another network")?;
     pool.check_health().await;
 
-    let (watched, unresolved) = crate::collect::resolve_validators(&pool, &config.all_validators()).await?;
+    let (watched, unresolved) =
+        crate::collect::resolve_validators(&pool, &config.all_validators()).await?;
     for id in &unresolved {
         warn!(validator = ?id, "public key not found on chain; not watched until it is");
     }
@@ -102,14 +121,15 @@ fn spawn_signal_handler(cancel: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    cancel.cancel();
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        cancel.cancel();
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -132,8 +152,12 @@ pub async fn check_config(path: Option<&Path>, over: &Overrides) -> anyhow::Resu
         }
     };
     let mut ok = true;
-    println!("configuration: ok ({} nodes, {} groups, {} validators)",
-        config.beacon_nodes.len(), config.groups.len(), config.all_validators().len());
+    println!(
+        "configuration: ok ({} nodes, {} groups, {} validators)",
+        config.beacon_nodes.len(),
+        config.groups.len(),
+        config.all_validators().len()
+    );
     for node in &config.beacon_nodes {
         let pool = BeaconPool::new(vec![node.clone()])?;
         match pool.identify().await {

@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::Overrides;
 
 #[derive(Debug, Parser)]
-#[command(name = "valwatch", version, about = "Independent liveness monitor for Ethereum validators")]
+#[command(
+    name = "valwatch",
+    version,
+    about = "Independent liveness monitor for Ethereum validators"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -5,12 +5,12 @@
 //! `store` keeps it, and `report` / `http` show it. See ARCHITECTURE.md.
 
 pub mod analysis;
+pub mod app;
 pub mod beacon;
 pub mod chain;
-pub mod config;
-pub mod store;
-pub mod collect;
-pub mod monitor;
 pub mod cli;
-pub mod app;
+pub mod collect;
+pub mod config;
+pub mod monitor;
 pub mod report;
+pub mod store;

@@ -10,10 +10,15 @@ use valwatch::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("VALWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("VALWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -37,8 +42,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig(args) => {
-            let ok = valwatch::app::check_config(args.config.as_deref(), &Default::default()).await?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let ok =
+                valwatch::app::check_config(args.config.as_deref(), &Default::default()).await?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Migrate(args) => {
             let url = valwatch::app::database_url(

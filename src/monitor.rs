@@ -37,7 +37,8 @@ fn is_not_served(e: &anyhow::Error) -> bool {
             collect::CollectError::Beacon(b) => b.is_range_limit(),
         };
     }
-    e.downcast_ref::<crate::beacon::BeaconError>().is_some_and(|b| b.is_range_limit())
+    e.downcast_ref::<crate::beacon::BeaconError>()
+        .is_some_and(|b| b.is_range_limit())
 }
 
 /// What one processed epoch amounted to (for the log line and tests).
@@ -92,8 +93,18 @@ pub fn judge_epoch(
     };
     // The genesis block is part of the genesis state, nobody proposes it.
     proposals.retain(|p| p.slot != Slot(0));
-    let sync = judge_sync(spec, epoch, &data.sync_committees, watched, &data.blocks, &data.chain);
-    let registry: Vec<_> = watched.iter().filter_map(|v| data.registry.get(v).cloned()).collect();
+    let sync = judge_sync(
+        spec,
+        epoch,
+        &data.sync_committees,
+        watched,
+        &data.blocks,
+        &data.chain,
+    );
+    let registry: Vec<_> = watched
+        .iter()
+        .filter_map(|v| data.registry.get(v).cloned())
+        .collect();
     let balances = balance_records(epoch, &registry, previous_balances);
     let in_epoch: Vec<_> = data
         .blocks
@@ -114,7 +125,11 @@ pub fn judge_epoch(
     }
 }
 
-fn unknown_attestations(watched: &[ValidatorIndex], epoch: Epoch, reason: &str) -> Vec<AttestationVerdict> {
+fn unknown_attestations(
+    watched: &[ValidatorIndex],
+    epoch: Epoch,
+    reason: &str,
+) -> Vec<AttestationVerdict> {
     watched
         .iter()
         .map(|v| AttestationVerdict {
@@ -136,7 +151,11 @@ fn unknown_attestations(watched: &[ValidatorIndex], epoch: Epoch, reason: &str) 
 /// Without the epoch's proposer duties (no node serves them any more), the
 /// canonical blocks still prove who proposed; who should have proposed an
 /// empty slot cannot be known, so nothing is said about it.
-fn proposals_without_duties(spec: &ChainSpec, data: &EpochData, watched: &[ValidatorIndex]) -> Vec<ProposalVerdict> {
+fn proposals_without_duties(
+    spec: &ChainSpec,
+    data: &EpochData,
+    watched: &[ValidatorIndex],
+) -> Vec<ProposalVerdict> {
     let watched: HashSet<_> = watched.iter().collect();
     data.chain
         .blocks()
@@ -232,8 +251,13 @@ impl Monitor {
     /// be judged. Returns the epochs judged for good in this round.
     pub async fn tick(&mut self) -> anyhow::Result<Vec<EpochSummary>> {
         let mut done = Vec::new();
-        let Some(wall) = self.wall_slot() else { return Ok(done) };
-        if self.last_health.is_none_or(|t| t.elapsed() >= self.spec.slot_duration()) {
+        let Some(wall) = self.wall_slot() else {
+            return Ok(done);
+        };
+        if self
+            .last_health
+            .is_none_or(|t| t.elapsed() >= self.spec.slot_duration())
+        {
             self.pool.check_health().await;
             self.last_health = Some(Instant::now());
         }
@@ -278,7 +302,8 @@ impl Monitor {
         if wall_epoch.0 >= 1 {
             let prev = Epoch(wall_epoch.0 - 1);
             if prev >= self.next_epoch && self.provisional_done != Some(prev) {
-                let upto = Slot(wall.0.saturating_sub(1)).min(head.slot.max(self.spec.start_slot(prev)));
+                let upto =
+                    Slot(wall.0.saturating_sub(1)).min(head.slot.max(self.spec.start_slot(prev)));
                 self.process(prev, upto, false).await?;
                 self.provisional_done = Some(prev);
             }
@@ -305,7 +330,12 @@ impl Monitor {
         self.fetched_duties.retain(|e| e.0 + 2 >= current.0);
     }
 
-    async fn process(&mut self, epoch: Epoch, upto: Slot, is_final: bool) -> anyhow::Result<EpochSummary> {
+    async fn process(
+        &mut self,
+        epoch: Epoch,
+        upto: Slot,
+        is_final: bool,
+    ) -> anyhow::Result<EpochSummary> {
         let started = Instant::now();
         let data = collect::gather_epoch(
             &self.pool,
@@ -389,7 +419,13 @@ impl Monitor {
     /// block slot and compares it with the chain valwatch judged by.
     async fn cross_check(&self, data: &EpochData) -> Vec<CrossCheckRecord> {
         let end = self.spec.end_slot(data.epoch);
-        let Some(last) = data.chain.blocks().filter(|b| b.slot <= end).last().copied() else {
+        let Some(last) = data
+            .chain
+            .blocks()
+            .filter(|b| b.slot <= end)
+            .last()
+            .copied()
+        else {
             return Vec::new();
         };
         self.pool
@@ -415,7 +451,12 @@ impl Monitor {
     }
 
     /// Loops `tick` until cancelled, or until `stop_after` epochs were judged.
-    pub async fn run(&mut self, cancel: CancellationToken, poll: Duration, stop_after: Option<Epoch>) -> anyhow::Result<()> {
+    pub async fn run(
+        &mut self,
+        cancel: CancellationToken,
+        poll: Duration,
+        stop_after: Option<Epoch>,
+    ) -> anyhow::Result<()> {
         loop {
             match self.tick().await {
                 Ok(_) => {}

@@ -2,10 +2,10 @@
 
 use std::fmt::Write as _;
 
-use crate::cli::{ReportArgs, ReportFormat};
-use crate::config::parse_validator_list;
 use crate::beacon::client::ValidatorId;
 use crate::chain::Epoch;
+use crate::cli::{ReportArgs, ReportFormat};
+use crate::config::parse_validator_list;
 use crate::store::{Report, ReportQuery};
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
@@ -23,7 +23,9 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|id| match id {
                     ValidatorId::Index(i) => Ok(i),
-                    ValidatorId::Pubkey(_) => Err(anyhow::anyhow!("--validators: report takes indices, not public keys")),
+                    ValidatorId::Pubkey(_) => Err(anyhow::anyhow!(
+                        "--validators: report takes indices, not public keys"
+                    )),
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
         ),
@@ -54,24 +56,46 @@ pub fn to_csv(r: &Report) -> String {
         let _ = writeln!(
             s,
             "attestation,{},{},{},{},{},{},{},{}",
-            a.validator_index, a.epoch, a.status.as_str(), opt(&a.inclusion_slot), opt(&a.inclusion_delay),
-            opt(&a.source_correct), opt(&a.target_correct), opt(&a.head_correct)
+            a.validator_index,
+            a.epoch,
+            a.status.as_str(),
+            opt(&a.inclusion_slot),
+            opt(&a.inclusion_delay),
+            opt(&a.source_correct),
+            opt(&a.target_correct),
+            opt(&a.head_correct)
         );
     }
     s.push_str("\nkind,slot,validator_index,status,block_root\n");
     for p in &r.proposals {
-        let _ = writeln!(s, "proposal,{},{},{},{}", p.slot, p.validator_index, p.status.as_str(), opt(&p.block_root));
+        let _ = writeln!(
+            s,
+            "proposal,{},{},{},{}",
+            p.slot,
+            p.validator_index,
+            p.status.as_str(),
+            opt(&p.block_root)
+        );
     }
     s.push_str("\nkind,validator_index,epoch,participated,missed\n");
     for y in &r.sync {
-        let _ = writeln!(s, "sync,{},{},{},{}", y.validator_index, y.epoch, y.participated, y.missed);
+        let _ = writeln!(
+            s,
+            "sync,{},{},{},{}",
+            y.validator_index, y.epoch, y.participated, y.missed
+        );
     }
     s.push_str("\nkind,validator_index,epoch,balance_gwei,effective_balance_gwei,status,slashed\n");
     for b in &r.balances {
         let _ = writeln!(
             s,
             "balance,{},{},{},{},{},{}",
-            b.validator_index, b.epoch, b.balance, b.effective_balance, b.status.as_str(), b.slashed
+            b.validator_index,
+            b.epoch,
+            b.balance,
+            b.effective_balance,
+            b.status.as_str(),
+            b.slashed
         );
     }
     s

@@ -23,20 +23,40 @@ fn valwatch(nodes: &[String], db: &str) -> std::process::Child {
     for n in nodes {
         cmd.args(["--beacon-node", n]);
     }
-    cmd.args(["--validators", "0-63", "--database-url", db, "--listen", "off", "--from-epoch", "0"])
-        .args(["--until-epoch", &LAST_EPOCH.to_string()])
-        .env("VALWATCH_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+    cmd.args([
+        "--validators",
+        "0-63",
+        "--database-url",
+        db,
+        "--listen",
+        "off",
+        "--from-epoch",
+        "0",
+    ])
+    .args(["--until-epoch", &LAST_EPOCH.to_string()])
+    .env("VALWATCH_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_one_stopped_and_a_restart_leave_no_gap() {
-    let genesis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3;
+    let genesis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3;
     let g = genesis.to_string();
-    let args = ["--mode", "live", "--speed", "2", "--genesis-time", g.as_str()];
+    let args = [
+        "--mode",
+        "live",
+        "--speed",
+        "2",
+        "--genesis-time",
+        g.as_str(),
+    ];
     let mut a = common::Replay::start(RECORDING, &args);
     let b = common::Replay::start(RECORDING, &args);
     let dir = tempfile::tempdir().unwrap();
@@ -58,7 +78,10 @@ async fn two_nodes_one_stopped_and_a_restart_leave_no_gap() {
         if let Some(s) = vw.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "valwatch did not finish epoch {LAST_EPOCH}");
+        assert!(
+            Instant::now() < deadline,
+            "valwatch did not finish epoch {LAST_EPOCH}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert!(status.success(), "valwatch exited with {status}");
@@ -81,9 +104,16 @@ async fn two_nodes_one_stopped_and_a_restart_leave_no_gap() {
             .map(|x| x.status.as_str())
             .unwrap_or("absent (gap)");
         if have != want {
-            wrong.push(format!("validator {v} epoch {e}: expected {want}, got {have}"));
+            wrong.push(format!(
+                "validator {v} epoch {e}: expected {want}, got {have}"
+            ));
         }
     }
-    assert!(wrong.is_empty(), "{} wrong verdicts:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong verdicts:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     assert_eq!(store.cursor().await.unwrap().map(|e| e.0), Some(LAST_EPOCH));
 }

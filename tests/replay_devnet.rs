@@ -17,16 +17,23 @@ async fn backfill(recording: &str, until: u64) -> (tempfile::TempDir, Store) {
     let over = Overrides {
         beacon_nodes: vec![replay.url()],
         validators: Some("0-63".into()),
-        database_url: Some(format!("sqlite://{}", dir.path().join("db.sqlite").display())),
+        database_url: Some(format!(
+            "sqlite://{}",
+            dir.path().join("db.sqlite").display()
+        )),
         listen: Some("off".into()),
         from_epoch: Some(0),
         data_dir: None,
     };
     let config = validate(RawConfig::default(), &over, dir.path()).unwrap();
     let url = config.effective_database_url();
-    valwatch::app::run_with(config, Some(Epoch(until)), tokio_util::sync::CancellationToken::new())
-        .await
-        .unwrap();
+    valwatch::app::run_with(
+        config,
+        Some(Epoch(until)),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     drop(replay);
     let store = valwatch::app::open_store(&url).await.unwrap();
     (dir, store)
@@ -45,12 +52,23 @@ async fn check(recording: &str, until: u64, never_included: &[(u64, u64)]) {
     for (&(v, e), &want) in expected.iter().filter(|((_, e), _)| *e <= until) {
         let have = got.get(&(v, e)).map(|s| s.as_str()).unwrap_or("absent");
         if have != want {
-            wrong.push(format!("validator {v} epoch {e}: expected {want}, got {have}"));
+            wrong.push(format!(
+                "validator {v} epoch {e}: expected {want}, got {have}"
+            ));
         }
     }
-    assert!(wrong.is_empty(), "{} wrong verdicts:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong verdicts:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     assert_eq!(
-        report.attestations.iter().filter(|a| a.epoch.0 <= until).count(),
+        report
+            .attestations
+            .iter()
+            .filter(|a| a.epoch.0 <= until)
+            .count(),
         64 * (until as usize + 1),
         "one verdict per validator and epoch"
     );
@@ -65,6 +83,9 @@ async fn lodestar_devnet_verdicts_match_the_ground_truth() {
 async fn deneb_to_electra_verdicts_match_the_ground_truth() {
     // The node never included the last two Deneb slots' votes (README):
     // these online validators have no on-chain vote for epoch 4.
-    let dropped: Vec<(u64, u64)> = [1, 7, 10, 12, 14, 15, 25, 26, 32, 33, 35].iter().map(|v| (*v, 4)).collect();
+    let dropped: Vec<(u64, u64)> = [1, 7, 10, 12, 14, 15, 25, 26, 32, 33, 35]
+        .iter()
+        .map(|v| (*v, 4))
+        .collect();
     check("lodestar-devnet-deneb-electra", 14, &dropped).await;
 }

@@ -1029,7 +1029,11 @@ mod sepolia_fixture {
     use crate::chain::{BitList, BitVector, BlockHeader, Checkpoint, Fork, Pubkey, Root};
     use serde_json::Value;
 
-    const CASSETTE: &str = "/work/shared/fixtures/lighthouse-sepolia-electra/cassette.yaml";
+    /// `../shared` beside the project's root, as in CI.
+    fn cassette() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/lighthouse-sepolia-electra/cassette.yaml")
+    }
 
     fn num(v: &Value) -> u64 {
         v.as_str().unwrap().parse().unwrap()
@@ -1045,7 +1049,7 @@ mod sepolia_fixture {
 
     /// `(uri path, request body, response JSON)` of every 200 answer.
     fn exchanges() -> Vec<(String, String, Value)> {
-        let text = std::fs::read_to_string(CASSETTE).unwrap();
+        let text = std::fs::read_to_string(cassette()).unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         doc["interactions"]
             .as_sequence()

@@ -47,7 +47,10 @@ pub struct ChainFollower {
 impl ChainFollower {
     /// Follows from `floor` on; the block at or just below it is the anchor.
     pub fn new(floor: Slot) -> Self {
-        Self { floor, ..Self::default() }
+        Self {
+            floor,
+            ..Self::default()
+        }
     }
 
     pub fn head(&self) -> Option<&BlockHeader> {
@@ -72,7 +75,11 @@ impl ChainFollower {
 
     /// The latest canonical block strictly before `slot`, if held.
     pub fn before(&self, slot: Slot) -> Option<BlockHeader> {
-        self.canonical.range(..slot).next_back().map(|(_, h)| *h).or(self.anchor)
+        self.canonical
+            .range(..slot)
+            .next_back()
+            .map(|(_, h)| *h)
+            .or(self.anchor)
     }
 
     /// Forgets what lies below `floor` (already judged for good), keeping the
@@ -95,7 +102,9 @@ impl ChainFollower {
     /// Brings the canonical chain up to the pool's head. Returns the head.
     pub async fn update(&mut self, pool: &BeaconPool) -> Result<BlockHeader, FollowError> {
         let head = pool
-            .call("/eth/v1/beacon/headers/{block_id}", |c| async move { c.header(BlockId::Head).await })
+            .call("/eth/v1/beacon/headers/{block_id}", |c| async move {
+                c.header(BlockId::Head).await
+            })
             .await?
             .ok_or(FollowError::NoHead)?;
         if self.head.map(|h| h.root) == Some(head.root) {
@@ -137,7 +146,10 @@ impl ChainFollower {
                     });
                     break;
                 }
-                return Err(FollowError::MissingParent { root: parent_root, child_slot: cur.slot });
+                return Err(FollowError::MissingParent {
+                    root: parent_root,
+                    child_slot: cur.slot,
+                });
             };
             cache.insert(parent.root, parent);
             path.push(parent);
@@ -149,15 +161,22 @@ impl ChainFollower {
     /// Installs `path` (head first, ending at a block already held or at the
     /// anchor) as the canonical chain above its last element.
     fn apply(&mut self, path: Vec<BlockHeader>) {
-        let Some(join) = path.last().copied() else { return };
+        let Some(join) = path.last().copied() else {
+            return;
+        };
         let head = path[0];
         // Everything held above the join point that is not on the new path
         // was reorged away.
-        let stale: Vec<Slot> = self.canonical.range(Slot(join.slot.0 + 1)..).map(|(s, _)| *s).collect();
+        let stale: Vec<Slot> = self
+            .canonical
+            .range(Slot(join.slot.0 + 1)..)
+            .map(|(s, _)| *s)
+            .collect();
         let on_path: std::collections::HashSet<Root> = path.iter().map(|h| h.root).collect();
         for s in stale {
             if let Some(old) = self.canonical.remove(&s) {
-                if !on_path.contains(&old.root) && !self.orphans.iter().any(|o| o.root == old.root) {
+                if !on_path.contains(&old.root) && !self.orphans.iter().any(|o| o.root == old.root)
+                {
                     self.orphans.push(old);
                 }
             }
@@ -167,7 +186,8 @@ impl ChainFollower {
         }
         // A block re-adopted after a reorg back is canonical again.
         let canonical = &self.canonical;
-        self.orphans.retain(|o| canonical.get(&o.slot).map(|h| h.root) != Some(o.root));
+        self.orphans
+            .retain(|o| canonical.get(&o.slot).map(|h| h.root) != Some(o.root));
         self.head = Some(head);
     }
 }

@@ -68,7 +68,11 @@ impl BlockCache {
         self.blocks.is_empty()
     }
 
-    async fn get(&mut self, pool: &BeaconPool, header: &BlockHeader) -> Result<Arc<Block>, CollectError> {
+    async fn get(
+        &mut self,
+        pool: &BeaconPool,
+        header: &BlockHeader,
+    ) -> Result<Arc<Block>, CollectError> {
         if let Some(b) = self.blocks.get(&(header.slot, header.root)) {
             return Ok(b.clone());
         }
@@ -78,9 +82,13 @@ impl BlockCache {
                 c.block(BlockId::Root(root), Some(root)).await
             })
             .await?
-            .ok_or(CollectError::BlockGone { root, slot: header.slot })?;
+            .ok_or(CollectError::BlockGone {
+                root,
+                slot: header.slot,
+            })?;
         let block = Arc::new(block);
-        self.blocks.insert((header.slot, header.root), block.clone());
+        self.blocks
+            .insert((header.slot, header.root), block.clone());
         Ok(block)
     }
 }
@@ -122,9 +130,10 @@ pub async fn gather_epoch(
     states.push(StateId::Head);
 
     let committees = first_served(&states, |state| async move {
-        pool.call("/eth/v1/beacon/states/{state_id}/committees", |c| async move {
-            c.committees(state, epoch).await
-        })
+        pool.call(
+            "/eth/v1/beacon/states/{state_id}/committees",
+            |c| async move { c.committees(state, epoch).await },
+        )
         .await
     })
     .await
@@ -140,9 +149,10 @@ pub async fn gather_epoch(
         }
         for (period, e) in periods {
             let served = first_served(&states, |state| async move {
-                pool.call("/eth/v1/beacon/states/{state_id}/sync_committees", |c| async move {
-                    c.sync_committee(state, e).await
-                })
+                pool.call(
+                    "/eth/v1/beacon/states/{state_id}/sync_committees",
+                    |c| async move { c.sync_committee(state, e).await },
+                )
                 .await
             })
             .await;
@@ -172,9 +182,10 @@ pub async fn gather_epoch(
     let ids: Vec<ValidatorId> = watched.iter().map(|v| ValidatorId::Index(*v)).collect();
     let ids = &ids;
     let registry = first_served(&reg_states, |state| async move {
-        pool.call("/eth/v1/beacon/states/{state_id}/validators", |c| async move {
-            c.validators(state, ids).await
-        })
+        pool.call(
+            "/eth/v1/beacon/states/{state_id}/validators",
+            |c| async move { c.validators(state, ids).await },
+        )
         .await
     })
     .await
@@ -183,7 +194,15 @@ pub async fn gather_epoch(
     .map(|v| (v.index, v))
     .collect();
 
-    Ok(EpochData { epoch, chain, blocks, committees, sync_committees, registry, upto })
+    Ok(EpochData {
+        epoch,
+        chain,
+        blocks,
+        committees,
+        sync_committees,
+        registry,
+        upto,
+    })
 }
 
 /// Tries each state id in turn; the first `Some` wins. Errors and `None`
@@ -206,9 +225,15 @@ where
 
 /// Proposer duties of `epoch` from a node (nodes serve only the current and
 /// next epoch, some older ones too).
-pub async fn fetch_proposer_duties(pool: &BeaconPool, epoch: Epoch) -> Result<ProposerDuties, BeaconError> {
-    pool.call("/eth/v1/validator/duties/proposer/{epoch}", |c| async move { c.proposer_duties(epoch).await })
-        .await
+pub async fn fetch_proposer_duties(
+    pool: &BeaconPool,
+    epoch: Epoch,
+) -> Result<ProposerDuties, BeaconError> {
+    pool.call(
+        "/eth/v1/validator/duties/proposer/{epoch}",
+        |c| async move { c.proposer_duties(epoch).await },
+    )
+    .await
 }
 
 /// Resolves configured ids (indices or pubkeys) to indices. Pubkeys the
@@ -224,14 +249,19 @@ pub async fn resolve_validators(
             ValidatorId::Pubkey(_) => None,
         })
         .collect();
-    let pubkeys: Vec<ValidatorId> = ids.iter().filter(|id| matches!(id, ValidatorId::Pubkey(_))).copied().collect();
+    let pubkeys: Vec<ValidatorId> = ids
+        .iter()
+        .filter(|id| matches!(id, ValidatorId::Pubkey(_)))
+        .copied()
+        .collect();
     let mut unresolved = Vec::new();
     if !pubkeys.is_empty() {
         let pk = &pubkeys;
         let found = pool
-            .call("/eth/v1/beacon/states/{state_id}/validators", |c| async move {
-                c.validators(StateId::Head, pk).await
-            })
+            .call(
+                "/eth/v1/beacon/states/{state_id}/validators",
+                |c| async move { c.validators(StateId::Head, pk).await },
+            )
             .await?
             .unwrap_or_default();
         let by_key: HashMap<_, _> = found.iter().map(|v| (v.pubkey, v.index)).collect();

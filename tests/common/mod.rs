@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 /// `../shared` beside the project's root.
 pub fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("shared")
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -16,7 +18,11 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `replay.py`; killed on drop.
@@ -81,7 +87,10 @@ pub fn expected_attestations(
     for (epoch, e) in gt["epochs"].as_object().unwrap() {
         let epoch: u64 = epoch.parse().unwrap();
         let list = |k: &str| -> Vec<u64> {
-            e.get(k).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_u64()).collect()).unwrap_or_default()
+            e.get(k)
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+                .unwrap_or_default()
         };
         for v in list("online") {
             out.insert((v, epoch), "included");
@@ -90,10 +99,20 @@ pub fn expected_attestations(
             out.insert((v, epoch), "missed");
         }
         if let Some(u) = e.get("uncertain_vc_log") {
-            for v in u["signed_attestation"].as_array().into_iter().flatten().filter_map(|x| x.as_u64()) {
+            for v in u["signed_attestation"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_u64())
+            {
                 out.insert((v, epoch), "included");
             }
-            for v in u["no_signed_attestation"].as_array().into_iter().flatten().filter_map(|x| x.as_u64()) {
+            for v in u["no_signed_attestation"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_u64())
+            {
                 out.insert((v, epoch), "missed");
             }
         }
