@@ -379,7 +379,9 @@ impl Store {
     pub async fn write_epoch(&self, record: &EpochRecord) -> Result<WriteStats, StoreError> {
         let rows = codec::epoch_rows(record)?;
         let mut stats = dispatch!(self, write_epoch(&rows))?;
-        stats.approx_bytes = rows.approx_bytes();
+        if !stats.kept_final {
+            stats.approx_bytes = rows.approx_bytes();
+        }
         Ok(stats)
     }
 
