@@ -5,6 +5,31 @@
 //! bulk writes (one statement per table per epoch, one transaction), the
 //! processed-epoch cursor, report queries and retention.
 //! Must not: decide verdicts or talk to the network.
+//!
+//! Storage rules, the same for both backends (tests/store_contract.rs runs
+//! one suite against both):
+//! - Redoing an epoch changes nothing: rows are upserted by their natural
+//!   key, and a row whose values are unchanged is not rewritten.
+//! - A final write replaces what a pending write stored; a pending write of
+//!   an epoch already stored as final is refused as a whole (`kept_final`).
+//! - An `unknown` verdict never replaces a known one (the data is gone, the
+//!   earlier verdict is still the best knowledge).
+//! - The processed-epoch cursor only moves forward; retention never touches
+//!   the cursor or the meta table.
+
+mod codec;
+mod postgres;
+mod sqlite;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+
+use crate::chain::{Gwei, ProposerDuties};
 
 use serde::Serialize;
 
@@ -58,4 +83,502 @@ pub struct Report {
     pub proposals: Vec<ProposalVerdict>,
     pub sync: Vec<SyncVerdict>,
     pub balances: Vec<BalanceRecord>,
+}
+
+/// Rows inserted or changed per table by one `write_epoch` (unchanged rows
+/// are not rewritten and not counted), and the approximate payload size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WriteStats {
+    pub attestations: u64,
+    pub proposals: u64,
+    pub sync: u64,
+    pub balances: u64,
+    pub slashings: u64,
+    pub cross_checks: u64,
+    /// Approximate bytes of the values sent (8 per integer, 1 per boolean,
+    /// the length of each text), comparable across backends.
+    pub approx_bytes: u64,
+    /// The epoch is already stored as final and this record is not: nothing
+    /// was written.
+    pub kept_final: bool,
+}
+
+impl WriteStats {
+    pub fn rows(&self) -> u64 {
+        self.attestations
+            + self.proposals
+            + self.sync
+            + self.balances
+            + self.slashings
+            + self.cross_checks
+    }
+}
+
+/// One validator's history over a `ReportQuery`, for the table format.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ValidatorSummary {
+    pub validator_index: ValidatorIndex,
+    pub attestations_included: u64,
+    pub attestations_missed: u64,
+    pub attestations_pending: u64,
+    pub attestations_unknown: u64,
+    pub attestations_inactive: u64,
+    /// Mean raw inclusion delay (slots) over included attestations.
+    pub average_inclusion_delay: Option<f64>,
+    /// Shares of correct votes among included attestations whose
+    /// correctness is known; None when there is none.
+    pub head_correct_rate: Option<f64>,
+    pub target_correct_rate: Option<f64>,
+    pub source_correct_rate: Option<f64>,
+    pub proposals_proposed: u64,
+    pub proposals_missed: u64,
+    pub proposals_orphaned: u64,
+    pub proposals_unknown: u64,
+    /// Slots (summed over epochs) whose sync signature was / was not included.
+    pub sync_participated: u64,
+    pub sync_missed: u64,
+}
+
+impl ValidatorSummary {
+    fn empty(validator_index: ValidatorIndex) -> Self {
+        ValidatorSummary {
+            validator_index,
+            attestations_included: 0,
+            attestations_missed: 0,
+            attestations_pending: 0,
+            attestations_unknown: 0,
+            attestations_inactive: 0,
+            average_inclusion_delay: None,
+            head_correct_rate: None,
+            target_correct_rate: None,
+            source_correct_rate: None,
+            proposals_proposed: 0,
+            proposals_missed: 0,
+            proposals_orphaned: 0,
+            proposals_unknown: 0,
+            sync_participated: 0,
+            sync_missed: 0,
+        }
+    }
+}
+
+/// Why a store operation failed. Database URLs appear only with their
+/// password replaced (`redact_url`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("unsupported database URL scheme {scheme:?}: expected postgres://, postgresql:// or sqlite:")]
+    UnsupportedUrl { scheme: String },
+    #[error("invalid database URL {target}")]
+    InvalidUrl {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot create the directory {} for the SQLite database", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {target}")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot migrate the {backend} schema")]
+    Migrate {
+        backend: &'static str,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("store: {op} failed")]
+    Database {
+        op: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{what} = {value} does not fit a BIGINT column")]
+    OutOfRange { what: &'static str, value: u64 },
+    #[error("the record of epoch {epoch} is inconsistent: {problem}")]
+    InvalidRecord { epoch: Epoch, problem: String },
+    #[error("stored {what} is invalid: {problem}")]
+    Corrupt { what: &'static str, problem: String },
+    #[error(
+        "this database belongs to the network with genesis_validators_root {stored}, \
+         not {expected}: use another database"
+    )]
+    NetworkMismatch { stored: String, expected: Root },
+}
+
+impl StoreError {
+    /// Worth retrying as is: the database was unreachable, busy or chose
+    /// this transaction as a victim. Everything else needs a change first.
+    pub fn is_transient(&self) -> bool {
+        let source = match self {
+            StoreError::Database { source, .. } | StoreError::Connect { source, .. } => source,
+            _ => return false,
+        };
+        match source {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(e) => matches!(
+                e.code().as_deref(),
+                // PostgreSQL: serialization_failure, deadlock_detected,
+                // admin/crash shutdown, cannot_connect_now.
+                Some("40001" | "40P01" | "57P01" | "57P02" | "57P03")
+                // SQLite: SQLITE_BUSY, SQLITE_LOCKED (primary result codes).
+                | Some("5" | "6")
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// `op` as the error of a failed query.
+fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Database { op, source }
+}
+
+/// The URL with any password replaced by `***`, for logs and errors. A URL
+/// that does not parse is not shown at all: where its secret sits is unknown.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<unparseable database URL>".to_owned();
+    };
+    if parsed.password().is_some() {
+        // Fails only for URLs that cannot have a password; then there is none.
+        let _ = parsed.set_password(Some("***"));
+    }
+    // libpq also accepts the password as a query parameter.
+    if parsed.query_pairs().any(|(k, _)| k.contains("password")) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.contains("password") {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Postgres,
+    Sqlite,
+}
+
+fn kind_of(url: &str) -> Result<Kind, StoreError> {
+    let lower = url.get(..14).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        Ok(Kind::Postgres)
+    } else if lower.starts_with("sqlite:") {
+        Ok(Kind::Sqlite)
+    } else {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        // A scheme is short and never holds a secret; anything else is cut.
+        let scheme = if scheme.len() <= 16
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
+            scheme.to_owned()
+        } else {
+            String::new()
+        };
+        Err(StoreError::UnsupportedUrl { scheme })
+    }
+}
+
+#[derive(Clone)]
+enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// The store: a connection pool to PostgreSQL or SQLite. Cloning is cheap
+/// (the pool is shared).
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// The URL with the password redacted, for logs.
+    target: Arc<str>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// Calls the same function of whichever backend the store uses.
+macro_rules! dispatch {
+    ($self:ident, $f:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Postgres(pool) => postgres::$f(pool, $($arg),*).await,
+            Backend::Sqlite(pool) => sqlite::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens a pool to `postgres://…` / `postgresql://…` or `sqlite://path`
+    /// (`sqlite::memory:` for a throw-away database). A SQLite file and its
+    /// directory are created if missing. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let target: Arc<str> = redact_url(url).into();
+        let backend = match kind_of(url)? {
+            Kind::Postgres => Backend::Postgres(postgres::connect(url, &target).await?),
+            Kind::Sqlite => Backend::Sqlite(sqlite::connect(url, &target).await?),
+        };
+        Ok(Store { backend, target })
+    }
+
+    /// "postgres" or "sqlite".
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The database URL without its password.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Applies the embedded migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, migrate())
+    }
+
+    /// One round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, ping())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Postgres(pool) => pool.close().await,
+            Backend::Sqlite(pool) => pool.close().await,
+        }
+    }
+
+    /// Stores everything judged for one epoch in one transaction, one bulk
+    /// statement per table, and advances the cursor if the record is final.
+    pub async fn write_epoch(&self, record: &EpochRecord) -> Result<WriteStats, StoreError> {
+        let rows = codec::epoch_rows(record)?;
+        let mut stats = dispatch!(self, write_epoch(&rows))?;
+        if !stats.kept_final {
+            stats.approx_bytes = rows.approx_bytes();
+        }
+        Ok(stats)
+    }
+
+    /// The last epoch stored as final, if any: processing resumes after it.
+    pub async fn cursor(&self) -> Result<Option<Epoch>, StoreError> {
+        let epoch = dispatch!(self, cursor(codec::PROCESSED_CURSOR))?;
+        epoch
+            .map(|e| codec::to_u64(e, "cursors.epoch").map(Epoch))
+            .transpose()
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self, meta(key))
+    }
+
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        dispatch!(self, set_meta(key, value))
+    }
+
+    /// Binds an empty database to the network `root` (its
+    /// `genesis_validators_root`); errors if it already belongs to another.
+    pub async fn check_network(&self, root: Root) -> Result<(), StoreError> {
+        let hex = root.to_hex();
+        let stored = dispatch!(self, meta_insert_or_get(codec::NETWORK_KEY, &hex))?;
+        if stored == hex {
+            Ok(())
+        } else {
+            Err(StoreError::NetworkMismatch {
+                stored,
+                expected: root,
+            })
+        }
+    }
+
+    /// Keeps the proposer duties of one epoch, replacing any earlier answer
+    /// (a reorg may change the dependent root and the duties).
+    pub async fn save_proposer_duties(&self, duties: &ProposerDuties) -> Result<(), StoreError> {
+        let epoch = codec::to_i64(duties.epoch.0, "epoch")?;
+        let mut slots = Vec::with_capacity(duties.duties.len());
+        let mut validators = Vec::with_capacity(duties.duties.len());
+        for d in &duties.duties {
+            slots.push(codec::to_i64(d.slot.0, "slot")?);
+            validators.push(codec::to_i64(d.validator_index.0, "validator_index")?);
+        }
+        let root = duties.dependent_root.to_hex();
+        dispatch!(self, save_proposer_duties(epoch, &root, slots, validators))
+    }
+
+    pub async fn proposer_duties(
+        &self,
+        epoch: Epoch,
+    ) -> Result<Option<ProposerDuties>, StoreError> {
+        let e = codec::to_i64(epoch.0, "epoch")?;
+        let Some((root, rows)) = dispatch!(self, proposer_duties(e))? else {
+            return Ok(None);
+        };
+        let duties = rows
+            .into_iter()
+            .map(|(slot, v)| {
+                Ok(crate::chain::ProposerDuty {
+                    slot: Slot(codec::to_u64(slot, "proposer_duties.slot")?),
+                    validator_index: ValidatorIndex(codec::to_u64(
+                        v,
+                        "proposer_duties.validator_index",
+                    )?),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(ProposerDuties {
+            epoch,
+            dependent_root: codec::root(root, "proposer_duty_sets.dependent_root")?,
+            duties,
+        }))
+    }
+
+    /// Keeps another perishable node answer (e.g. `"liveness"`,
+    /// `"attestation_rewards"`) for `epoch`, replacing an earlier one.
+    pub async fn save_perishable(
+        &self,
+        kind: &str,
+        epoch: Epoch,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let e = codec::to_i64(epoch.0, "epoch")?;
+        dispatch!(self, save_perishable(kind, e, body))
+    }
+
+    pub async fn load_perishable(
+        &self,
+        kind: &str,
+        epoch: Epoch,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let e = codec::to_i64(epoch.0, "epoch")?;
+        dispatch!(self, load_perishable(kind, e))
+    }
+
+    /// For each validator, its balance at the newest stored epoch before
+    /// `before_epoch`; validators without one are absent.
+    pub async fn latest_balances(
+        &self,
+        validators: &[ValidatorIndex],
+        before_epoch: Epoch,
+    ) -> Result<HashMap<ValidatorIndex, Gwei>, StoreError> {
+        let ids: Vec<i64> = validators
+            .iter()
+            .filter_map(|v| i64::try_from(v.0).ok())
+            .collect();
+        let before = i64::try_from(before_epoch.0).unwrap_or(i64::MAX);
+        let rows = dispatch!(self, latest_balances(ids, before))?;
+        rows.into_iter()
+            .map(|(v, b)| {
+                Ok((
+                    ValidatorIndex(codec::to_u64(v, "balances.validator_index")?),
+                    Gwei(codec::to_u64(b, "balances.balance_gwei")?),
+                ))
+            })
+            .collect()
+    }
+
+    /// The stored verdicts matching `query`, ordered by epoch (slot for
+    /// proposals), then validator.
+    pub async fn report(&self, query: &ReportQuery) -> Result<Report, StoreError> {
+        let filter = codec::Filter::new(query);
+        dispatch!(self, report(&filter))
+    }
+
+    /// Slashings matching `query`, ordered by epoch, validator.
+    pub async fn slashings(&self, query: &ReportQuery) -> Result<Vec<SlashingRecord>, StoreError> {
+        let filter = codec::Filter::new(query);
+        dispatch!(self, slashings(&filter))
+    }
+
+    /// Cross-checks in the epochs of `query` (its validators do not apply),
+    /// ordered by epoch, node.
+    pub async fn cross_checks(
+        &self,
+        query: &ReportQuery,
+    ) -> Result<Vec<CrossCheckRecord>, StoreError> {
+        let filter = codec::Filter {
+            validators: None,
+            ..codec::Filter::new(query)
+        };
+        dispatch!(self, cross_checks(&filter))
+    }
+
+    /// Per-validator totals over `query`, ordered by validator.
+    pub async fn summary(&self, query: &ReportQuery) -> Result<Vec<ValidatorSummary>, StoreError> {
+        let filter = codec::Filter::new(query);
+        dispatch!(self, summary(&filter))
+    }
+
+    /// Deletes everything of epochs before `keep_from_epoch` (verdicts,
+    /// balances, cross-checks, perishable answers) in one transaction;
+    /// returns the number of rows deleted. Never deletes cursors or meta.
+    pub async fn prune(&self, keep_from_epoch: Epoch) -> Result<u64, StoreError> {
+        let keep_from = i64::try_from(keep_from_epoch.0).unwrap_or(i64::MAX);
+        dispatch!(self, prune(keep_from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_never_show_the_password() {
+        let cases = [
+            (
+                "postgres://valwatch:hunter2@db:5432/valwatch",
+                "postgres://valwatch:***@db:5432/valwatch",
+            ),
+            (
+                "postgres://db/valwatch?user=v&password=hunter2",
+                "postgres://db/valwatch?user=v&password=***",
+            ),
+            ("postgres://db/valwatch", "postgres://db/valwatch"),
+            ("sqlite://data/valwatch.db", "sqlite://data/valwatch.db"),
+            ("not a url hunter2", "<unparseable database URL>"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_url_scheme_chooses_the_backend() {
+        assert_eq!(kind_of("postgres://x/y").unwrap(), Kind::Postgres);
+        assert_eq!(kind_of("PostgreSQL://x/y").unwrap(), Kind::Postgres);
+        assert_eq!(kind_of("sqlite://a.db").unwrap(), Kind::Sqlite);
+        assert_eq!(kind_of("sqlite::memory:").unwrap(), Kind::Sqlite);
+        match kind_of("mysql://root:pw@h/db") {
+            Err(StoreError::UnsupportedUrl { scheme }) => assert_eq!(scheme, "mysql"),
+            other => panic!("{other:?}"),
+        }
+        match kind_of("user:secret@host") {
+            Err(StoreError::UnsupportedUrl { scheme }) => assert_eq!(scheme, "user"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
