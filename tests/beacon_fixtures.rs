@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -343,8 +343,11 @@ fn lodestar_blocks_decode_across_the_deneb_electra_fork() {
 // ---------------------------------------------------------------------------
 
 /// The last successful answer per (method, path with query), else the last one.
+/// Status, headers and body of one recorded answer.
+type Answer = (u16, BTreeMap<String, String>, Vec<u8>);
+
 struct Replay {
-    answers: HashMap<(String, String), (u16, BTreeMap<String, String>, Vec<u8>)>,
+    answers: HashMap<(String, String), Answer>,
     prefix: &'static str,
     served: std::sync::atomic::AtomicU64,
 }
