@@ -136,7 +136,7 @@ fn sepolia_attestations_fit_the_recorded_committees_and_liveness() {
     let mut liveness: HashMap<u64, HashMap<ValidatorIndex, bool>> = HashMap::new();
     for e in all
         .iter()
-        .filter(|e| e.path.starts_with("/eth/v1/validator/liveness/"))
+        .filter(|e| e.method == "POST" && e.path.starts_with("/eth/v1/validator/liveness/"))
     {
         let epoch = slot_in(&e.path, "/eth/v1/validator/liveness/", "").unwrap();
         let asked: Vec<String> = serde_json::from_str(e.request_body.as_deref().unwrap()).unwrap();
