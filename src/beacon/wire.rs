@@ -705,7 +705,7 @@ fn from_list<T: DeserializeOwned>(
 /// `Root::ZERO` when unknown. For a fork newer than this build the header
 /// fields and the attestations (in the newest known format) must read; the
 /// other operations are read if they still have the known shape and are
-/// otherwise left empty, with the reason returned in `Decoded::degraded`.
+/// otherwise left empty, with the reason returned in `DecodedBlock::degraded`.
 pub fn decode_block(
     body: &[u8],
     header_version: Option<&str>,
