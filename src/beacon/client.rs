@@ -1,11 +1,30 @@
 //! One beacon node's typed client: one method per route.
+//!
+//! Owns: the HTTP connection to one node (timeout, extra headers, rate
+//! limit), mapping HTTP outcomes to `BeaconError`, and per-node counters.
+//! Must not: choose between nodes (that is `pool`), decide verdicts, or let
+//! header values (credentials) reach a log line.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT};
+use reqwest::Method;
 
 use crate::chain::{
-    Block, BlockHeader, ChainSpec, Checkpoint, Committee, Epoch, ProposerDuties, Pubkey, Root,
-    ValidatorIndex, ValidatorInfo,
+    Attestation, Block, BlockHeader, ChainSpec, Checkpoint, Committee, Epoch, Fork, ProposerDuties,
+    Pubkey, Root, ValidatorIndex, ValidatorInfo,
 };
 
+use super::wire::{self, DecodeError};
 use super::{BeaconError, BlockId, NodeConfig, StateId};
+
+/// Ids per `POST .../validators` or liveness request. A validators answer
+/// is about 474 bytes per entry (measured on the Sepolia cassette), so 1000
+/// ids keep one answer near 0.5 MB: quick to serve within a node's timeout,
+/// and below the request-size and id-count limits public providers apply,
+/// while a watched set of tens of thousands still takes only a few requests.
+pub const IDS_PER_REQUEST: usize = 1000;
 
 /// `GET /eth/v1/node/syncing`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +51,16 @@ pub enum ValidatorId {
     Pubkey(Pubkey),
 }
 
+impl ValidatorId {
+    /// The form the API takes in request bodies: decimal index or 0x pubkey.
+    fn to_api(self) -> String {
+        match self {
+            ValidatorId::Index(i) => i.0.to_string(),
+            ValidatorId::Pubkey(p) => p.to_hex(),
+        }
+    }
+}
+
 /// Network identity from `/eth/v1/beacon/genesis`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Genesis {
@@ -39,106 +68,572 @@ pub struct Genesis {
     pub genesis_validators_root: Root,
 }
 
+/// Counters of one node, for the status page and (later) metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Requests sent (each batch counts).
+    pub requests: u64,
+    /// Requests that failed: transport, timeout, HTTP error other than 404,
+    /// or an answer that could not be read.
+    pub errors: u64,
+    /// Time to the complete answer of the latest request that got one.
+    pub last_latency: Option<Duration>,
+}
+
+/// Spaces requests at least `interval` apart. A caller over the rate waits
+/// for its turn instead of failing, unless the queue is longer than
+/// `max_wait` (then the request is not sent: `RateLimited`).
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    max_wait: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(per_second: f64, max_wait: Duration) -> Option<Self> {
+        if !(per_second.is_finite() && per_second > 0.0) {
+            return None;
+        }
+        Some(Self {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            max_wait,
+            next: tokio::sync::Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Reserves the next free moment and waits for it; `false` when that
+    /// moment is further away than `max_wait`.
+    async fn wait_turn(&self) -> bool {
+        let at = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let at = (*next).max(now);
+            if at.duration_since(now) > self.max_wait {
+                return false;
+            }
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+        true
+    }
+}
+
+/// A raw answer: status, the headers valwatch reads, and the body.
+struct Answer {
+    status: u16,
+    consensus_version: Option<String>,
+    dependent_root: Option<String>,
+    body: Vec<u8>,
+}
+
 #[derive(Clone, Debug)]
 pub struct BeaconClient {
     pub config: NodeConfig,
+    http: reqwest::Client,
+    pacer: Option<Arc<Pacer>>,
+    stats: Arc<Mutex<NodeStats>>,
 }
 
 impl BeaconClient {
+    /// Builds the client; fails only on a configuration that cannot work
+    /// (a header name or value HTTP does not allow). Header values are never
+    /// part of the error.
     pub fn new(config: NodeConfig) -> Result<Self, BeaconError> {
-        Ok(Self { config })
+        let config_error = |message: String| BeaconError::Transport {
+            node: config.name.clone(),
+            endpoint: "(configuration)".into(),
+            message,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        for (name, value) in &config.headers {
+            let name_h = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| config_error(format!("invalid header name {name:?}")))?;
+            let mut value_h = HeaderValue::from_str(value)
+                .map_err(|_| config_error(format!("invalid value for header {name:?}")))?;
+            // Keeps the value out of any debug output of the HTTP stack.
+            value_h.set_sensitive(true);
+            headers.insert(name_h, value_h);
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| config_error(format!("cannot build HTTP client: {e}")))?;
+        let pacer = config
+            .max_requests_per_second
+            .and_then(|rps| Pacer::new(rps, config.timeout))
+            .map(Arc::new);
+        Ok(Self {
+            config,
+            http,
+            pacer,
+            stats: Arc::new(Mutex::new(NodeStats::default())),
+        })
     }
 
     pub fn name(&self) -> &str {
         &self.config.name
     }
 
+    /// Request count, error count and latest latency of this node.
+    pub fn stats(&self) -> NodeStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_stats(&self, f: impl FnOnce(&mut NodeStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// The node's base URL with `path` appended to its own path, so a base
+    /// such as `https://provider/v1/KEY/` keeps its prefix (and its query).
+    fn url(&self, path: &str, query: &[(&str, String)]) -> url::Url {
+        let mut url = self.config.url.clone();
+        let joined = format!("{}{}", url.path().trim_end_matches('/'), path);
+        url.set_path(&joined);
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// Sends one request and reads the whole answer. Every outcome but a
+    /// complete answer is an error; the status is judged by the caller.
+    async fn send(
+        &self,
+        endpoint: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<Answer, BeaconError> {
+        if let Some(pacer) = &self.pacer {
+            if !pacer.wait_turn().await {
+                self.with_stats(|s| s.errors += 1);
+                return Err(BeaconError::RateLimited {
+                    node: self.config.name.clone(),
+                    endpoint: endpoint.to_string(),
+                });
+            }
+        }
+        let url = self.url(path, query);
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let started = Instant::now();
+        self.with_stats(|s| s.requests += 1);
+        let timeout = self.config.timeout;
+        let exchange = async {
+            let resp = req.send().await?;
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let consensus_version = header("eth-consensus-version");
+            let dependent_root = header("eth-consensus-dependent-root");
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await?.to_vec();
+            Ok::<_, reqwest::Error>(Answer {
+                status,
+                consensus_version,
+                dependent_root,
+                body,
+            })
+        };
+        // reqwest's own timeout covers the same span; the outer one makes the
+        // bound hold whatever the HTTP stack does.
+        let result = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => Err(self.timeout_error(endpoint)),
+            Ok(Err(e)) if e.is_timeout() => Err(self.timeout_error(endpoint)),
+            Ok(Err(e)) => Err(BeaconError::Transport {
+                node: self.config.name.clone(),
+                endpoint: endpoint.to_string(),
+                message: transport_message(&e),
+            }),
+            Ok(Ok(answer)) => Ok(answer),
+        };
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(a) => {
+                self.with_stats(|s| {
+                    s.last_latency = Some(elapsed);
+                    if a.status >= 400 && a.status != 404 {
+                        s.errors += 1;
+                    }
+                });
+                tracing::debug!(
+                    node = %self.config.name,
+                    endpoint,
+                    status = a.status,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    "beacon request"
+                );
+            }
+            Err(e) => {
+                self.with_stats(|s| s.errors += 1);
+                tracing::debug!(node = %self.config.name, endpoint, error = %e, "beacon request failed");
+            }
+        }
+        result
+    }
+
+    fn timeout_error(&self, endpoint: &str) -> BeaconError {
+        BeaconError::Timeout {
+            node: self.config.name.clone(),
+            endpoint: endpoint.to_string(),
+            after: self.config.timeout,
+        }
+    }
+
+    /// `Ok(None)` for 404, the answer for 2xx, `Status` otherwise.
+    fn found(&self, endpoint: &str, answer: Answer) -> Result<Option<Answer>, BeaconError> {
+        match answer.status {
+            200..=299 => Ok(Some(answer)),
+            404 => Ok(None),
+            status => Err(BeaconError::Status {
+                node: self.config.name.clone(),
+                endpoint: endpoint.to_string(),
+                status,
+                message: wire::error_message(&answer.body),
+            }),
+        }
+    }
+
+    /// The answer for 2xx, `Status` for anything else, 404 included.
+    fn ok(&self, endpoint: &str, answer: Answer) -> Result<Answer, BeaconError> {
+        match answer.status {
+            200..=299 => Ok(answer),
+            status => {
+                if status == 404 {
+                    // `send` does not count 404s: most routes take them as an answer.
+                    self.with_stats(|s| s.errors += 1);
+                }
+                Err(BeaconError::Status {
+                    node: self.config.name.clone(),
+                    endpoint: endpoint.to_string(),
+                    status,
+                    message: wire::error_message(&answer.body),
+                })
+            }
+        }
+    }
+
+    /// Maps a decode failure to `Decode` and counts it.
+    fn decoded<T>(&self, endpoint: &str, r: Result<T, DecodeError>) -> Result<T, BeaconError> {
+        r.map_err(|e| {
+            self.with_stats(|s| s.errors += 1);
+            BeaconError::Decode {
+                node: self.config.name.clone(),
+                endpoint: endpoint.to_string(),
+                message: e.0,
+            }
+        })
+    }
+
+    async fn get(&self, endpoint: &str, path: &str) -> Result<Answer, BeaconError> {
+        self.send(endpoint, Method::GET, path, &[], None).await
+    }
+
     /// `GET /eth/v1/beacon/genesis`.
     pub async fn genesis(&self) -> Result<Genesis, BeaconError> {
-        unimplemented_route(self, "/eth/v1/beacon/genesis")
+        const EP: &str = "/eth/v1/beacon/genesis";
+        let a = self.ok(EP, self.get(EP, EP).await?)?;
+        self.decoded(EP, wire::parse_genesis(&a.body))
     }
 
     /// `GET /eth/v1/config/spec` combined with the genesis.
-    pub async fn chain_spec(&self, _genesis: &Genesis) -> Result<ChainSpec, BeaconError> {
-        unimplemented_route(self, "/eth/v1/config/spec")
+    pub async fn chain_spec(&self, genesis: &Genesis) -> Result<ChainSpec, BeaconError> {
+        const EP: &str = "/eth/v1/config/spec";
+        let a = self.ok(EP, self.get(EP, EP).await?)?;
+        self.decoded(EP, wire::parse_spec(&a.body, genesis))
     }
 
     /// `GET /eth/v1/node/syncing`.
     pub async fn syncing(&self) -> Result<SyncStatus, BeaconError> {
-        unimplemented_route(self, "/eth/v1/node/syncing")
+        const EP: &str = "/eth/v1/node/syncing";
+        let a = self.ok(EP, self.get(EP, EP).await?)?;
+        self.decoded(EP, wire::parse_syncing(&a.body))
     }
 
     /// `GET /eth/v1/beacon/headers/{block_id}`; `None` on 404.
-    pub async fn header(&self, _id: BlockId) -> Result<Option<BlockHeader>, BeaconError> {
-        unimplemented_route(self, "/eth/v1/beacon/headers/{block_id}")
+    pub async fn header(&self, id: BlockId) -> Result<Option<BlockHeader>, BeaconError> {
+        const EP: &str = "/eth/v1/beacon/headers/{block_id}";
+        let path = format!("/eth/v1/beacon/headers/{id}");
+        match self.found(EP, self.get(EP, &path).await?)? {
+            None => Ok(None),
+            Some(a) => self.decoded(EP, wire::parse_header(&a.body)).map(Some),
+        }
+    }
+
+    /// `GET /eth/v1/beacon/blocks/{block_id}/root`; `None` on 404.
+    pub async fn block_root(&self, id: BlockId) -> Result<Option<Root>, BeaconError> {
+        const EP: &str = "/eth/v1/beacon/blocks/{block_id}/root";
+        let path = format!("/eth/v1/beacon/blocks/{id}/root");
+        match self.found(EP, self.get(EP, &path).await?)? {
+            None => Ok(None),
+            Some(a) => self.decoded(EP, wire::parse_root(&a.body)).map(Some),
+        }
     }
 
     /// `GET /eth/v2/beacon/blocks/{block_id}`; `None` on 404. The block root
     /// is not in the body: the caller passes the root it knows from the
-    /// header (`root`), else it is computed as unknown (zero).
+    /// header (`root`), else it is left unknown (zero); `block_with_root`
+    /// fetches it.
     pub async fn block(
         &self,
-        _id: BlockId,
-        _root: Option<Root>,
+        id: BlockId,
+        root: Option<Root>,
     ) -> Result<Option<Block>, BeaconError> {
-        unimplemented_route(self, "/eth/v2/beacon/blocks/{block_id}")
+        const EP: &str = "/eth/v2/beacon/blocks/{block_id}";
+        let path = format!("/eth/v2/beacon/blocks/{id}");
+        let Some(a) = self.found(EP, self.get(EP, &path).await?)? else {
+            return Ok(None);
+        };
+        let root = root.or(match id {
+            BlockId::Root(r) => Some(r),
+            _ => None,
+        });
+        let decoded = wire::decode_block(&a.body, a.consensus_version.as_deref(), root).map_err(
+            |e| match e {
+                wire::BlockDecodeError::Header(m) => DecodeError(format!("block {id}: {m}")),
+                body => DecodeError(body.to_string()),
+            },
+        );
+        let decoded = self.decoded(EP, decoded)?;
+        if !decoded.degraded.is_empty() {
+            tracing::warn!(
+                node = %self.config.name,
+                slot = decoded.block.header.slot.0,
+                fork = %decoded.block.fork,
+                error = %decoded.degraded.join("; "),
+                "block of an unknown fork read in part"
+            );
+        }
+        Ok(Some(decoded.block))
+    }
+
+    /// The header of `id`, then the block by that root, so the block carries
+    /// its root and both answers describe the same block even if the chain
+    /// moves in between. `None` when either is not found.
+    pub async fn block_with_root(&self, id: BlockId) -> Result<Option<Block>, BeaconError> {
+        let Some(header) = self.header(id).await? else {
+            return Ok(None);
+        };
+        self.block(BlockId::Root(header.root), Some(header.root))
+            .await
+    }
+
+    /// `GET /eth/v2/beacon/blocks/{block_id}/attestations`: the fork and the
+    /// block's aggregates, without the rest of the block; `None` on 404.
+    pub async fn block_attestations(
+        &self,
+        id: BlockId,
+    ) -> Result<Option<(Fork, Vec<Attestation>)>, BeaconError> {
+        const EP: &str = "/eth/v2/beacon/blocks/{block_id}/attestations";
+        let path = format!("/eth/v2/beacon/blocks/{id}/attestations");
+        match self.found(EP, self.get(EP, &path).await?)? {
+            None => Ok(None),
+            Some(a) => self
+                .decoded(
+                    EP,
+                    wire::decode_block_attestations(&a.body, a.consensus_version.as_deref())
+                        .map_err(|e| DecodeError(format!("block {id}: {e}"))),
+                )
+                .map(Some),
+        }
     }
 
     /// `GET /eth/v1/beacon/states/{state_id}/committees?epoch=E`; `None` on 404.
     pub async fn committees(
         &self,
-        _state: StateId,
-        _epoch: Epoch,
+        state: StateId,
+        epoch: Epoch,
     ) -> Result<Option<Vec<Committee>>, BeaconError> {
-        unimplemented_route(self, "/eth/v1/beacon/states/{state_id}/committees")
+        const EP: &str = "/eth/v1/beacon/states/{state_id}/committees";
+        let path = format!("/eth/v1/beacon/states/{state}/committees");
+        let query = [("epoch", epoch.0.to_string())];
+        let answer = self.send(EP, Method::GET, &path, &query, None).await?;
+        match self.found(EP, answer)? {
+            None => Ok(None),
+            Some(a) => self.decoded(EP, wire::parse_committees(&a.body)).map(Some),
+        }
     }
 
     /// `GET /eth/v1/beacon/states/{state_id}/sync_committees?epoch=E`: members by position.
     pub async fn sync_committee(
         &self,
-        _state: StateId,
-        _epoch: Epoch,
+        state: StateId,
+        epoch: Epoch,
     ) -> Result<Option<Vec<ValidatorIndex>>, BeaconError> {
-        unimplemented_route(self, "/eth/v1/beacon/states/{state_id}/sync_committees")
+        const EP: &str = "/eth/v1/beacon/states/{state_id}/sync_committees";
+        let path = format!("/eth/v1/beacon/states/{state}/sync_committees");
+        let query = [("epoch", epoch.0.to_string())];
+        let answer = self.send(EP, Method::GET, &path, &query, None).await?;
+        match self.found(EP, answer)? {
+            None => Ok(None),
+            Some(a) => self
+                .decoded(EP, wire::parse_sync_committee(&a.body))
+                .map(Some),
+        }
     }
 
     /// `GET /eth/v1/validator/duties/proposer/{epoch}`.
-    pub async fn proposer_duties(&self, _epoch: Epoch) -> Result<ProposerDuties, BeaconError> {
-        unimplemented_route(self, "/eth/v1/validator/duties/proposer/{epoch}")
-    }
-
-    /// `POST /eth/v1/beacon/states/{state_id}/validators` with `{"ids": [...]}`,
-    /// in batches; `None` on 404 (state not available).
-    pub async fn validators(
-        &self,
-        _state: StateId,
-        _ids: &[ValidatorId],
-    ) -> Result<Option<Vec<ValidatorInfo>>, BeaconError> {
-        unimplemented_route(self, "/eth/v1/beacon/states/{state_id}/validators")
-    }
-
-    /// `GET /eth/v1/beacon/states/{state_id}/finality_checkpoints`.
-    pub async fn finality(&self, _state: StateId) -> Result<Finality, BeaconError> {
-        unimplemented_route(
-            self,
-            "/eth/v1/beacon/states/{state_id}/finality_checkpoints",
+    pub async fn proposer_duties(&self, epoch: Epoch) -> Result<ProposerDuties, BeaconError> {
+        const EP: &str = "/eth/v1/validator/duties/proposer/{epoch}";
+        let path = format!("/eth/v1/validator/duties/proposer/{epoch}");
+        let a = self.ok(EP, self.get(EP, &path).await?)?;
+        self.decoded(
+            EP,
+            wire::parse_proposer_duties(&a.body, epoch, a.dependent_root.as_deref()),
         )
     }
 
-    /// `POST /eth/v1/validator/liveness/{epoch}`.
+    /// `POST /eth/v1/beacon/states/{state_id}/validators` with `{"ids": [...]}`,
+    /// in batches of `IDS_PER_REQUEST`; `None` on 404 (state not available).
+    /// No ids, no request: an empty list would ask for the whole registry.
+    pub async fn validators(
+        &self,
+        state: StateId,
+        ids: &[ValidatorId],
+    ) -> Result<Option<Vec<ValidatorInfo>>, BeaconError> {
+        const EP: &str = "/eth/v1/beacon/states/{state_id}/validators";
+        let path = format!("/eth/v1/beacon/states/{state}/validators");
+        let mut out = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(IDS_PER_REQUEST) {
+            let body = serde_json::json!({
+                "ids": batch.iter().map(|id| id.to_api()).collect::<Vec<_>>()
+            });
+            let answer = self.send(EP, Method::POST, &path, &[], Some(&body)).await?;
+            match self.found(EP, answer)? {
+                None => return Ok(None),
+                Some(a) => out.extend(self.decoded(EP, wire::parse_validators(&a.body))?),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// `GET /eth/v1/beacon/states/{state_id}/finality_checkpoints`.
+    pub async fn finality(&self, state: StateId) -> Result<Finality, BeaconError> {
+        const EP: &str = "/eth/v1/beacon/states/{state_id}/finality_checkpoints";
+        let path = format!("/eth/v1/beacon/states/{state}/finality_checkpoints");
+        let a = self.ok(EP, self.get(EP, &path).await?)?;
+        self.decoded(EP, wire::parse_finality(&a.body))
+    }
+
+    /// `POST /eth/v1/validator/liveness/{epoch}` with the indices as strings,
+    /// in batches of `IDS_PER_REQUEST`. No ids, no request (the API requires
+    /// at least one).
     pub async fn liveness(
         &self,
-        _epoch: Epoch,
-        _ids: &[ValidatorIndex],
+        epoch: Epoch,
+        ids: &[ValidatorIndex],
     ) -> Result<Vec<(ValidatorIndex, bool)>, BeaconError> {
-        unimplemented_route(self, "/eth/v1/validator/liveness/{epoch}")
+        const EP: &str = "/eth/v1/validator/liveness/{epoch}";
+        let path = format!("/eth/v1/validator/liveness/{epoch}");
+        let mut out = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(IDS_PER_REQUEST) {
+            let body =
+                serde_json::Value::from(batch.iter().map(|i| i.0.to_string()).collect::<Vec<_>>());
+            let answer = self.send(EP, Method::POST, &path, &[], Some(&body)).await?;
+            let a = self.ok(EP, answer)?;
+            out.extend(self.decoded(EP, wire::parse_liveness(&a.body))?);
+        }
+        Ok(out)
     }
 }
 
-fn unimplemented_route<T>(client: &BeaconClient, endpoint: &str) -> Result<T, BeaconError> {
-    Err(BeaconError::Transport {
-        node: client.config.name.clone(),
-        endpoint: endpoint.to_string(),
-        message: "not implemented yet".into(),
-    })
+/// A transport error with its causes (reqwest's own text is often just
+/// "error sending request"); the URL is redacted since it may hold a key.
+fn transport_message(e: &reqwest::Error) -> String {
+    let mut first = e.to_string();
+    if let Some(url) = e.url() {
+        first = first.replace(url.as_str(), &super::redact_url(url));
+    }
+    let mut parts = vec![first];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::beacon::NodeRole;
+
+    fn client(url: &str, rps: Option<f64>) -> BeaconClient {
+        BeaconClient::new(NodeConfig {
+            name: "n".into(),
+            url: url.parse().unwrap(),
+            role: NodeRole::Private,
+            headers: vec![("X-Api-Key".into(), "secret".into())],
+            timeout: Duration::from_secs(1),
+            max_requests_per_second: rps,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn urls_keep_the_base_path_prefix_and_query() {
+        let c = client("https://provider.example/v1/abc/?key=k", None);
+        let u = c.url("/eth/v1/node/syncing", &[]);
+        assert_eq!(
+            u.as_str(),
+            "https://provider.example/v1/abc/eth/v1/node/syncing?key=k"
+        );
+        let c = client("http://127.0.0.1:5052", None);
+        let u = c.url(
+            "/eth/v1/beacon/states/head/committees",
+            &[("epoch", "4".into())],
+        );
+        assert_eq!(
+            u.as_str(),
+            "http://127.0.0.1:5052/eth/v1/beacon/states/head/committees?epoch=4"
+        );
+    }
+
+    #[test]
+    fn bad_header_values_are_rejected_without_echoing_them() {
+        let err = BeaconClient::new(NodeConfig {
+            name: "n".into(),
+            url: "http://127.0.0.1:1".parse().unwrap(),
+            role: NodeRole::Public,
+            headers: vec![("Authorization".into(), "Bearer sec\nret".into())],
+            timeout: Duration::from_secs(1),
+            max_requests_per_second: None,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("Authorization"), "{err}");
+        assert!(!err.contains("sec"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn pacer_spaces_requests_and_refuses_a_long_queue() {
+        let p = Pacer::new(20.0, Duration::from_millis(120)).unwrap();
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(p.wait_turn().await);
+        }
+        // Three turns at 50 ms spacing: the third starts 100 ms in.
+        assert!(start.elapsed() >= Duration::from_millis(95));
+        assert!(Pacer::new(0.0, Duration::ZERO).is_none());
+        assert!(Pacer::new(f64::NAN, Duration::ZERO).is_none());
+        let p = Pacer::new(1.0, Duration::from_millis(10)).unwrap();
+        assert!(p.wait_turn().await);
+        assert!(!p.wait_turn().await, "a 1 s wait is longer than 10 ms");
+    }
 }

@@ -113,7 +113,7 @@ impl fmt::Display for StateId {
 
 /// What went wrong talking to a beacon node. Each variant names the node and
 /// the endpoint (a route template such as `/eth/v2/beacon/blocks/{block_id}`).
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum BeaconError {
     #[error("{node}: {endpoint}: timed out after {after:?}")]
     Timeout {
