@@ -75,7 +75,7 @@ pub async fn run_with(
     let pool = Arc::new(BeaconPool::new(config.beacon_nodes.clone())?);
     let spec = pool.identify().await.context("no usable beacon node")?;
     store
-        .check_network(&spec.genesis_validators_root)
+        .check_network(spec.genesis_validators_root)
         .await
         .context("the database belongs to another network")?;
     pool.check_health().await;

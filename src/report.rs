@@ -102,7 +102,8 @@ pub fn to_csv(r: &Report) -> String {
 }
 
 fn rate(r: Option<f64>) -> String {
-    r.map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "-".into())
+    r.map(|x| format!("{:.1}%", x * 100.0))
+        .unwrap_or_else(|| "-".into())
 }
 
 /// One line per validator: what an operator reads first.
@@ -111,15 +112,27 @@ pub fn to_table(rows: &[crate::store::ValidatorSummary]) -> String {
     let _ = writeln!(
         s,
         "{:>9} {:>8} {:>6} {:>7} {:>7} {:>9} {:>7} {:>7} {:>7} {:>15} {:>9}",
-        "validator", "included", "missed", "pending", "unknown", "avg_delay", "head", "target", "source",
-        "proposals p/m/o", "sync"
+        "validator",
+        "included",
+        "missed",
+        "pending",
+        "unknown",
+        "avg_delay",
+        "head",
+        "target",
+        "source",
+        "proposals p/m/o",
+        "sync"
     );
     for r in rows {
         let sync_total = r.sync_participated + r.sync_missed;
         let sync = if sync_total == 0 {
             "-".to_string()
         } else {
-            format!("{:.1}%", r.sync_participated as f64 * 100.0 / sync_total as f64)
+            format!(
+                "{:.1}%",
+                r.sync_participated as f64 * 100.0 / sync_total as f64
+            )
         };
         let _ = writeln!(
             s,
@@ -129,11 +142,16 @@ pub fn to_table(rows: &[crate::store::ValidatorSummary]) -> String {
             r.attestations_missed,
             r.attestations_pending,
             r.attestations_unknown,
-            r.average_inclusion_delay.map(|d| format!("{d:.2}")).unwrap_or_else(|| "-".into()),
+            r.average_inclusion_delay
+                .map(|d| format!("{d:.2}"))
+                .unwrap_or_else(|| "-".into()),
             rate(r.head_correct_rate),
             rate(r.target_correct_rate),
             rate(r.source_correct_rate),
-            format!("{}/{}/{}", r.proposals_proposed, r.proposals_missed, r.proposals_orphaned),
+            format!(
+                "{}/{}/{}",
+                r.proposals_proposed, r.proposals_missed, r.proposals_orphaned
+            ),
             sync
         );
     }
