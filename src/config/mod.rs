@@ -193,7 +193,12 @@ pub fn load_raw_with_env(
     }
     let env: std::collections::HashMap<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with("VALWATCH_"))
+        // Only configuration keys: VALWATCH_SECTION__KEY or a top-level key.
+        // Other VALWATCH_ variables (VALWATCH_LOG, VALWATCH_CONFIG) are the
+        // program's own, not config keys.
+        .filter(|(k, _)| {
+            k.strip_prefix("VALWATCH_").is_some_and(|rest| rest.contains("__") || rest == "DATA_DIR")
+        })
         .collect();
     builder = builder.add_source(
         config::Environment::with_prefix("VALWATCH")
