@@ -205,6 +205,8 @@ pub struct Monitor {
     last_health: Option<Instant>,
     /// Failed attempts per epoch, to stop retrying what is gone for good.
     failures: std::collections::HashMap<Epoch, u32>,
+    /// Stop judging after this epoch (tests, backfills).
+    until: Option<Epoch>,
     pub summaries: Vec<EpochSummary>,
 }
 
@@ -234,6 +236,7 @@ impl Monitor {
             provisional_done: None,
             last_health: None,
             failures: Default::default(),
+            until: None,
             summaries: Vec::new(),
         }
     }
@@ -270,6 +273,9 @@ impl Monitor {
         // that the block of that last slot had its time to arrive.
         loop {
             let n = self.next_epoch;
+            if self.until.is_some_and(|u| n > u) {
+                break;
+            }
             let window_end = self.spec.inclusion_window_end(n);
             if wall.0 < window_end.0 + 2 || head.slot < self.spec.start_slot(n) {
                 break;

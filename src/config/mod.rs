@@ -197,7 +197,8 @@ pub fn load_raw_with_env(
         // Other VALWATCH_ variables (VALWATCH_LOG, VALWATCH_CONFIG) are the
         // program's own, not config keys.
         .filter(|(k, _)| {
-            k.strip_prefix("VALWATCH_").is_some_and(|rest| rest.contains("__") || rest == "DATA_DIR")
+            k.strip_prefix("VALWATCH_")
+                .is_some_and(|rest| rest.contains("__") || rest == "DATA_DIR")
         })
         .collect();
     builder = builder.add_source(
