@@ -13,4 +13,5 @@ pub mod collect;
 pub mod config;
 pub mod monitor;
 pub mod report;
+pub mod status;
 pub mod store;
