@@ -11,6 +11,7 @@ pub mod chain;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod http;
 pub mod metrics;
 pub mod monitor;
 pub mod report;

@@ -20,7 +20,7 @@ use prometheus::{
 };
 use tracing::warn;
 
-use crate::analysis::{AttestationStatus, ProposalStatus};
+use crate::analysis::AttestationStatus;
 use crate::beacon::{NodeHealth, NodeReport};
 use crate::chain::{Epoch, ValidatorIndex, ValidatorStatus};
 use crate::status::{node_usable, Assessment, State, StatusBoard};
