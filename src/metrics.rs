@@ -23,7 +23,7 @@ use tracing::warn;
 use crate::analysis::AttestationStatus;
 use crate::beacon::{NodeHealth, NodeReport};
 use crate::chain::{Epoch, ValidatorIndex, ValidatorStatus};
-use crate::status::{node_usable, Assessment, State, StatusBoard};
+use crate::status::{node_usable, Assessment, Reason, State, StatusBoard};
 use crate::store::EpochRecord;
 
 /// Above this many watched validators, per-validator series stop and only
@@ -97,6 +97,8 @@ pub struct Metrics {
     group_state: IntGaugeVec,
     validators_failing: IntGaugeVec,
     ready: IntGauge,
+    blind: IntGauge,
+    stalled: IntGauge,
 
     node_up: IntGaugeVec,
     node_healthy: IntGaugeVec,
@@ -305,6 +307,9 @@ impl Metrics {
             validators_failing: gauge_vec(&r, "valwatch_validators_failing",
                 "Watched, not expected-offline validators that are failing (missed in a row or slashed).", g)?,
             ready: gauge(&r, "valwatch_ready", "1 when /readyz answers 200.")?,
+            blind: gauge(&r, "valwatch_blind", "1 when no beacon node is usable.")?,
+            stalled: gauge(&r, "valwatch_stalled",
+                "1 when no epoch was processed within the stall limit.")?,
             node_up: gauge_vec(&r, "valwatch_node_up",
                 "1 when the beacon node answers (any health but unreachable/unknown/wrong network).", &["node"])?,
             node_healthy: gauge_vec(&r, "valwatch_node_healthy",
@@ -368,6 +373,27 @@ impl Metrics {
                 &[group],
                 i64::try_from(*n).unwrap_or(i64::MAX),
             );
+        }
+        // Series exist from zero for every group, so that `increase()` in
+        // alert rules sees the first miss (a counter born at 1 has no
+        // earlier sample to increase from).
+        for group in counts.keys() {
+            for status in ["included", "missed", "unknown"] {
+                inc_by(&self.attestations, &[group, status], 0);
+            }
+            for status in ["proposed", "missed", "orphaned", "unknown"] {
+                inc_by(&self.proposals, &[group, status], 0);
+            }
+            for outcome in ["participated", "missed"] {
+                inc_by(&self.sync_slots, &[group, outcome], 0);
+            }
+            for kind in ["proposer", "attester"] {
+                inc_by(&self.slashings, &[group, kind], 0);
+            }
+            inc_by(&self.attestations_late, &[group], 0);
+            for vote in ["source", "target", "head"] {
+                inc_by(&self.attestations_incorrect, &[group, vote], 0);
+            }
         }
         let total: usize = counts.values().sum();
         let keep = total < self.per_validator_limit;
@@ -601,6 +627,10 @@ impl Metrics {
     pub fn observe_status(&self, a: &Assessment, board: &StatusBoard) {
         self.state.set(state_value(a.state));
         self.ready.set(i64::from(a.readiness.ready));
+        let has = |f: fn(&Reason) -> bool| i64::from(a.reasons.iter().any(|x| f(&x.reason)));
+        self.blind.set(has(|r| matches!(r, Reason::Blind)));
+        self.stalled
+            .set(has(|r| matches!(r, Reason::Stalled { .. })));
         self.group_state.reset();
         self.validators_failing.reset();
         for g in &a.groups {
@@ -659,7 +689,9 @@ fn set_epoch(g: &IntGauge, e: Epoch) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::{AttestationVerdict, BalanceRecord, ProposalVerdict, SyncVerdict};
+    use crate::analysis::{
+        AttestationVerdict, BalanceRecord, ProposalStatus, ProposalVerdict, SyncVerdict,
+    };
     use crate::chain::{Gwei, Slot};
 
     fn att(v: u64, status: AttestationStatus, late: bool, head: bool) -> AttestationVerdict {
@@ -733,13 +765,14 @@ mod tests {
         m.set_watched(&BTreeMap::from([("a".into(), 2), ("b".into(), 1)]));
         m.observe_epoch(&record(false), &group_of);
         let t = m.render();
-        assert_eq!(
-            value(
-                &t,
-                r#"valwatch_attestations_total{group="a",status="included"}"#
-            ),
-            None
-        );
+        // Series exist from zero once the groups are known.
+        let zero = [
+            r#"valwatch_attestations_total{group="a",status="included"}"#,
+            r#"valwatch_proposals_total{group="b",status="missed"}"#,
+        ];
+        for series in zero {
+            assert_eq!(value(&t, series), Some(0.0), "{series}");
+        }
         assert_eq!(value(&t, "valwatch_last_provisional_epoch"), Some(7.0));
         m.observe_epoch(&record(true), &group_of);
         let t = m.render();
