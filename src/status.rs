@@ -205,7 +205,7 @@ impl ValidatorState {
                 observed_head: head,
             });
         }
-        if is_final && self.counted_through.is_none_or(|e| a.epoch > e) {
+        if is_final && self.counted_through.map_or(true, |e| a.epoch > e) {
             match a.status {
                 AttestationStatus::Missed => {
                     self.consecutive_missed = self.consecutive_missed.saturating_add(1)
@@ -224,7 +224,7 @@ impl ValidatorState {
         if self
             .last_proposal
             .as_ref()
-            .is_none_or(|cur| p.slot >= cur.slot)
+            .map_or(true, |cur| p.slot >= cur.slot)
         {
             self.last_proposal = Some(LatestProposal {
                 slot: p.slot,
@@ -237,7 +237,7 @@ impl ValidatorState {
         if self
             .last_sync
             .as_ref()
-            .is_none_or(|cur| s.epoch >= cur.epoch)
+            .map_or(true, |cur| s.epoch >= cur.epoch)
         {
             self.last_sync = Some(LatestSync {
                 epoch: s.epoch,
@@ -383,7 +383,7 @@ impl Snapshot {
         }
         for b in &rec.balances {
             if let Some(v) = self.validators.get_mut(&b.validator_index) {
-                if v.balance_epoch.is_none_or(|e| b.epoch >= e) {
+                if v.balance_epoch.map_or(true, |e| b.epoch >= e) {
                     v.balance_epoch = Some(b.epoch);
                     v.balance = Some(b.balance);
                     v.effective_balance = Some(b.effective_balance);
@@ -413,7 +413,7 @@ impl Snapshot {
         } else {
             &mut self.last_provisional
         };
-        if slot.is_none_or(|p| rec.epoch >= p.epoch) {
+        if slot.map_or(true, |p| rec.epoch >= p.epoch) {
             *slot = Some(ProcessedEpoch {
                 epoch: rec.epoch,
                 at: now,
@@ -1030,6 +1030,7 @@ mod tests {
     use AttestationStatus::{Included as I, Missed as M, Pending as P, Unknown as U};
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases reads best inline
     fn consecutive_misses_count_only_final_verdicts_and_reset_on_inclusion() {
         // (records applied in order, expected streak of validator 1)
         let cases: Vec<(&str, Vec<(u64, bool, AttestationStatus)>, u32)> = vec![
@@ -1072,6 +1073,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases reads best inline
     fn latest_verdict_prefers_newer_epochs_and_final_over_provisional() {
         let cases: Vec<(
             &str,

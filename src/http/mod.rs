@@ -136,9 +136,7 @@ pub fn scrub_secrets(text: &str) -> String {
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '(' | ')'))
             .unwrap_or(after.len());
         let (url, tail) = after.split_at(end);
-        let auth_end = url
-            .find(|c: char| matches!(c, '/' | '?' | '#'))
-            .unwrap_or(url.len());
+        let auth_end = url.find(['/', '?', '#']).unwrap_or(url.len());
         let (authority, path) = url.split_at(auth_end);
         out.push_str(match authority.rfind('@') {
             Some(i) => &authority[i + 1..],

@@ -90,10 +90,10 @@ pub fn render_page(v: &StatusView) -> String {
         Some(g) => format!(" — group {}", escape(g)),
         None => String::new(),
     };
-    let _ = write!(h, "<h1>valwatch{scope} {}</h1>\n", badge(v.state));
-    let _ = write!(
+    let _ = writeln!(h, "<h1>valwatch{scope} {}</h1>", badge(v.state));
+    let _ = writeln!(
         h,
-        "<p class=\"muted\">Generated {} · started {} · last final epoch {} · head slot {} · wall slot {} · store ok: {} · ready: {}</p>\n",
+        "<p class=\"muted\">Generated {} · started {} · last final epoch {} · head slot {} · wall slot {} · store ok: {} · ready: {}</p>",
         escape(&v.generated_at),
         escape(&v.started_at),
         v.last_final_epoch
