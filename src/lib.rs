@@ -7,4 +7,5 @@
 pub mod analysis;
 pub mod beacon;
 pub mod chain;
+pub mod sim;
 pub mod store;
