@@ -288,6 +288,8 @@ async fn supervise(node: Arc<Node>, first: TcpListener, cancel: CancellationToke
     let mut listener = Some(first);
     loop {
         while node.refusing() {
+            // A listener kept open would accept into its backlog: close it.
+            listener = None;
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(SUPERVISE_EVERY) => {}
