@@ -1059,7 +1059,7 @@ impl Sim {
                     continue;
                 }
                 let variant =
-                    (c.wrong_head as u8) * WRONG_HEAD | (c.wrong_target as u8) * WRONG_TARGET;
+                    ((c.wrong_head as u8) * WRONG_HEAD) | ((c.wrong_target as u8) * WRONG_TARGET);
                 self.pool.push(PendingVote {
                     slot: s,
                     ready: s + c.delay,
@@ -1100,7 +1100,7 @@ impl Sim {
             .unwrap_or(0) as u64;
         if incl == 0 {
             // The window closes with the end of the next epoch (EIP-7045).
-            out.status = if self.next_slot > (epoch + 2) * spe {
+            out.status = if self.next_slot >= (epoch + 2) * spe {
                 AttestationStatus::Missed
             } else {
                 AttestationStatus::Pending
