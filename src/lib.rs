@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod monitor;
 pub mod report;
 pub mod status;
+pub mod sim;
 pub mod store;

@@ -1,0 +1,448 @@
+//! A simulated beacon node: serves the pure API of `api` over real HTTP on
+//! loopback, advancing the head with the clock (live) or showing a whole
+//! pre-generated chain, and misbehaving on demand (faults).
+//!
+//! Owns: the listener, the clock-to-head mapping and fault injection.
+//! Must not: decide chain contents (that is `chain`) or format JSON (`api`).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::api::{error_reply, respond, ErrorStyle, Reply, View, Windows};
+use super::chain::{fake_root, Sim};
+use super::scenario::{Scenario, ScenarioError};
+use crate::chain::{Clock, SystemClock};
+
+/// How often the listener supervisor looks at the refuse fault; faults
+/// switch within this delay.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
+/// POST bodies carry id lists; a million quoted indices is ~10 MB.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Where the head is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode")]
+pub enum Mode {
+    /// The head follows the clock from `genesis_time`; each block appears
+    /// when its slot starts. Generation stops after `max_epochs`.
+    Live { max_epochs: u64 },
+    /// `epochs` whole epochs exist; the head is their last slot.
+    Pregenerated { epochs: u64 },
+}
+
+/// One way a node misbehaves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Stop listening: connections are refused.
+    Refuse,
+    /// Answer everything 503.
+    Unavailable,
+    /// Answer with this status and an error body.
+    Status { code: u16 },
+    /// Sleep before answering.
+    Slow { delay_ms: u64 },
+    /// The head stays this many slots behind the clock.
+    Lagging { slots: u64 },
+    /// Another network: different genesis time and validators root.
+    OtherNetwork,
+    /// The body is cut in half.
+    Truncated,
+    /// The body is not JSON.
+    Malformed,
+    /// Serve a different block root for this slot.
+    WrongRoot { slot: u64 },
+}
+
+/// A fault over a window of wall-clock slots, optionally only on paths
+/// containing a string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    #[serde(default)]
+    pub from_slot: Option<u64>,
+    /// Exclusive.
+    #[serde(default)]
+    pub until_slot: Option<u64>,
+    #[serde(default)]
+    pub path_contains: Option<String>,
+}
+
+impl Fault {
+    pub fn always(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            from_slot: None,
+            until_slot: None,
+            path_contains: None,
+        }
+    }
+
+    fn applies(&self, slot: u64, path: Option<&str>) -> bool {
+        self.from_slot.map_or(true, |f| slot >= f)
+            && self.until_slot.map_or(true, |u| slot < u)
+            && match (&self.path_contains, path) {
+                (Some(p), Some(path)) => path.contains(p.as_str()),
+                (Some(_), None) => false,
+                (None, _) => true,
+            }
+    }
+}
+
+/// How a node is run.
+#[derive(Clone)]
+pub struct NodeOptions {
+    pub mode: Mode,
+    pub clock: Arc<dyn Clock>,
+    pub faults: Vec<Fault>,
+    pub errors: ErrorStyle,
+    pub windows: Windows,
+    pub version: String,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Live { max_epochs: 10_000 },
+            clock: Arc::new(SystemClock),
+            faults: Vec::new(),
+            errors: ErrorStyle::BeaconApi,
+            windows: Windows::default(),
+            version: format!("valwatch-sim/v{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl NodeOptions {
+    pub fn pregenerated(epochs: u64) -> Self {
+        Self {
+            mode: Mode::Pregenerated { epochs },
+            ..Self::default()
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("invalid scenario: {0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("cannot listen on loopback: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+struct Node {
+    sim: Arc<RwLock<Sim>>,
+    opts: NodeOptions,
+    faults: Mutex<Vec<Fault>>,
+}
+
+impl Node {
+    /// The wall-clock slot (0 before genesis).
+    fn clock_slot(&self, sim: &Sim) -> u64 {
+        let sc = sim.scenario();
+        let ms = self
+            .opts
+            .clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let genesis = sc.genesis_time as u128 * 1000;
+        (ms.saturating_sub(genesis) / sc.slot_duration_ms.max(1) as u128) as u64
+    }
+
+    fn active_faults(&self, slot: u64, path: Option<&str>) -> Vec<FaultKind> {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|f| f.applies(slot, path))
+            .map(|f| f.kind.clone())
+            .collect()
+    }
+
+    fn refusing(&self) -> bool {
+        let slot = {
+            let sim = self.sim.read().unwrap_or_else(|e| e.into_inner());
+            self.clock_slot(&sim)
+        };
+        self.active_faults(slot, None).contains(&FaultKind::Refuse)
+    }
+
+    /// (head slot the node has, current slot) before faults.
+    fn slots(&self, sim: &Sim) -> (u64, u64) {
+        match self.opts.mode {
+            Mode::Pregenerated { epochs } => {
+                let last = (epochs * sim.slots_per_epoch()).saturating_sub(1);
+                (last, last)
+            }
+            Mode::Live { max_epochs } => {
+                let now = self.clock_slot(sim);
+                let cap = (max_epochs * sim.slots_per_epoch()).saturating_sub(1);
+                (now.min(cap), now)
+            }
+        }
+    }
+}
+
+/// A running simulated node.
+pub struct SimNode {
+    addr: SocketAddr,
+    node: Arc<Node>,
+    cancel: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimNode {
+    /// Generates (pre-generated mode) and starts serving on 127.0.0.1.
+    pub async fn start(scenario: Scenario, opts: NodeOptions) -> Result<SimNode, SimError> {
+        let sim = Sim::new(scenario)?;
+        Self::with_chain(Arc::new(RwLock::new(sim)), opts).await
+    }
+
+    /// Serves a chain shared with other nodes (one generation for several
+    /// nodes of one network).
+    pub async fn with_chain(sim: Arc<RwLock<Sim>>, opts: NodeOptions) -> Result<SimNode, SimError> {
+        let node = Arc::new(Node {
+            sim,
+            faults: Mutex::new(opts.faults.clone()),
+            opts,
+        });
+        let target = {
+            let sim = node.sim.read().unwrap_or_else(|e| e.into_inner());
+            node.slots(&sim).0
+        };
+        let gen = node.sim.clone();
+        tokio::task::spawn_blocking(move || {
+            gen.write()
+                .unwrap_or_else(|e| e.into_inner())
+                .advance_to(target)
+        })
+        .await
+        .map_err(|e| SimError::Bind(std::io::Error::other(e)))?;
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(supervise(node.clone(), listener, cancel.clone()));
+        Ok(SimNode {
+            addr,
+            node,
+            cancel,
+            task: Some(task),
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The chain this node serves (ground truth, shared generation).
+    pub fn chain(&self) -> Arc<RwLock<Sim>> {
+        self.node.sim.clone()
+    }
+
+    /// Replaces the node's faults from now on.
+    pub fn set_faults(&self, faults: Vec<Fault>) {
+        *self.node.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimNode {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Serves until cancelled; closes the listener while a `Refuse` fault is
+/// active and reopens the same port afterwards.
+async fn supervise(node: Arc<Node>, first: TcpListener, cancel: CancellationToken) {
+    let addr = match first.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let app = axum::Router::new()
+        .fallback(handle)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(node.clone());
+    let mut listener = Some(first);
+    loop {
+        while node.refusing() {
+            // A listener kept open would accept into its backlog: close it.
+            listener = None;
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(SUPERVISE_EVERY) => {}
+            }
+        }
+        let l = match listener.take() {
+            Some(l) => l,
+            None => match TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(error) => {
+                    tracing::warn!(%error, "simulated node cannot reopen its port");
+                    tokio::time::sleep(SUPERVISE_EVERY).await;
+                    continue;
+                }
+            },
+        };
+        let stop = cancel.child_token();
+        let watcher = {
+            let (node, stop, cancel) = (node.clone(), stop.clone(), cancel.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(SUPERVISE_EVERY) => if node.refusing() { break },
+                    }
+                }
+                stop.cancel();
+            })
+        };
+        let _ = axum::serve(l, app.clone())
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        watcher.abort();
+        if cancel.is_cancelled() {
+            return;
+        }
+    }
+}
+
+async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let query = uri.query().unwrap_or("").to_string();
+    let (clock_slot, errors) = {
+        let sim = node.sim.read().unwrap_or_else(|e| e.into_inner());
+        (node.clock_slot(&sim), node.opts.errors)
+    };
+    let faults = node.active_faults(clock_slot, Some(&path));
+    let (mut lag, mut other, mut wrong_root) = (0, false, None);
+    for f in &faults {
+        match f {
+            FaultKind::Refuse | FaultKind::Unavailable => {
+                return http(error_reply(errors, 503, "Node is unavailable"))
+            }
+            FaultKind::Status { code } => {
+                return http(error_reply(errors, *code, "Injected failure"))
+            }
+            FaultKind::Slow { delay_ms } => {
+                tokio::time::sleep(Duration::from_millis(*delay_ms)).await
+            }
+            FaultKind::Lagging { slots } => lag = lag.max(*slots),
+            FaultKind::OtherNetwork => other = true,
+            FaultKind::WrongRoot { slot } => wrong_root = Some(*slot),
+            FaultKind::Truncated | FaultKind::Malformed => {}
+        }
+    }
+    let n = node.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        // Live mode: generate up to the clock first (write lock only then).
+        let (head, _) = {
+            let sim = n.sim.read().unwrap_or_else(|e| e.into_inner());
+            n.slots(&sim)
+        };
+        let behind = n
+            .sim
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generated_slot()
+            < head;
+        if behind {
+            n.sim
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .advance_to(head);
+        }
+        let sim = n.sim.read().unwrap_or_else(|e| e.into_inner());
+        let (head, current) = n.slots(&sim);
+        let gvr = sim.genesis_validators_root();
+        let sc = sim.scenario();
+        let view = View {
+            sim: &sim,
+            head: head.saturating_sub(lag),
+            current,
+            genesis_time: if other {
+                sc.genesis_time + 1
+            } else {
+                sc.genesis_time
+            },
+            genesis_validators_root: if other {
+                fake_root(&[gvr.0[0] as u64, 0x07e1])
+            } else {
+                gvr
+            },
+            wrong_root,
+            errors: n.opts.errors,
+            windows: n.opts.windows,
+            version: &n.opts.version,
+        };
+        respond(&view, method.as_str(), &path, &query, &body)
+    })
+    .await;
+    let mut reply = match answer {
+        Ok(r) => r,
+        Err(_) => error_reply(errors, 500, "simulator task failed"),
+    };
+    if faults.contains(&FaultKind::Truncated) {
+        let mut cut = reply.body.len() / 2;
+        while !reply.body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reply.body.truncate(cut);
+    }
+    if faults.contains(&FaultKind::Malformed) {
+        reply.body = format!("<html>{}", reply.body.replace(':', ";"));
+    }
+    http(reply)
+}
+
+fn http(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, reply.body).into_response();
+    let h = resp.headers_mut();
+    for (k, v) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(HeaderName::from_static(lower(k)), v);
+        }
+    }
+    if !h.contains_key("content-type") {
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    resp
+}
+
+/// Header names as `HeaderName::from_static` wants them (lowercase).
+fn lower(k: &'static str) -> &'static str {
+    match k {
+        "Content-Type" => "content-type",
+        "Eth-Execution-Optimistic" => "eth-execution-optimistic",
+        "Eth-Consensus-Finalized" => "eth-consensus-finalized",
+        "Eth-Consensus-Version" => "eth-consensus-version",
+        "Eth-Consensus-Dependent-Root" => "eth-consensus-dependent-root",
+        _ => "x-sim-unknown",
+    }
+}
