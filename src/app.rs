@@ -13,7 +13,10 @@ use tracing::{info, warn};
 use crate::beacon::{redact_url, BeaconPool};
 use crate::chain::{Epoch, SystemClock};
 use crate::config::{Config, Overrides};
-use crate::monitor::Monitor;
+use crate::http::HttpState;
+use crate::metrics::{Metrics, DEFAULT_PER_VALIDATOR_LIMIT};
+use crate::monitor::{Monitor, Observers};
+use crate::status::{GroupSpec, Policy, StatusBoard};
 use crate::store::Store;
 
 /// Opens the configured store (embedded SQLite by default) and migrates it.
@@ -80,16 +83,66 @@ pub async fn run_with(
         .context("the database belongs to another network")?;
     pool.check_health().await;
 
-    let (watched, unresolved) =
+    let (resolved, unresolved) =
         crate::collect::resolve_validators(&pool, &config.all_validators()).await?;
     for id in &unresolved {
         warn!(validator = ?id, "public key not found on chain; not watched until it is");
     }
+    let mut watched: Vec<_> = resolved.values().copied().collect();
+    watched.sort();
+    watched.dedup();
     if watched.is_empty() {
         bail!("none of the configured validators exists on this chain");
     }
+    let groups: Vec<GroupSpec> = config
+        .groups
+        .iter()
+        .map(|g| GroupSpec {
+            name: g.name.clone(),
+            validators: g
+                .validators
+                .iter()
+                .filter_map(|id| resolved.get(id).copied())
+                .collect(),
+        })
+        .collect();
+    let expected_offline: Vec<_> = config
+        .expected_offline
+        .iter()
+        .filter_map(|id| resolved.get(id).copied())
+        .collect();
+    let epoch_duration = Duration::from_millis(spec.slot_duration_ms * spec.slots_per_epoch);
+    let board = Arc::new(StatusBoard::new(
+        std::time::SystemTime::now(),
+        groups.clone(),
+        expected_offline,
+        Policy::for_epoch_duration(epoch_duration),
+    ));
+    let metrics = Arc::new(Metrics::new(DEFAULT_PER_VALIDATOR_LIMIT)?);
+    metrics.set_watched(
+        &groups
+            .iter()
+            .map(|g| (g.name.clone(), g.validators.len()))
+            .collect(),
+    );
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        metrics.set_start_time(d.as_secs());
+    }
+    let clock: Arc<dyn crate::chain::Clock> = Arc::new(SystemClock);
+    let server = match config.listen {
+        Some(addr) => {
+            let state = HttpState {
+                board: board.clone(),
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+            };
+            let server = crate::http::serve(addr, state, cancel.clone()).await?;
+            info!(addr = %server.local_addr, "HTTP status, readiness and metrics");
+            Some(server)
+        }
+        None => None,
+    };
 
-    let clock = Arc::new(SystemClock);
     let wall_epoch = spec
         .slot_at(std::time::SystemTime::now())
         .map(|s| spec.epoch_of(s))
@@ -110,8 +163,16 @@ pub async fn run_with(
     let poll = config
         .poll_interval
         .unwrap_or_else(|| Duration::from_millis((spec.slot_duration_ms / 4).max(250)));
-    let mut monitor = Monitor::new(pool, store, spec, clock, watched, start);
-    monitor.run(cancel, poll, until_epoch).await?;
+    let mut monitor = Monitor::new(pool, store, spec, clock, watched, start)
+        .with_observers(Observers { board, metrics });
+    let result = monitor.run(cancel.clone(), poll, until_epoch).await;
+    cancel.cancel();
+    if let Some(server) = server {
+        if let Err(e) = server.wait().await {
+            warn!(error = %e, "HTTP server stopped with an error");
+        }
+    }
+    result?;
     info!("valwatch stopped");
     Ok(())
 }

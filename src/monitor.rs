@@ -21,7 +21,18 @@ use crate::analysis::{
 use crate::beacon::BeaconPool;
 use crate::chain::{BlockHeader, ChainSpec, Clock, Epoch, ProposerDuties, Slot, ValidatorIndex};
 use crate::collect::{self, BlockCache, ChainFollower, EpochData};
+use crate::metrics::Metrics;
+use crate::status::{StatusBoard, UpcomingDuties};
 use crate::store::{CrossCheckRecord, EpochRecord, Store};
+
+/// Where the monitor reports what it sees: the status board (HTTP) and the
+/// metrics registry. Both are optional so that tests and backfills can run
+/// the bare loop.
+#[derive(Clone)]
+pub struct Observers {
+    pub board: Arc<StatusBoard>,
+    pub metrics: Arc<Metrics>,
+}
 
 /// Attempts at an epoch whose data nodes say is gone before it is stored
 /// as `unknown`: three rounds ride out a node that restarts or a load
@@ -207,6 +218,7 @@ pub struct Monitor {
     failures: std::collections::HashMap<Epoch, u32>,
     /// Stop judging after this epoch (tests, backfills).
     until: Option<Epoch>,
+    observers: Option<Observers>,
     pub summaries: Vec<EpochSummary>,
 }
 
@@ -237,8 +249,14 @@ impl Monitor {
             last_health: None,
             failures: Default::default(),
             until: None,
+            observers: None,
             summaries: Vec::new(),
         }
+    }
+
+    pub fn with_observers(mut self, observers: Observers) -> Self {
+        self.observers = Some(observers);
+        self
     }
 
     pub fn next_epoch(&self) -> Epoch {
@@ -261,12 +279,22 @@ impl Monitor {
             .last_health
             .is_none_or(|t| t.elapsed() >= self.spec.slot_duration())
         {
-            self.pool.check_health().await;
+            let reports = self.pool.check_health().await;
             self.last_health = Some(Instant::now());
+            if let Some(o) = &self.observers {
+                o.metrics.observe_nodes(&reports);
+                o.board.set_nodes(reports);
+            }
         }
         let head = self.follower.update(&self.pool).await?;
         let wall_epoch = self.spec.epoch_of(wall);
+        if let Some(o) = &self.observers {
+            o.board.set_head(head.slot, wall);
+            let lag = wall_epoch.0.saturating_sub(self.next_epoch.0);
+            o.metrics.observe_head(head.slot.0, wall.0, lag);
+        }
         self.fetch_perishable(wall_epoch).await;
+        self.publish_upcoming(wall).await;
 
         // Final verdicts: the inclusion window of N ends with the last slot
         // of N+1 (EIP-7045); wait until the wall clock is one slot past it so
@@ -315,6 +343,29 @@ impl Monitor {
             }
         }
         Ok(done)
+    }
+
+    /// Tells the board the next proposals of watched validators (from the
+    /// duties kept for the current and next epoch), for maintenance planning.
+    async fn publish_upcoming(&self, wall: Slot) {
+        let Some(o) = &self.observers else { return };
+        let watched: HashSet<_> = self.watched.iter().copied().collect();
+        let current = self.spec.epoch_of(wall);
+        let mut proposals = Vec::new();
+        for e in [current, Epoch(current.0 + 1)] {
+            if let Ok(Some(d)) = self.store.proposer_duties(e).await {
+                proposals.extend(
+                    d.duties
+                        .iter()
+                        .filter(|x| x.slot >= wall && watched.contains(&x.validator_index))
+                        .map(|x| (x.validator_index, x.slot)),
+                );
+            }
+        }
+        o.board.set_upcoming_duties(&UpcomingDuties {
+            proposals,
+            sync_committee: Vec::new(),
+        });
     }
 
     async fn fetch_perishable(&mut self, current: Epoch) {
@@ -377,8 +428,21 @@ impl Monitor {
             record.cross_checks = self.cross_check(&data).await;
         }
         let stored_at = Instant::now();
-        self.store.write_epoch(&record).await?;
+        let written = self.store.write_epoch(&record).await;
+        if let Some(o) = &self.observers {
+            o.board.set_store_ok(written.is_ok());
+        }
+        written?;
         let stored = stored_at.elapsed();
+        if let Some(o) = &self.observers {
+            o.board.apply_epoch(&record, self.clock.now());
+            let board = o.board.clone();
+            o.metrics.observe_epoch(&record, &move |v| {
+                board.group_of(v).unwrap_or_else(|| "ungrouped".into())
+            });
+            o.metrics
+                .observe_epoch_duration(is_final, started.elapsed());
+        }
         let s = summarize(&record);
         info!(
             epoch = epoch.0,

@@ -241,11 +241,11 @@ pub async fn fetch_proposer_duties(
 pub async fn resolve_validators(
     pool: &BeaconPool,
     ids: &[ValidatorId],
-) -> Result<(Vec<ValidatorIndex>, Vec<ValidatorId>), BeaconError> {
-    let mut indices: Vec<ValidatorIndex> = ids
+) -> Result<(HashMap<ValidatorId, ValidatorIndex>, Vec<ValidatorId>), BeaconError> {
+    let mut resolved: HashMap<ValidatorId, ValidatorIndex> = ids
         .iter()
         .filter_map(|id| match id {
-            ValidatorId::Index(i) => Some(*i),
+            ValidatorId::Index(i) => Some((*id, *i)),
             ValidatorId::Pubkey(_) => None,
         })
         .collect();
@@ -268,13 +268,13 @@ pub async fn resolve_validators(
         for id in pubkeys {
             if let ValidatorId::Pubkey(k) = id {
                 match by_key.get(&k) {
-                    Some(i) => indices.push(*i),
+                    Some(i) => {
+                        resolved.insert(id, *i);
+                    }
                     None => unresolved.push(id),
                 }
             }
         }
     }
-    indices.sort();
-    indices.dedup();
-    Ok((indices, unresolved))
+    Ok((resolved, unresolved))
 }

@@ -88,6 +88,9 @@ pub struct RawHttp {
 #[serde(deny_unknown_fields)]
 pub struct RawMonitor {
     pub from_epoch: Option<u64>,
+    /// Validators known to be offline on purpose (maintenance, not yet
+    /// running): shown, but never make the status fail.
+    pub expected_offline: Option<String>,
     pub poll_interval: Option<String>,
 }
 
@@ -113,6 +116,7 @@ pub struct Config {
     pub from_epoch: Option<Epoch>,
     /// How often the follower looks at the head. `None`: a quarter slot.
     pub poll_interval: Option<Duration>,
+    pub expected_offline: Vec<ValidatorId>,
 }
 
 impl Config {
@@ -478,6 +482,13 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
             d
         }
     };
+    let expected_offline = match raw.monitor.expected_offline.as_deref() {
+        None => Vec::new(),
+        Some(list) => parse_validator_list(list).unwrap_or_else(|e| {
+            add(&mut problems, "monitor.expected_offline".into(), e);
+            Vec::new()
+        }),
+    };
     let data_dir = PathBuf::from(
         over.data_dir
             .clone()
@@ -497,6 +508,7 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
         listen,
         from_epoch: over.from_epoch.or(raw.monitor.from_epoch).map(Epoch),
         poll_interval,
+        expected_offline,
     })
 }
 
