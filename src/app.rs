@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::beacon::events::{follow_blocks, SeenBlocks};
 use crate::beacon::{redact_url, BeaconPool};
 use crate::chain::{Epoch, SystemClock};
 use crate::config::{Config, Overrides};
@@ -163,10 +164,17 @@ pub async fn run_with(
     let poll = config
         .poll_interval
         .unwrap_or_else(|| Duration::from_millis((spec.slot_duration_ms / 4).max(250)));
+    let seen = Arc::new(SeenBlocks::default());
+    let mut streams = tokio::task::JoinSet::new();
+    for node in &config.beacon_nodes {
+        streams.spawn(follow_blocks(node.clone(), seen.clone(), cancel.clone()));
+    }
     let mut monitor = Monitor::new(pool, store, spec, clock, watched, start)
-        .with_observers(Observers { board, metrics });
+        .with_observers(Observers { board, metrics })
+        .with_seen_blocks(seen);
     let result = monitor.run(cancel.clone(), poll, until_epoch).await;
     cancel.cancel();
+    while streams.join_next().await.is_some() {}
     if let Some(server) = server {
         if let Err(e) = server.wait().await {
             warn!(error = %e, "HTTP server stopped with an error");

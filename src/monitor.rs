@@ -18,7 +18,8 @@ use crate::analysis::{
     sync::judge_sync,
     AttestationStatus, AttestationVerdict, ProposalStatus, ProposalVerdict,
 };
-use crate::beacon::BeaconPool;
+use crate::beacon::events::SeenBlocks;
+use crate::beacon::{BeaconPool, BlockId};
 use crate::chain::{BlockHeader, ChainSpec, Clock, Epoch, ProposerDuties, Slot, ValidatorIndex};
 use crate::collect::{self, BlockCache, ChainFollower, EpochData};
 use crate::metrics::Metrics;
@@ -219,6 +220,8 @@ pub struct Monitor {
     /// Stop judging after this epoch (tests, backfills).
     until: Option<Epoch>,
     observers: Option<Observers>,
+    /// Blocks announced on the nodes' event streams (orphan evidence).
+    seen: Arc<SeenBlocks>,
     pub summaries: Vec<EpochSummary>,
 }
 
@@ -250,8 +253,15 @@ impl Monitor {
             failures: Default::default(),
             until: None,
             observers: None,
+            seen: Arc::new(SeenBlocks::default()),
             summaries: Vec::new(),
         }
+    }
+
+    /// Shares the set that the event-stream followers fill.
+    pub fn with_seen_blocks(mut self, seen: Arc<SeenBlocks>) -> Self {
+        self.seen = seen;
+        self
     }
 
     pub fn with_observers(mut self, observers: Observers) -> Self {
@@ -329,6 +339,7 @@ impl Monitor {
             let floor = Slot(self.spec.start_slot(self.next_epoch).0.saturating_sub(1));
             self.follower.raise_floor(floor);
             self.cache.prune_below(floor);
+            self.seen.prune_below(floor);
         }
 
         // A provisional look at the previous epoch (votes still pending) once
@@ -413,13 +424,14 @@ impl Monitor {
             }
         }
         let previous = self.store.latest_balances(&self.watched, epoch).await?;
+        let orphans = self.orphans_of(&data, duties.as_ref()).await;
         let judged_at = Instant::now();
         let mut record = judge_epoch(
             &self.spec,
             &data,
             &self.watched,
             duties.as_ref(),
-            self.follower.orphans(),
+            &orphans,
             &previous,
             is_final,
         );
@@ -470,6 +482,57 @@ impl Monitor {
             self.summaries.push(s.clone());
         }
         Ok(s)
+    }
+
+    /// Non-canonical blocks of the epoch: those the follower saw reorged
+    /// away, plus those the event streams announced that are not on the
+    /// canonical chain. A streamed block's proposer is read from its header
+    /// where a node still serves it; otherwise it is the slot's scheduled
+    /// proposer, since nodes import a block only if its proposer_index is
+    /// the one the shuffling assigns to that slot (p2p gossip validation).
+    async fn orphans_of(
+        &self,
+        data: &EpochData,
+        duties: Option<&ProposerDuties>,
+    ) -> Vec<BlockHeader> {
+        let start = self.spec.start_slot(data.epoch);
+        let end = self.spec.end_slot(data.epoch);
+        let mut out: Vec<BlockHeader> = self
+            .follower
+            .orphans()
+            .iter()
+            .filter(|o| o.slot >= start && o.slot <= end)
+            .copied()
+            .collect();
+        for (slot, root) in self.seen.in_range(start, end) {
+            if data.chain.contains_root(&root) || out.iter().any(|o| o.root == root) {
+                continue;
+            }
+            let served = self
+                .pool
+                .call("/eth/v1/beacon/headers/{block_id}", |c| async move {
+                    c.header(BlockId::Root(root)).await
+                })
+                .await
+                .ok()
+                .flatten();
+            let header = match served {
+                Some(h) if h.slot == slot => Some(h),
+                _ => duties
+                    .and_then(|d| d.duties.iter().find(|x| x.slot == slot))
+                    .map(|x| BlockHeader {
+                        root,
+                        slot,
+                        proposer_index: x.validator_index,
+                        parent_root: crate::chain::Root::ZERO,
+                        state_root: crate::chain::Root::ZERO,
+                    }),
+            };
+            if let Some(h) = header {
+                out.push(h);
+            }
+        }
+        out
     }
 
     async fn write_unknown(&mut self, epoch: Epoch, reason: &str) -> anyhow::Result<EpochSummary> {

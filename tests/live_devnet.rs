@@ -117,3 +117,57 @@ async fn two_nodes_one_stopped_and_a_restart_leave_no_gap() {
     );
     assert_eq!(store.cursor().await.unwrap().map(|e| e.0), Some(LAST_EPOCH));
 }
+
+/// The Deneb→Electra recording has a real depth-2 reorg: validator 44's
+/// block at slot 56 and validator 34's at slot 59 lost to block 57. Only
+/// the event stream shows them; valwatch must call both proposals
+/// orphaned (not missed), and judge epoch 7 as the ground truth says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reorged_blocks_of_the_fork_recording_are_orphaned() {
+    let recording = "lodestar-devnet-deneb-electra";
+    // Recording second 96 = slot 48 = the start of epoch 6.
+    let replay = common::Replay::start(
+        recording,
+        &["--mode", "live", "--speed", "2", "--start-at", "96"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("reorg.sqlite").display());
+    let status = Command::new(env!("CARGO_BIN_EXE_valwatch"))
+        .args([
+            "run",
+            "--beacon-node",
+            &replay.url(),
+            "--validators",
+            "0-63",
+            "--database-url",
+            &db,
+        ])
+        .args(["--listen", "off", "--from-epoch", "6", "--until-epoch", "8"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let store = valwatch::app::open_store(&db).await.unwrap();
+    let report = store.report(&ReportQuery::default()).await.unwrap();
+    let status_at = |slot: u64| {
+        report
+            .proposals
+            .iter()
+            .find(|p| p.slot.0 == slot)
+            .map(|p| (p.validator_index.0, p.status.as_str()))
+    };
+    assert_eq!(status_at(56), Some((44, "orphaned")));
+    assert_eq!(status_at(59), Some((34, "orphaned")));
+    assert_eq!(status_at(57).map(|p| p.1), Some("proposed"));
+    let expected = common::expected_attestations(recording, &[]);
+    for a in report.attestations.iter().filter(|a| a.epoch.0 == 7) {
+        let want = expected[&(a.validator_index.0, 7)];
+        assert_eq!(
+            a.status.as_str(),
+            want,
+            "validator {} epoch 7",
+            a.validator_index
+        );
+    }
+}

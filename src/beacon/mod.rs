@@ -7,6 +7,7 @@
 //! domain type from `crate::chain`.
 
 pub mod client;
+pub mod events;
 pub mod pool;
 pub mod wire;
 
