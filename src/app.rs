@@ -171,7 +171,8 @@ pub async fn run_with(
     }
     let mut monitor = Monitor::new(pool, store, spec, clock, watched, start)
         .with_observers(Observers { board, metrics })
-        .with_seen_blocks(seen);
+        .with_seen_blocks(seen)
+        .with_retention(config.retention);
     let result = monitor.run(cancel.clone(), poll, until_epoch).await;
     cancel.cancel();
     while streams.join_next().await.is_some() {}

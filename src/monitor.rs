@@ -222,6 +222,9 @@ pub struct Monitor {
     observers: Option<Observers>,
     /// Blocks announced on the nodes' event streams (orphan evidence).
     seen: Arc<SeenBlocks>,
+    liveness_done: Option<Epoch>,
+    /// History kept, in epochs (None: keep everything).
+    retention_epochs: Option<u64>,
     pub summaries: Vec<EpochSummary>,
 }
 
@@ -254,8 +257,17 @@ impl Monitor {
             until: None,
             observers: None,
             seen: Arc::new(SeenBlocks::default()),
+            liveness_done: None,
+            retention_epochs: None,
             summaries: Vec::new(),
         }
+    }
+
+    /// Keeps `retention` of history (rounded up to whole epochs).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        let epoch_ms = (self.spec.slot_duration_ms * self.spec.slots_per_epoch).max(1) as u128;
+        self.retention_epochs = Some(retention.as_millis().div_ceil(epoch_ms) as u64);
+        self
     }
 
     /// Shares the set that the event-stream followers fill.
@@ -304,6 +316,7 @@ impl Monitor {
             o.metrics.observe_head(head.slot.0, wall.0, lag);
         }
         self.fetch_perishable(wall_epoch).await;
+        self.fetch_liveness(wall).await;
         self.publish_upcoming(wall).await;
 
         // Final verdicts: the inclusion window of N ends with the last slot
@@ -334,6 +347,7 @@ impl Monitor {
                 }
             };
             self.failures.remove(&n);
+            self.prune(n).await;
             done.push(summary);
             self.next_epoch = Epoch(n.0 + 1);
             let floor = Slot(self.spec.start_slot(self.next_epoch).0.saturating_sub(1));
@@ -354,6 +368,68 @@ impl Monitor {
             }
         }
         Ok(done)
+    }
+
+    /// Liveness of the watched validators for the previous epoch, asked in
+    /// the second half of the current one (nodes answer only current ± 1,
+    /// and by then the gossip of the previous epoch is complete; Kiln asks
+    /// at slot 16 likewise). Kept as perishable evidence for early alerts and
+    /// failover checks; never a verdict by itself (Lodestar counts block
+    /// inclusions under the block's epoch, see the devnet README).
+    async fn fetch_liveness(&mut self, wall: Slot) {
+        let current = self.spec.epoch_of(wall);
+        if current.0 == 0
+            || wall.0 - self.spec.start_slot(current).0 < self.spec.slots_per_epoch / 2
+        {
+            return;
+        }
+        let epoch = Epoch(current.0 - 1);
+        if self.liveness_done == Some(epoch) {
+            return;
+        }
+        self.liveness_done = Some(epoch);
+        let ids = &self.watched;
+        match self
+            .pool
+            .call("/eth/v1/validator/liveness/{epoch}", |c| async move {
+                c.liveness(epoch, ids).await
+            })
+            .await
+        {
+            Ok(answers) => {
+                let map: serde_json::Map<String, serde_json::Value> = answers
+                    .iter()
+                    .map(|(v, live)| (v.0.to_string(), serde_json::Value::Bool(*live)))
+                    .collect();
+                if let Err(e) = self
+                    .store
+                    .save_perishable("liveness", epoch, &serde_json::Value::Object(map))
+                    .await
+                {
+                    warn!(epoch = epoch.0, error = %e, "cannot store liveness");
+                }
+            }
+            Err(e) => debug!(epoch = epoch.0, error = %e, "liveness not served"),
+        }
+    }
+
+    /// Deletes history older than the retention, once per judged epoch.
+    async fn prune(&self, judged: Epoch) {
+        let Some(keep) = self.retention_epochs else {
+            return;
+        };
+        if judged.0 <= keep {
+            return;
+        }
+        match self.store.prune(Epoch(judged.0 - keep)).await {
+            Ok(0) => {}
+            Ok(rows) => info!(
+                rows,
+                keep_from_epoch = judged.0 - keep,
+                "old history deleted"
+            ),
+            Err(e) => warn!(error = %e, "retention pruning failed"),
+        }
     }
 
     /// Tells the board the next proposals of watched validators (from the
@@ -416,13 +492,7 @@ impl Monitor {
         )
         .await?;
         let fetched = started.elapsed();
-        let mut duties = self.store.proposer_duties(epoch).await?;
-        if duties.is_none() {
-            if let Ok(d) = collect::fetch_proposer_duties(&self.pool, epoch).await {
-                self.store.save_proposer_duties(&d).await?;
-                duties = Some(d);
-            }
-        }
+        let duties = self.proposer_duties_for(epoch).await?;
         let previous = self.store.latest_balances(&self.watched, epoch).await?;
         let orphans = self.orphans_of(&data, duties.as_ref()).await;
         let judged_at = Instant::now();
@@ -482,6 +552,45 @@ impl Monitor {
             self.summaries.push(s.clone());
         }
         Ok(s)
+    }
+
+    /// Proposer duties of `epoch` that match the canonical chain. Duties
+    /// depend on the block root at `start_slot(epoch) - 1` (the v1 route's
+    /// `dependent_root`, kept for compatibility after Fulu too); duties
+    /// computed on a fork that lost are refetched, and if no node serves
+    /// matching ones any more they are not used (no empty slot is blamed on
+    /// a validator that was never scheduled there).
+    async fn proposer_duties_for(&self, epoch: Epoch) -> anyhow::Result<Option<ProposerDuties>> {
+        let expected = if epoch.0 == 0 {
+            None
+        } else {
+            self.follower
+                .before(self.spec.start_slot(epoch))
+                .map(|b| b.root)
+        };
+        let matches = |d: &ProposerDuties| expected.is_none_or(|root| d.dependent_root == root);
+        if let Some(d) = self.store.proposer_duties(epoch).await? {
+            if matches(&d) {
+                return Ok(Some(d));
+            }
+            warn!(epoch = epoch.0, stored = %d.dependent_root, canonical = ?expected,
+                  "stored proposer duties belong to another fork; refetching");
+        }
+        match collect::fetch_proposer_duties(&self.pool, epoch).await {
+            Ok(d) if matches(&d) => {
+                self.store.save_proposer_duties(&d).await?;
+                Ok(Some(d))
+            }
+            Ok(d) => {
+                warn!(epoch = epoch.0, served = %d.dependent_root, canonical = ?expected,
+                      "proposer duties served for another fork; proposals judged from blocks only");
+                Ok(None)
+            }
+            Err(e) => {
+                debug!(epoch = epoch.0, error = %e, "proposer duties not served");
+                Ok(None)
+            }
+        }
     }
 
     /// Non-canonical blocks of the epoch: those the follower saw reorged

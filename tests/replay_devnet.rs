@@ -79,6 +79,46 @@ async fn lodestar_devnet_verdicts_match_the_ground_truth() {
     check("lodestar-devnet", 18, &[]).await;
 }
 
+/// In lodestar-devnet blocks are missing exactly at the proposer slots of
+/// offline validators (README): every missed proposal must belong to a
+/// validator offline in that epoch, every proposed one to an online one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lodestar_devnet_proposals_follow_who_was_online() {
+    let recording = "lodestar-devnet";
+    let (_dir, store) = backfill(recording, 18).await;
+    let report = store.report(&ReportQuery::default()).await.unwrap();
+    let expected = common::expected_attestations(recording, &[]);
+    let (mut proposed, mut missed) = (0, 0);
+    for p in &report.proposals {
+        let epoch = p.slot.0 / 8;
+        let online = expected.get(&(p.validator_index.0, epoch)) == Some(&"included");
+        match p.status.as_str() {
+            "proposed" => {
+                proposed += 1;
+                assert!(
+                    online,
+                    "slot {}: offline validator {} proposed",
+                    p.slot, p.validator_index
+                );
+            }
+            "missed" => {
+                missed += 1;
+                assert!(
+                    !online,
+                    "slot {}: online validator {} missed",
+                    p.slot, p.validator_index
+                );
+            }
+            other => panic!("slot {}: unexpected {other}", p.slot),
+        }
+    }
+    // 112 blocks in slots 1..160 (README); slots 1..151 are judged here.
+    assert!(
+        proposed > 90 && missed > 20,
+        "proposed {proposed}, missed {missed}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deneb_to_electra_verdicts_match_the_ground_truth() {
     // The node never included the last two Deneb slots' votes (README):
