@@ -17,8 +17,9 @@ use crate::config::{Config, Overrides};
 use crate::http::HttpState;
 use crate::metrics::{Metrics, DEFAULT_PER_VALIDATOR_LIMIT};
 use crate::monitor::{Monitor, Observers};
-use crate::status::{GroupSpec, Policy, StatusBoard};
+use crate::status::{Policy, StatusBoard};
 use crate::store::Store;
+use crate::watchlist::Watchlist;
 
 /// Opens the configured store (embedded SQLite by default) and migrates it.
 pub async fn open_store(url: &str) -> anyhow::Result<Store> {
@@ -84,34 +85,14 @@ pub async fn run_with(
         .context("the database belongs to another network")?;
     pool.check_health().await;
 
-    let (resolved, unresolved) =
-        crate::collect::resolve_validators(&pool, &config.all_validators()).await?;
-    for id in &unresolved {
-        warn!(validator = ?id, "public key not found on chain; not watched until it is");
-    }
-    let mut watched: Vec<_> = resolved.values().copied().collect();
-    watched.sort();
-    watched.dedup();
+    let mut watchlist = Watchlist::new(config.groups.clone(), config.expected_offline.clone());
+    watchlist.resolve(&pool).await?;
+    let watched = watchlist.watched();
     if watched.is_empty() {
         bail!("none of the configured validators exists on this chain");
     }
-    let groups: Vec<GroupSpec> = config
-        .groups
-        .iter()
-        .map(|g| GroupSpec {
-            name: g.name.clone(),
-            validators: g
-                .validators
-                .iter()
-                .filter_map(|id| resolved.get(id).copied())
-                .collect(),
-        })
-        .collect();
-    let expected_offline: Vec<_> = config
-        .expected_offline
-        .iter()
-        .filter_map(|id| resolved.get(id).copied())
-        .collect();
+    let groups = watchlist.group_specs();
+    let expected_offline = watchlist.expected_offline();
     let epoch_duration = Duration::from_millis(spec.slot_duration_ms * spec.slots_per_epoch);
     let board = Arc::new(StatusBoard::new(
         std::time::SystemTime::now(),
@@ -172,7 +153,8 @@ pub async fn run_with(
     let mut monitor = Monitor::new(pool, store, spec, clock, watched, start)
         .with_observers(Observers { board, metrics })
         .with_seen_blocks(seen)
-        .with_retention(config.retention);
+        .with_retention(config.retention)
+        .with_watchlist(watchlist);
     let result = monitor.run(cancel.clone(), poll, until_epoch).await;
     cancel.cancel();
     while streams.join_next().await.is_some() {}

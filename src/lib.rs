@@ -18,3 +18,4 @@ pub mod report;
 pub mod sim;
 pub mod status;
 pub mod store;
+pub mod watchlist;

@@ -25,6 +25,7 @@ use crate::collect::{self, BlockCache, ChainFollower, EpochData};
 use crate::metrics::Metrics;
 use crate::status::{StatusBoard, UpcomingDuties};
 use crate::store::{CrossCheckRecord, EpochRecord, Store};
+use crate::watchlist::Watchlist;
 
 /// Where the monitor reports what it sees: the status board (HTTP) and the
 /// metrics registry. Both are optional so that tests and backfills can run
@@ -223,6 +224,7 @@ pub struct Monitor {
     /// Blocks announced on the nodes' event streams (orphan evidence).
     seen: Arc<SeenBlocks>,
     liveness_done: Option<Epoch>,
+    watchlist: Option<Watchlist>,
     /// History kept, in epochs (None: keep everything).
     retention_epochs: Option<u64>,
     pub summaries: Vec<EpochSummary>,
@@ -258,6 +260,7 @@ impl Monitor {
             observers: None,
             seen: Arc::new(SeenBlocks::default()),
             liveness_done: None,
+            watchlist: None,
             retention_epochs: None,
             summaries: Vec::new(),
         }
@@ -268,6 +271,41 @@ impl Monitor {
         let epoch_ms = (self.spec.slot_duration_ms * self.spec.slots_per_epoch).max(1) as u128;
         self.retention_epochs = Some(retention.as_millis().div_ceil(epoch_ms) as u64);
         self
+    }
+
+    /// Re-reads the groups' validators files when they change.
+    pub fn with_watchlist(mut self, watchlist: Watchlist) -> Self {
+        self.watchlist = Some(watchlist);
+        self
+    }
+
+    async fn refresh_watchlist(&mut self) {
+        let Some(w) = self.watchlist.as_mut() else {
+            return;
+        };
+        if !w.reload_files() {
+            return;
+        }
+        if let Err(e) = w.resolve(&self.pool).await {
+            warn!(error = %e, "cannot resolve the new validators yet");
+        }
+        let watched = w.watched();
+        if watched.is_empty() {
+            warn!("the validators files name no known validator; keeping the previous set");
+            return;
+        }
+        info!(validators = watched.len(), "watched set changed");
+        self.watched = watched;
+        if let Some(o) = &self.observers {
+            let groups = w.group_specs();
+            o.metrics.set_watched(
+                &groups
+                    .iter()
+                    .map(|g| (g.name.clone(), g.validators.len()))
+                    .collect(),
+            );
+            o.board.set_groups(groups);
+        }
     }
 
     /// Shares the set that the event-stream followers fill.
@@ -308,6 +346,7 @@ impl Monitor {
                 o.board.set_nodes(reports);
             }
         }
+        self.refresh_watchlist().await;
         let head = self.follower.update(&self.pool).await?;
         let wall_epoch = self.spec.epoch_of(wall);
         if let Some(o) = &self.observers {

@@ -98,7 +98,10 @@ pub struct RawMonitor {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Group {
     pub name: String,
+    /// All members: `inline` followed by the file's.
     pub validators: Vec<ValidatorId>,
+    /// The members listed in the config itself (`validators`).
+    pub inline: Vec<ValidatorId>,
     /// Re-read when it changes.
     pub validators_file: Option<PathBuf>,
 }
@@ -398,6 +401,7 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
                 Err(e) => add(&mut problems, format!("{key}.validators"), e),
             }
         }
+        let inline = validators.clone();
         let mut file = None;
         if let Some(f) = &g.validators_file {
             let path = base_dir.join(f);
@@ -428,6 +432,7 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
         groups.push(Group {
             name,
             validators,
+            inline,
             validators_file: file,
         });
     }
