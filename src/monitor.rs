@@ -370,6 +370,16 @@ impl Monitor {
             if wall.0 < window_end.0 + 2 || head.slot < self.spec.start_slot(n) {
                 break;
             }
+            // Empty slots after the head are only empty if the node is at
+            // the head; from a syncing or lagging node they are just unknown.
+            if head.slot < window_end && self.pool.synced_count() == 0 {
+                debug!(
+                    epoch = n.0,
+                    head_slot = head.slot.0,
+                    "no synced node: final verdicts wait"
+                );
+                break;
+            }
             let summary = match self.process(n, window_end, true).await {
                 Ok(s) => s,
                 Err(e) => {

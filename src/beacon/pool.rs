@@ -161,6 +161,16 @@ impl BeaconPool {
         self.state().iter().filter(|s| is_usable(&s.health)).count()
     }
 
+    /// Nodes that said at the last check that they are synced and at the
+    /// head: only their view may close an epoch for good (a syncing node's
+    /// missing blocks are not missed duties).
+    pub fn synced_count(&self) -> usize {
+        self.state()
+            .iter()
+            .filter(|s| s.health == NodeHealth::Healthy)
+            .count()
+    }
+
     /// Node indices in the order they are asked (see `rank`).
     pub fn ranked(&self) -> Vec<usize> {
         let state = self.state();
