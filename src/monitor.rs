@@ -402,6 +402,7 @@ impl Monitor {
             let floor = Slot(self.spec.start_slot(self.next_epoch).0.saturating_sub(1));
             self.follower.raise_floor(floor);
             self.cache.prune_below(floor);
+            self.cache.prune_committees_before(self.next_epoch);
             self.seen.prune_below(floor);
         }
 

@@ -49,15 +49,24 @@ pub enum CollectError {
     NoRegistry,
 }
 
-/// Blocks are immutable by root: read each once. Pruned below the floor.
+/// Blocks are immutable by root: read each once. Committees of an epoch
+/// are read once too (the provisional and the final pass share them): they
+/// are fixed by the RANDAO of epoch N-2, so only a reorg deeper than an
+/// epoch could change them. Pruned below the floor.
 #[derive(Debug, Default)]
 pub struct BlockCache {
     blocks: BTreeMap<(Slot, Root), Arc<Block>>,
+    committees: BTreeMap<Epoch, Arc<Vec<Committee>>>,
 }
 
 impl BlockCache {
     pub fn prune_below(&mut self, slot: Slot) {
         self.blocks = self.blocks.split_off(&(slot, Root::ZERO));
+    }
+
+    /// Forgets committees of epochs before `epoch`.
+    pub fn prune_committees_before(&mut self, epoch: Epoch) {
+        self.committees = self.committees.split_off(&epoch);
     }
 
     pub fn len(&self) -> usize {
