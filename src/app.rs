@@ -101,6 +101,12 @@ pub async fn run_with(
         Policy::for_epoch_duration(epoch_duration),
     ));
     let metrics = Arc::new(Metrics::new(DEFAULT_PER_VALIDATOR_LIMIT)?);
+    {
+        let m = metrics.clone();
+        pool.set_request_observer(Arc::new(move |node, endpoint, elapsed, error| {
+            m.record_node_request(node, endpoint, elapsed, error)
+        }));
+    }
     metrics.set_watched(
         &groups
             .iter()

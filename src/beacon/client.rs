@@ -128,12 +128,27 @@ struct Answer {
     body: Vec<u8>,
 }
 
-#[derive(Clone, Debug)]
+/// Told of every request: node name, endpoint (route template), time to
+/// the answer, and a short error kind when it failed (`timeout`,
+/// `transport`, `status`). Lets metrics count requests without the beacon
+/// module knowing the metrics registry.
+pub type RequestObserver = Arc<dyn Fn(&str, &str, Duration, Option<&'static str>) + Send + Sync>;
+
+#[derive(Clone)]
 pub struct BeaconClient {
     pub config: NodeConfig,
     http: reqwest::Client,
     pacer: Option<Arc<Pacer>>,
     stats: Arc<Mutex<NodeStats>>,
+    observer: Arc<std::sync::OnceLock<RequestObserver>>,
+}
+
+impl std::fmt::Debug for BeaconClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BeaconClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BeaconClient {
@@ -171,7 +186,13 @@ impl BeaconClient {
             http,
             pacer,
             stats: Arc::new(Mutex::new(NodeStats::default())),
+            observer: Arc::new(std::sync::OnceLock::new()),
         })
+    }
+
+    /// Installs the request observer (once; later calls are ignored).
+    pub fn set_observer(&self, observer: RequestObserver) {
+        let _ = self.observer.set(observer);
     }
 
     pub fn name(&self) -> &str {
@@ -261,6 +282,15 @@ impl BeaconClient {
             Ok(Ok(answer)) => Ok(answer),
         };
         let elapsed = started.elapsed();
+        if let Some(observe) = self.observer.get() {
+            let kind = match &result {
+                Ok(a) if a.status >= 400 && a.status != 404 => Some("status"),
+                Ok(_) => None,
+                Err(BeaconError::Timeout { .. }) => Some("timeout"),
+                Err(_) => Some("transport"),
+            };
+            observe(&self.config.name, endpoint, elapsed, kind);
+        }
         match &result {
             Ok(a) => {
                 self.with_stats(|s| {

@@ -161,6 +161,13 @@ impl BeaconPool {
         self.state().iter().filter(|s| is_usable(&s.health)).count()
     }
 
+    /// Tells `observer` of every request any node makes.
+    pub fn set_request_observer(&self, observer: super::client::RequestObserver) {
+        for n in &self.nodes {
+            n.set_observer(observer.clone());
+        }
+    }
+
     /// Nodes that said at the last check that they are synced and at the
     /// head: only their view may close an epoch for good (a syncing node's
     /// missing blocks are not missed duties).
