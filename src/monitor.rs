@@ -224,6 +224,8 @@ pub struct Monitor {
     /// Blocks announced on the nodes' event streams (orphan evidence).
     seen: Arc<SeenBlocks>,
     liveness_done: Option<Epoch>,
+    /// Watched members of the latest sync committee seen.
+    sync_members: Vec<ValidatorIndex>,
     watchlist: Option<Watchlist>,
     /// History kept, in epochs (None: keep everything).
     retention_epochs: Option<u64>,
@@ -260,6 +262,7 @@ impl Monitor {
             observers: None,
             seen: Arc::new(SeenBlocks::default()),
             liveness_done: None,
+            sync_members: Vec::new(),
             watchlist: None,
             retention_epochs: None,
             summaries: Vec::new(),
@@ -542,6 +545,17 @@ impl Monitor {
         )
         .await?;
         let fetched = started.elapsed();
+        if let Some(members) = data.sync_committees.get(&self.spec.sync_period_of(epoch)) {
+            let watched: HashSet<_> = self.watched.iter().collect();
+            let mut m: Vec<_> = members
+                .iter()
+                .filter(|v| watched.contains(v))
+                .copied()
+                .collect();
+            m.sort();
+            m.dedup();
+            self.sync_members = m;
+        }
         let duties = self.proposer_duties_for(epoch).await?;
         let previous = self.store.latest_balances(&self.watched, epoch).await?;
         let orphans = self.orphans_of(&data, duties.as_ref()).await;
