@@ -381,8 +381,7 @@ pub fn judge(
                 names.join(", ")
             );
             if nodes.len() == 1 {
-                out.reason
-                    .push_str("; only one beacon node configured: no second opinion");
+                out.reason.push_str(" (single node)");
             }
             out
         })
@@ -624,7 +623,7 @@ mod tests {
                 68,
                 vec![live(node("a", 67), 7, false)],
                 Safe,
-                "only one beacon node configured",
+                "seen by a (single node)",
             ),
             (
                 "no node at all: unknown",
@@ -644,7 +643,10 @@ mod tests {
     #[test]
     fn more_quiet_epochs_reach_further_back() {
         let a = with(live(node("a", 67), 7, false), 5, EvidenceKind::Attestation);
-        assert_eq!(verdict(68, 2, &[a.clone()]).verdict, Verdict::Safe);
+        assert_eq!(
+            verdict(68, 2, std::slice::from_ref(&a)).verdict,
+            Verdict::Safe
+        );
         let got = verdict(68, 3, &[a]);
         assert_eq!(got.verdict, Verdict::NotSafe, "{got:?}");
         assert_eq!(got.last_active_epoch, Some(Epoch(5)));
