@@ -30,13 +30,15 @@
 //!    either
 //!    - E's inclusion window has closed: a vote for E can be included until
 //!      the last slot of E+1 (EIP-7045; before Deneb earlier, so this bound
-//!      is safe for every fork). It counts as closed when the node's head is
-//!      past that slot, or when the clock is `INCLUSION_SETTLE_SLOTS` past it
-//!      (a block for the last slot may arrive late); or
+//!      is safe for every fork). It counts as closed only when the node's
+//!      head is past that slot: the node imported a block built after the
+//!      window. The clock alone is not enough, because a node that stopped
+//!      importing may still call itself synced (the recorded Lodestar
+//!      reported `sync_distance` 0 four slots behind); or
 //!    - the node's liveness answer for E says not live (liveness includes
 //!      gossip on most clients, so it sees a vote before any block carries
 //!      it), asked when the clock was at least `LIVENESS_SETTLE_SLOTS` past
-//!      the end of E.
+//!      the end of E and the node's head was past the end of E.
 //!
 //!    C−1's window stays open during all of C, so without liveness it can
 //!    never settle. It may then stay unsettled if it shows nothing so far
@@ -61,12 +63,6 @@ use crate::chain::{ChainSpec, Epoch, Slot, ValidatorIndex};
 /// stopped and restarted within an epoch, or whose last vote sits in the
 /// next epoch's first block, would look quiet.
 pub const MIN_QUIET_EPOCHS: u64 = 2;
-
-/// Slots after the last slot of an inclusion window before the window
-/// counts as closed by the clock alone: a block proposed in the window's
-/// last slot may reach a node up to a slot late and still become canonical
-/// (proposer boost lets the next proposer build on it).
-pub const INCLUSION_SETTLE_SLOTS: u64 = 2;
 
 /// Slots after the end of an epoch before a "not live" answer for it
 /// counts: votes of the epoch's last slot are aggregated at 2/3 of that
@@ -227,22 +223,22 @@ fn settled(ctx: &Context<'_>, node: &NodeView, v: ValidatorIndex, e: Epoch) -> R
     let spec = ctx.spec;
     let head = node.head_slot.unwrap_or_default();
     let window_end = spec.inclusion_window_end(e);
-    if head > window_end || ctx.clock_slot.0 >= window_end.0.saturating_add(INCLUSION_SETTLE_SLOTS)
-    {
+    if head > window_end {
         return Ok(());
     }
-    let liveness_from = spec.end_slot(e).0.saturating_add(LIVENESS_SETTLE_SLOTS);
+    let end = spec.end_slot(e);
+    let liveness_from = end.0.saturating_add(LIVENESS_SETTLE_SLOTS);
     let not_live = node.liveness.get(&e).and_then(|m| m.get(&v)) == Some(&false);
-    if not_live && ctx.clock_slot.0 >= liveness_from {
+    if not_live && ctx.clock_slot.0 >= liveness_from && head > end {
         return Ok(());
     }
     let liveness = if not_live {
-        format!("its liveness counts from slot {liveness_from}")
+        format!("its liveness counts from slot {liveness_from} with a head past slot {end}")
     } else {
         "liveness not available for it".to_string()
     };
     Err(format!(
-        "epoch {e} not settled on node {}: votes can be included until slot {window_end} and {liveness}",
+        "epoch {e} not settled on node {}: votes can be included until slot {window_end} (head {head}) and {liveness}",
         node.name
     ))
 }
@@ -489,33 +485,40 @@ mod tests {
                     live(node("b", 67), 7, false),
                 ],
                 Unknown,
-                "epoch 7 not settled on node a: votes can be included until slot 71 and liveness not available for it; and active in epoch 5",
+                "epoch 7 not settled on node a: votes can be included until slot 71 (head 67) and liveness not available for it; and active in epoch 5",
             ),
             (
                 "liveness asked too soon after the epoch does not settle it",
                 64,
                 vec![with(live(node("a", 64), 7, false), 5, Proposal)],
                 Unknown,
-                "its liveness counts from slot 65; and active in epoch 5",
+                "its liveness counts from slot 65 with a head past slot 63; and active in epoch 5",
             ),
             (
-                "a head past the window settles it before the settle slots",
+                "a head past the window settles it: epoch 7 open, 6 and 5 quiet",
                 64,
                 vec![live(node("a", 64), 7, false), live(node("b", 64), 7, false)],
                 Safe,
                 "",
             ),
             (
-                "two open epochs at slot 64 with the head not past the window",
-                64,
+                "two open epochs: the head is not past epoch 6's window",
+                66,
                 vec![live(node("a", 63), 7, false)],
                 Unknown,
-                "epoch 7 not settled on node a: votes can be included until slot 71 and its liveness counts from slot 65; and epoch 6 not settled",
+                "epoch 7 not settled on node a: votes can be included until slot 71 (head 63) and its liveness counts from slot 65 with a head past slot 63; and epoch 6 not settled",
             ),
             (
-                "both windows closed by the clock, no liveness at all: safe",
+                "the clock past the window does not close it for a stuck head",
+                73,
+                vec![live(node("a", 71), 8, false)],
+                Unknown,
+                "epoch 7 not settled on node a: votes can be included until slot 71 (head 71)",
+            ),
+            (
+                "both windows closed by heads, no liveness at all: safe",
                 74,
-                vec![node("a", 73), node("b", 73)],
+                vec![node("a", 72), node("b", 73)],
                 Safe,
                 "no activity in epochs 7..=9",
             ),
