@@ -209,17 +209,25 @@ async fn the_command_reads_nodes_from_flags_or_the_config_and_a_stopped_node_is_
 
 #[tokio::test]
 async fn two_nodes_must_both_confirm_and_one_down_makes_it_unknown() {
-    // Both replays serve the same chain on the same clock: epoch 8, slot 68.
+    // Both replays serve the same chain on the same clock (1-second slots
+    // from `genesis`), started at slot 62; the checks run from slot 66 on,
+    // whatever the start-up took.
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let genesis = now - 136 / 2;
+    let genesis = now - 62;
     let a = live_replay(0, Some(genesis));
     let mut b = live_replay(0, Some(genesis));
+    let slot_66 = UNIX_EPOCH + Duration::from_secs(genesis + 66);
+    if let Ok(wait) = slot_66.duration_since(SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
     let nodes = vec![node("a", &a.url()), node("b", &b.url())];
     let mut check = FailoverCheck::new(nodes.clone(), ids(30..=47), 2).unwrap();
+    let started = std::time::Instant::now();
     let r = check.check(SystemTime::now()).await;
+    eprintln!("two-node check took {:?}", started.elapsed());
     assert_eq!(r.current_epoch, Some(8), "{r:#?}");
     assert!(all(&r, 32..=47, Verdict::Safe), "{r:#?}");
     assert!(r.validators[5].reason.contains("seen by a, b"), "{r:#?}");

@@ -567,3 +567,69 @@ fn until_next_round(spec: &ChainSpec, now: SystemTime) -> Duration {
         .unwrap_or(target);
     Duration::from_millis(target.saturating_sub(now_ms).min(slot_ms * 2) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_rounds_start_a_third_into_the_next_slot() {
+        let spec = ChainSpec::test_spec(8, 12_000, 1_000);
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_000_000 + ms);
+        // 1 s into slot 0: the next round is at 12 s + 4 s.
+        assert_eq!(
+            until_next_round(&spec, at(1_000)),
+            Duration::from_millis(15_000)
+        );
+        // Just before slot 1 ends.
+        assert_eq!(
+            until_next_round(&spec, at(23_999)),
+            Duration::from_millis(4_001)
+        );
+        // Before genesis: one slot.
+        let before = UNIX_EPOCH + Duration::from_secs(10);
+        assert_eq!(
+            until_next_round(&spec, before),
+            Duration::from_millis(12_000)
+        );
+    }
+
+    #[test]
+    fn the_table_names_each_verdict_and_the_advice() {
+        let r = Report {
+            clock_slot: Some(68),
+            current_epoch: Some(8),
+            quiet_epochs: 2,
+            checked_epochs: Some((5, 8)),
+            exit_code: 1,
+            warnings: vec!["only one beacon node configured".into()],
+            unresolved: vec![],
+            nodes: vec![NodeSummary {
+                name: "a".into(),
+                health: "healthy".into(),
+                head_slot: Some(67),
+                problems: vec![],
+            }],
+            validators: vec![ValidatorVerdict {
+                validator_index: ValidatorIndex(7),
+                verdict: Verdict::NotSafe,
+                last_active_epoch: Some(crate::chain::Epoch(8)),
+                last_active_node: Some("a".into()),
+                evidence: vec![],
+                reason: "active in epoch 8".into(),
+            }],
+        };
+        let t = render_table(&r);
+        assert!(t.contains("clock slot 68, epoch 8"), "{t}");
+        assert!(t.contains("warning: only one beacon node"), "{t}");
+        assert!(t.contains("not_safe"), "{t}");
+        assert!(
+            t.contains("DO NOT start the backup client: the old one is still signing"),
+            "{t}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&r, OutputFormat::Json)).unwrap();
+        assert_eq!(json["validators"][0]["verdict"], "not_safe");
+        assert_eq!(json["checked_epochs"], serde_json::json!([5, 8]));
+    }
+}
