@@ -11,6 +11,7 @@ pub mod chain;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod failover;
 pub mod http;
 pub mod metrics;
 pub mod monitor;

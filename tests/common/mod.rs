@@ -6,11 +6,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `../shared` beside the project's root.
+/// `../shared` beside the project's root; from a git worktree one level
+/// further down (`wt/<branch>`), `../../shared`.
 pub fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("shared")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let beside = root.join("..").join("shared");
+    let above = root.join("..").join("..").join("shared");
+    if !beside.exists() && above.exists() {
+        return above;
+    }
+    beside
 }
 
 pub fn fixture(name: &str) -> PathBuf {

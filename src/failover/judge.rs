@@ -1,0 +1,719 @@
+//! The failover verdict: from the evidence each node showed, the state of
+//! each node and the wall-clock slot, is it safe to start the backup
+//! validator client for each validator?
+//!
+//! Owns: the quiet-epoch rule, the two-node rule and the wording of each
+//! reason. Must not: do IO or read the clock (`clock_slot` is an input), so
+//! every rule is tested with plain tables.
+//!
+//! # The rule (conservative by construction)
+//!
+//! Let C be the epoch of the wall clock and N the quiet epochs asked for
+//! (at least 2). A validator is `safe` only when ALL of these hold:
+//!
+//! 1. No node, whatever its health, shows activity of the validator in any
+//!    epoch from C−N to C (an attestation whose vote is for that epoch, a
+//!    proposal in it, a sync signature for one of its slots, or liveness
+//!    `is_live: true` for it). Any such evidence makes it `not_safe`, even
+//!    from a lagging node: evidence of signing is never discarded.
+//! 2. Every configured node is usable: reachable, on the same network,
+//!    synced, at the head (not behind the other nodes, and its head not more
+//!    than `MAX_HEAD_AGE_EPOCHS` behind the clock), and answered every
+//!    request (a 400/500 range limit of liveness is not a failure).
+//!    With two or more nodes configured this is the "at least two healthy
+//!    nodes at the head agree" rule, made stricter: one broken node makes
+//!    the answer `unknown`, because the operator asked for it to be checked.
+//!    With one node configured, `safe` comes with a warning.
+//! 3. On every node, each of the N complete epochs E = C−N … C−1 is SETTLED:
+//!    the node showed all of E's on-chain data so far (canonical chain walked
+//!    from before E to the head, committees and sync committees read), and
+//!    either
+//!    - E's inclusion window has closed: a vote for E can be included until
+//!      the last slot of E+1 (EIP-7045; before Deneb earlier, so this bound
+//!      is safe for every fork). It counts as closed only when the node's
+//!      head is past that slot: the node imported a block built after the
+//!      window. The clock alone is not enough, because a node that stopped
+//!      importing may still call itself synced (the recorded Lodestar
+//!      reported `sync_distance` 0 four slots behind); or
+//!    - the node's liveness answer for E says not live (liveness includes
+//!      gossip on most clients, so it sees a vote before any block carries
+//!      it), asked when the clock was at least `LIVENESS_SETTLE_SLOTS` past
+//!      the end of E and the node's head was past the end of E.
+//!
+//!    C−1's window stays open during all of C, so without liveness it can
+//!    never settle. It may then stay unsettled if it shows nothing so far
+//!    and the N epochs before it (C−N−1 … C−2) are settled and quiet: the
+//!    window grows by one epoch, it never shrinks. On the recorded devnet
+//!    (liveness answered) validators stopped before epoch 6 are `safe` from
+//!    slot 65 (epoch 8); a node without liveness would need epoch 9.
+//! 4. On every node the current epoch C so far shows nothing: its on-chain
+//!    data up to the head was read (and liveness for C, where the node
+//!    answers it, said not live — rule 1).
+//!
+//! Anything else is `unknown` with the first reason found, never `safe`.
+//! A validator the registry does not know is `unknown` too.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::chain::{ChainSpec, Epoch, Slot, ValidatorIndex};
+
+/// The fewest quiet epochs accepted. One epoch is not enough: a client that
+/// stopped and restarted within an epoch, or whose last vote sits in the
+/// next epoch's first block, would look quiet.
+pub const MIN_QUIET_EPOCHS: u64 = 2;
+
+/// Slots after the end of an epoch before a "not live" answer for it
+/// counts: votes of the epoch's last slot are aggregated at 2/3 of that
+/// slot and first fit in the next slot's block, which a node that marks
+/// liveness from blocks (Lodestar 1.22, as recorded) sees only then.
+pub const LIVENESS_SETTLE_SLOTS: u64 = 2;
+
+/// A node whose head is more than this many epochs behind the wall clock is
+/// not at the head, whatever its own `syncing` says (the recorded Lodestar
+/// reported `sync_distance` 0 four slots behind). A whole epoch without a
+/// block is an incident, and no failover should be called safe during one.
+pub const MAX_HEAD_AGE_EPOCHS: u64 = 1;
+
+/// What kind of activity was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    /// The validator's vote for `epoch` is in a canonical block.
+    Attestation,
+    /// The validator proposed the canonical block of a slot in `epoch`.
+    Proposal,
+    /// The validator's sync-committee signature for a slot of `epoch` is in
+    /// the next slot's canonical block.
+    SyncSignature,
+    /// The node's `/validator/liveness/{epoch}` said `is_live: true`.
+    Liveness,
+}
+
+impl EvidenceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceKind::Attestation => "attestation",
+            EvidenceKind::Proposal => "proposal",
+            EvidenceKind::SyncSignature => "sync_signature",
+            EvidenceKind::Liveness => "liveness",
+        }
+    }
+}
+
+/// One piece of evidence: `validator_index` was active in `epoch`, as `node`
+/// showed it. `slot` is the canonical block that carries it (none for
+/// liveness).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Evidence {
+    #[serde(skip)]
+    pub validator_index: ValidatorIndex,
+    pub node: String,
+    pub epoch: Epoch,
+    pub kind: EvidenceKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Slot>,
+}
+
+/// Everything one node showed in one check.
+#[derive(Clone, Debug, Default)]
+pub struct NodeView {
+    pub name: String,
+    /// Health as shown to the operator (`healthy`, `lagging`, …).
+    pub health: String,
+    /// Synced, on the network, not behind the other nodes (the pool's
+    /// `Healthy`). The head-age rule is applied here, from `head_slot`.
+    pub healthy: bool,
+    pub head_slot: Option<Slot>,
+    /// Requests that failed (range limits excluded). Any entry keeps this
+    /// node from confirming quiet.
+    pub problems: Vec<String>,
+    /// Epochs whose on-chain activity the node showed completely up to its
+    /// head: chain walked from before the epoch, committees and sync
+    /// committees read.
+    pub onchain_epochs: BTreeSet<Epoch>,
+    /// Liveness answers: per epoch asked and answered, each validator's
+    /// `is_live`. An epoch the node refused (range limit) is absent.
+    pub liveness: BTreeMap<Epoch, HashMap<ValidatorIndex, bool>>,
+    /// Activity seen on this node (any epoch).
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Safe,
+    Unknown,
+    NotSafe,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Safe => "safe",
+            Verdict::Unknown => "unknown",
+            Verdict::NotSafe => "not_safe",
+        }
+    }
+}
+
+/// The verdict for one validator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ValidatorVerdict {
+    pub validator_index: ValidatorIndex,
+    pub verdict: Verdict,
+    /// The latest epoch with any evidence, on any node (`null`: none in the
+    /// epochs checked).
+    pub last_active_epoch: Option<Epoch>,
+    /// The node that showed that latest evidence (the first in config order
+    /// if several did).
+    pub last_active_node: Option<String>,
+    /// Every piece of evidence, newest epoch first.
+    pub evidence: Vec<Evidence>,
+    pub reason: String,
+}
+
+/// The inputs of one verdict besides the node views.
+#[derive(Clone, Debug)]
+pub struct Context<'a> {
+    pub spec: &'a ChainSpec,
+    pub clock_slot: Slot,
+    /// Already clamped to at least `MIN_QUIET_EPOCHS`.
+    pub quiet_epochs: u64,
+    /// Validators the registry does not know, with why.
+    pub not_in_registry: &'a HashMap<ValidatorIndex, String>,
+}
+
+/// `quiet_epochs` raised to the minimum, with a warning when it was raised.
+pub fn clamp_quiet_epochs(asked: u64) -> (u64, Option<String>) {
+    if asked < MIN_QUIET_EPOCHS {
+        (
+            MIN_QUIET_EPOCHS,
+            Some(format!(
+                "--quiet-epochs {asked} is below the minimum; using {MIN_QUIET_EPOCHS}"
+            )),
+        )
+    } else {
+        (asked, None)
+    }
+}
+
+/// The epochs a check reads: one before the quiet window (to report the
+/// last activity before it) through the current epoch.
+pub fn scanned_epochs(current: Epoch, quiet_epochs: u64) -> (Epoch, Epoch) {
+    (
+        Epoch(current.0.saturating_sub(quiet_epochs.saturating_add(1))),
+        current,
+    )
+}
+
+/// Is a node at the head: healthy by the pool's rules and its head no more
+/// than `MAX_HEAD_AGE_EPOCHS` behind the clock.
+pub fn at_head(spec: &ChainSpec, node: &NodeView, clock_slot: Slot) -> bool {
+    let max_age = MAX_HEAD_AGE_EPOCHS.saturating_mul(spec.slots_per_epoch);
+    node.healthy
+        && node
+            .head_slot
+            .is_some_and(|h| h.0.saturating_add(max_age) >= clock_slot.0)
+}
+
+/// Is epoch `e` settled on `node` for `v` (rule 3), and if not, why.
+fn settled(ctx: &Context<'_>, node: &NodeView, v: ValidatorIndex, e: Epoch) -> Result<(), String> {
+    let spec = ctx.spec;
+    let head = node.head_slot.unwrap_or_default();
+    let window_end = spec.inclusion_window_end(e);
+    if head > window_end {
+        return Ok(());
+    }
+    let end = spec.end_slot(e);
+    let liveness_from = end.0.saturating_add(LIVENESS_SETTLE_SLOTS);
+    let not_live = node.liveness.get(&e).and_then(|m| m.get(&v)) == Some(&false);
+    if not_live && ctx.clock_slot.0 >= liveness_from && head > end {
+        return Ok(());
+    }
+    let liveness = if not_live {
+        format!("its liveness counts from slot {liveness_from} with a head past slot {end}")
+    } else {
+        "liveness not available for it".to_string()
+    };
+    Err(format!(
+        "epoch {e} not settled on node {}: votes can be included until slot {window_end} (head {head}) and {liveness}",
+        node.name
+    ))
+}
+
+/// Why node `node` cannot confirm that `v` was quiet; `None` when it does.
+/// `active` holds the epochs in which any node saw `v` active.
+///
+/// Rules 2–4 of the module docs, with one extension: the most recent
+/// complete epoch (C−1) cannot settle by its inclusion window during C, so
+/// a node without liveness could never confirm. Such an epoch may stay
+/// unsettled if it shows nothing so far on chain and the N epochs before it
+/// are settled and quiet: the quiet window then grows by one epoch, it is
+/// never shortened.
+fn not_confirmed(
+    ctx: &Context<'_>,
+    node: &NodeView,
+    v: ValidatorIndex,
+    active: &BTreeSet<Epoch>,
+) -> Option<String> {
+    let spec = ctx.spec;
+    let name = &node.name;
+    if !node.healthy {
+        return Some(format!("node {name} is {}", node.health));
+    }
+    if !at_head(spec, node, ctx.clock_slot) {
+        return Some(format!(
+            "node {name} is not at the head (head slot {}, clock slot {})",
+            node.head_slot.map_or("unknown".into(), |s| s.to_string()),
+            ctx.clock_slot
+        ));
+    }
+    if let Some(p) = node.problems.first() {
+        return Some(format!("node {name} could not answer: {p}"));
+    }
+    let current = spec.epoch_of(ctx.clock_slot);
+    if !node.onchain_epochs.contains(&current) {
+        return Some(format!(
+            "node {name} did not show the current epoch {current}"
+        ));
+    }
+    let mut count = 0;
+    let mut open: Option<String> = None;
+    // Newest first; epochs before genesis are quiet by definition.
+    for e in (0..current.0).rev().map(Epoch) {
+        if count == ctx.quiet_epochs {
+            break;
+        }
+        let because_open = |why: String| match &open {
+            Some(o) => format!("{o}; and {why}"),
+            None => why,
+        };
+        if !node.onchain_epochs.contains(&e) {
+            return Some(because_open(format!(
+                "node {name} did not show all of epoch {e}"
+            )));
+        }
+        if active.contains(&e) {
+            return Some(because_open(format!("active in epoch {e}")));
+        }
+        match settled(ctx, node, v, e) {
+            Ok(()) => count += 1,
+            Err(why) if open.is_none() && count == 0 => open = Some(why),
+            Err(why) => return Some(because_open(why)),
+        }
+    }
+    None
+}
+
+/// Judges every validator. `validators` keeps its order; `nodes` is in
+/// config order (it decides which node is named when several saw the same).
+pub fn judge(
+    ctx: &Context<'_>,
+    nodes: &[NodeView],
+    validators: &[ValidatorIndex],
+) -> Vec<ValidatorVerdict> {
+    let spec = ctx.spec;
+    let current = spec.epoch_of(ctx.clock_slot);
+    let window_start = Epoch(current.0.saturating_sub(ctx.quiet_epochs));
+
+    let mut by_validator: HashMap<ValidatorIndex, Vec<(usize, &Evidence)>> = HashMap::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for e in &node.evidence {
+            by_validator
+                .entry(e.validator_index)
+                .or_default()
+                .push((n, e));
+        }
+    }
+
+    validators
+        .iter()
+        .map(|&v| {
+            let mut seen = by_validator.remove(&v).unwrap_or_default();
+            // Newest epoch first; among equals, config order of nodes.
+            seen.sort_by(|a, b| b.1.epoch.cmp(&a.1.epoch).then(a.0.cmp(&b.0)));
+            let evidence: Vec<Evidence> = seen.iter().map(|(_, e)| (*e).clone()).collect();
+            let latest = seen.first().map(|(_, e)| *e);
+            let mut out = ValidatorVerdict {
+                validator_index: v,
+                verdict: Verdict::Unknown,
+                last_active_epoch: latest.map(|e| e.epoch),
+                last_active_node: latest.map(|e| e.node.clone()),
+                evidence,
+                reason: String::new(),
+            };
+            if let Some(e) = latest.filter(|e| e.epoch >= window_start) {
+                out.verdict = Verdict::NotSafe;
+                out.reason = format!(
+                    "active in epoch {} ({}) seen by node {}; the last {} epochs must be quiet",
+                    e.epoch,
+                    e.kind.as_str(),
+                    e.node,
+                    ctx.quiet_epochs
+                );
+                return out;
+            }
+            if let Some(why) = ctx.not_in_registry.get(&v) {
+                out.reason = why.clone();
+                return out;
+            }
+            if nodes.is_empty() {
+                out.reason = "no beacon node configured".into();
+                return out;
+            }
+            let active: BTreeSet<Epoch> = out.evidence.iter().map(|e| e.epoch).collect();
+            if let Some(why) = nodes.iter().find_map(|n| not_confirmed(ctx, n, v, &active)) {
+                out.reason = why;
+                return out;
+            }
+            out.verdict = Verdict::Safe;
+            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            out.reason = format!(
+                "no activity in epochs {}..={} (current epoch so far included), seen by {}",
+                window_start.0,
+                current.0,
+                names.join(", ")
+            );
+            if nodes.len() == 1 {
+                out.reason.push_str(" (single node)");
+            }
+            out
+        })
+        .collect()
+}
+
+/// Exit code of a check: 0 every validator `safe`; 1 any `not_safe`; 2 any
+/// `unknown` and none `not_safe` (also when nothing could be checked).
+pub fn exit_code(verdicts: &[ValidatorVerdict]) -> u8 {
+    match verdicts.iter().map(|v| v.verdict).max() {
+        Some(Verdict::Safe) => 0,
+        Some(Verdict::NotSafe) => 1,
+        Some(Verdict::Unknown) | None => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 8 slots per epoch. The clock sits in epoch 8 unless a case says so.
+    fn spec() -> ChainSpec {
+        ChainSpec::test_spec(8, 1000, 0)
+    }
+
+    const V: ValidatorIndex = ValidatorIndex(40);
+
+    fn node(name: &str, head: u64) -> NodeView {
+        NodeView {
+            name: name.into(),
+            health: "healthy".into(),
+            healthy: true,
+            head_slot: Some(Slot(head)),
+            problems: vec![],
+            onchain_epochs: (5..=9).map(Epoch).collect(),
+            liveness: BTreeMap::new(),
+            evidence: vec![],
+        }
+    }
+
+    fn live(mut n: NodeView, epoch: u64, is_live: bool) -> NodeView {
+        n.liveness
+            .entry(Epoch(epoch))
+            .or_default()
+            .insert(V, is_live);
+        if is_live {
+            n.evidence.push(ev(&n.name, epoch, EvidenceKind::Liveness));
+        }
+        n
+    }
+
+    fn ev(node: &str, epoch: u64, kind: EvidenceKind) -> Evidence {
+        Evidence {
+            validator_index: V,
+            node: node.into(),
+            epoch: Epoch(epoch),
+            kind,
+            slot: None,
+        }
+    }
+
+    fn with(mut n: NodeView, epoch: u64, kind: EvidenceKind) -> NodeView {
+        let e = ev(&n.name, epoch, kind);
+        n.evidence.push(e);
+        n
+    }
+
+    fn verdict(clock: u64, quiet: u64, nodes: &[NodeView]) -> ValidatorVerdict {
+        let spec = spec();
+        let none = HashMap::new();
+        let ctx = Context {
+            spec: &spec,
+            clock_slot: Slot(clock),
+            quiet_epochs: quiet,
+            not_in_registry: &none,
+        };
+        judge(&ctx, nodes, &[V]).remove(0)
+    }
+
+    #[test]
+    fn verdicts_follow_the_quiet_epoch_rule() {
+        use EvidenceKind::*;
+        use Verdict::*;
+        // (case, clock slot, nodes, expected verdict, text the reason holds)
+        let cases: Vec<(&str, u64, Vec<NodeView>, Verdict, &str)> = vec![
+            (
+                "epoch 6 window closed by the clock, epoch 7 not live: safe",
+                68,
+                vec![live(node("a", 67), 7, false), live(node("b", 67), 7, false)],
+                Safe,
+                "seen by a, b",
+            ),
+            (
+                "epoch 7 open without liveness: the quiet window grows to epoch 5",
+                68,
+                vec![node("a", 67), live(node("b", 67), 7, false)],
+                Safe,
+                "seen by a, b",
+            ),
+            (
+                "epoch 7 open without liveness and epoch 5 active: unknown",
+                68,
+                vec![
+                    with(node("a", 67), 5, Attestation),
+                    live(node("b", 67), 7, false),
+                ],
+                Unknown,
+                "epoch 7 not settled on node a: votes can be included until slot 71 (head 67) and liveness not available for it; and active in epoch 5",
+            ),
+            (
+                "liveness asked too soon after the epoch does not settle it",
+                64,
+                vec![with(live(node("a", 64), 7, false), 5, Proposal)],
+                Unknown,
+                "its liveness counts from slot 65 with a head past slot 63; and active in epoch 5",
+            ),
+            (
+                "a head past the window settles it: epoch 7 open, 6 and 5 quiet",
+                64,
+                vec![live(node("a", 64), 7, false), live(node("b", 64), 7, false)],
+                Safe,
+                "",
+            ),
+            (
+                "two open epochs: the head is not past epoch 6's window",
+                66,
+                vec![live(node("a", 63), 7, false)],
+                Unknown,
+                "epoch 7 not settled on node a: votes can be included until slot 71 (head 63) and its liveness counts from slot 65 with a head past slot 63; and epoch 6 not settled",
+            ),
+            (
+                "the clock past the window does not close it for a stuck head",
+                73,
+                vec![live(node("a", 71), 8, false)],
+                Unknown,
+                "epoch 7 not settled on node a: votes can be included until slot 71 (head 71)",
+            ),
+            (
+                "both windows closed by heads, no liveness at all: safe",
+                74,
+                vec![node("a", 72), node("b", 73)],
+                Safe,
+                "no activity in epochs 7..=9",
+            ),
+            (
+                "attestation in the window on one node only: not safe",
+                68,
+                vec![
+                    with(live(node("a", 67), 7, false), 7, Attestation),
+                    live(node("b", 67), 7, false),
+                ],
+                NotSafe,
+                "epoch 7 (attestation) seen by node a",
+            ),
+            (
+                "evidence from a lagging node still counts",
+                68,
+                vec![
+                    live(node("a", 67), 7, false),
+                    NodeView {
+                        healthy: false,
+                        health: "lagging".into(),
+                        ..with(node("b", 50), 8, Proposal)
+                    },
+                ],
+                NotSafe,
+                "epoch 8 (proposal) seen by node b",
+            ),
+            (
+                "liveness true in the current epoch: not safe",
+                68,
+                vec![live(live(node("a", 67), 7, false), 8, true)],
+                NotSafe,
+                "(liveness)",
+            ),
+            (
+                "activity before the window is reported, not held against",
+                68,
+                vec![
+                    with(live(node("a", 67), 7, false), 5, SyncSignature),
+                    live(node("b", 67), 7, false),
+                ],
+                Safe,
+                "",
+            ),
+            (
+                "one unreachable node of two: unknown",
+                68,
+                vec![
+                    live(node("a", 67), 7, false),
+                    NodeView {
+                        healthy: false,
+                        health: "unreachable".into(),
+                        head_slot: None,
+                        ..node("b", 0)
+                    },
+                ],
+                Unknown,
+                "node b is unreachable",
+            ),
+            (
+                "a node that failed a request cannot confirm",
+                68,
+                vec![
+                    live(node("a", 67), 7, false),
+                    NodeView {
+                        problems: vec!["committees of epoch 7: timed out".into()],
+                        ..live(node("b", 67), 7, false)
+                    },
+                ],
+                Unknown,
+                "node b could not answer: committees of epoch 7",
+            ),
+            (
+                "a node whose head is a whole epoch behind the clock",
+                68,
+                vec![live(node("a", 67), 7, false), live(node("b", 59), 7, false)],
+                Unknown,
+                "node b is not at the head",
+            ),
+            (
+                "an epoch the node did not show completely",
+                68,
+                vec![
+                    live(node("a", 67), 7, false),
+                    NodeView {
+                        onchain_epochs: [5, 6, 8].into_iter().map(Epoch).collect(),
+                        ..live(node("b", 67), 7, false)
+                    },
+                ],
+                Unknown,
+                "did not show all of epoch 7",
+            ),
+            (
+                "the current epoch not shown",
+                68,
+                vec![NodeView {
+                    onchain_epochs: [5, 6, 7].into_iter().map(Epoch).collect(),
+                    ..live(node("a", 67), 7, false)
+                }],
+                Unknown,
+                "current epoch 8",
+            ),
+            (
+                "one node only: safe with a warning",
+                68,
+                vec![live(node("a", 67), 7, false)],
+                Safe,
+                "seen by a (single node)",
+            ),
+            (
+                "no node at all: unknown",
+                68,
+                vec![],
+                Unknown,
+                "no beacon node",
+            ),
+        ];
+        for (name, clock, nodes, want, text) in cases {
+            let got = verdict(clock, 2, &nodes);
+            assert_eq!(got.verdict, want, "{name}: {got:?}");
+            assert!(got.reason.contains(text), "{name}: reason {:?}", got.reason);
+        }
+    }
+
+    #[test]
+    fn more_quiet_epochs_reach_further_back() {
+        let a = with(live(node("a", 67), 7, false), 5, EvidenceKind::Attestation);
+        assert_eq!(
+            verdict(68, 2, std::slice::from_ref(&a)).verdict,
+            Verdict::Safe
+        );
+        let got = verdict(68, 3, &[a]);
+        assert_eq!(got.verdict, Verdict::NotSafe, "{got:?}");
+        assert_eq!(got.last_active_epoch, Some(Epoch(5)));
+        assert_eq!(got.last_active_node.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn last_activity_is_the_newest_epoch_first_node_in_config_order() {
+        let a = with(node("a", 67), 6, EvidenceKind::Attestation);
+        let b = with(
+            with(node("b", 67), 7, EvidenceKind::Proposal),
+            3,
+            EvidenceKind::Attestation,
+        );
+        let c = with(node("c", 67), 7, EvidenceKind::Attestation);
+        let got = verdict(68, 2, &[a, b, c]);
+        assert_eq!(got.verdict, Verdict::NotSafe);
+        assert_eq!(got.last_active_epoch, Some(Epoch(7)));
+        assert_eq!(got.last_active_node.as_deref(), Some("b"));
+        let epochs: Vec<u64> = got.evidence.iter().map(|e| e.epoch.0).collect();
+        assert_eq!(epochs, vec![7, 7, 6, 3]);
+    }
+
+    #[test]
+    fn a_validator_missing_from_the_registry_is_unknown() {
+        let spec = spec();
+        let missing: HashMap<_, _> = [(V, "validator 40 is not in the registry".to_string())]
+            .into_iter()
+            .collect();
+        let ctx = Context {
+            spec: &spec,
+            clock_slot: Slot(74),
+            quiet_epochs: 2,
+            not_in_registry: &missing,
+        };
+        let got = judge(&ctx, &[node("a", 73)], &[V, ValidatorIndex(41)]);
+        assert_eq!(got[0].verdict, Verdict::Unknown);
+        assert_eq!(got[1].verdict, Verdict::Safe);
+    }
+
+    #[test]
+    fn quiet_epochs_are_clamped_to_two() {
+        assert_eq!(clamp_quiet_epochs(0).0, 2);
+        assert!(clamp_quiet_epochs(1).1.is_some());
+        assert_eq!(clamp_quiet_epochs(2), (2, None));
+        assert_eq!(clamp_quiet_epochs(5), (5, None));
+        assert_eq!(scanned_epochs(Epoch(8), 2), (Epoch(5), Epoch(8)));
+        assert_eq!(scanned_epochs(Epoch(1), 2), (Epoch(0), Epoch(1)));
+    }
+
+    #[test]
+    fn exit_codes_rank_not_safe_over_unknown_over_safe() {
+        let mk = |verdict| ValidatorVerdict {
+            validator_index: V,
+            verdict,
+            last_active_epoch: None,
+            last_active_node: None,
+            evidence: vec![],
+            reason: String::new(),
+        };
+        use Verdict::*;
+        assert_eq!(exit_code(&[mk(Safe), mk(Safe)]), 0);
+        assert_eq!(exit_code(&[mk(Safe), mk(Unknown)]), 2);
+        assert_eq!(exit_code(&[mk(Unknown), mk(NotSafe), mk(Safe)]), 1);
+        assert_eq!(exit_code(&[]), 2);
+    }
+}
