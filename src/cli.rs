@@ -27,6 +27,9 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Print the stored history.
     Report(ReportArgs),
+    /// Is it safe to start a backup validator client? Evidence of recent
+    /// activity from every node; exit 0 only when every validator is safe.
+    FailoverCheck(crate::failover::FailoverArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -60,6 +60,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
+        Command::FailoverCheck(args) => Ok(ExitCode::from(valwatch::failover::run(args).await)),
         Command::Report(args) => {
             valwatch::report::run(args).await?;
             Ok(ExitCode::SUCCESS)
