@@ -15,6 +15,6 @@ pub mod http;
 pub mod metrics;
 pub mod monitor;
 pub mod report;
-pub mod status;
 pub mod sim;
+pub mod status;
 pub mod store;
