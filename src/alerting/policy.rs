@@ -686,3 +686,403 @@ pub fn reminders_due(
         .map(|i| Decision::Remind { id: i.id.clone() })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{AttestationVerdict, BalanceRecord};
+    use crate::chain::Gwei;
+    use crate::config::alerts::AlertsConfig;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + secs)
+    }
+
+    fn tracker(groups: &[(&str, std::ops::Range<u64>)]) -> Tracker {
+        let groups: Vec<(String, Vec<ValidatorIndex>)> = groups
+            .iter()
+            .map(|(n, r)| (n.to_string(), r.clone().map(ValidatorIndex).collect()))
+            .collect();
+        Tracker::new(AlertsConfig::default().rules, &groups)
+    }
+
+    fn vote(v: u64, epoch: u64, status: AttestationStatus) -> AttestationVerdict {
+        AttestationVerdict {
+            validator_index: ValidatorIndex(v),
+            epoch: Epoch(epoch),
+            status,
+            duty_slot: Some(Slot(epoch * 32 + 5)),
+            inclusion_slot: None,
+            inclusion_delay: None,
+            late: None,
+            source_correct: None,
+            target_correct: None,
+            head_correct: None,
+            reason: None,
+        }
+    }
+
+    fn record(epoch: u64, is_final: bool, votes: Vec<AttestationVerdict>) -> EpochRecord {
+        EpochRecord {
+            epoch: Epoch(epoch),
+            is_final,
+            attestations: votes,
+            ..EpochRecord::default()
+        }
+    }
+
+    fn all(
+        validators: std::ops::Range<u64>,
+        epoch: u64,
+        s: AttestationStatus,
+    ) -> Vec<AttestationVerdict> {
+        validators.map(|v| vote(v, epoch, s)).collect()
+    }
+
+    fn down(t: &Tracker) -> Vec<(String, Vec<u64>)> {
+        t.findings(Scope::Validators, at(0))
+            .into_iter()
+            .filter(|f| f.rule == Rule::ValidatorDown)
+            .map(|f| (f.subject, f.validators.into_iter().collect()))
+            .collect()
+    }
+
+    #[test]
+    fn validator_down_needs_consecutive_final_misses() {
+        use AttestationStatus::*;
+        // (statuses of epochs 10, 11, 12 for validator 1) -> down after the last
+        let cases: &[(&[AttestationStatus], bool)] = &[
+            (&[Missed], false),
+            (&[Missed, Missed], true),
+            (&[Missed, Included, Missed], false),
+            (&[Missed, Unknown, Missed], true),
+            (&[Missed, Missed, Included], false),
+            (&[Missed, Missed, Inactive], false),
+            (&[Pending, Pending], false),
+        ];
+        for (statuses, want) in cases {
+            let mut t = tracker(&[("g", 1..2)]);
+            for (i, s) in statuses.iter().enumerate() {
+                t.apply_epoch(
+                    &record(10 + i as u64, true, vec![vote(1, 10 + i as u64, *s)]),
+                    &EarlyInputs::default(),
+                );
+            }
+            assert_eq!(!down(&t).is_empty(), *want, "{statuses:?}");
+        }
+    }
+
+    #[test]
+    fn early_evidence_needs_three_blocks_and_no_live_answer() {
+        // duty slot is 32*10+5 = 325
+        let slots = |n: u64| (326..326 + n).map(Slot).collect::<Vec<_>>();
+        let live_true: HashMap<ValidatorIndex, bool> = [(ValidatorIndex(1), true)].into();
+        let live_false: HashMap<ValidatorIndex, bool> = [(ValidatorIndex(1), false)].into();
+        let cases: &[(u64, Option<&HashMap<ValidatorIndex, bool>>, bool)] = &[
+            (3, None, true),
+            (2, None, false),
+            (3, Some(&live_false), true),
+            (3, Some(&live_true), false),
+            (10, Some(&live_true), false),
+        ];
+        for (blocks, liveness, want) in cases {
+            let mut t = tracker(&[("g", 1..2)]);
+            let s = slots(*blocks);
+            let early = EarlyInputs {
+                block_slots: &s,
+                liveness: *liveness,
+            };
+            t.apply_epoch(
+                &record(10, false, vec![vote(1, 10, AttestationStatus::Pending)]),
+                &early,
+            );
+            assert_eq!(!down(&t).is_empty(), *want, "{blocks} blocks, {liveness:?}");
+        }
+    }
+
+    #[test]
+    fn a_final_verdict_contradicting_the_early_warning_resolves_and_says_so() {
+        let mut t = tracker(&[("g", 1..2)]);
+        let s: Vec<Slot> = (326..330).map(Slot).collect();
+        let early = EarlyInputs {
+            block_slots: &s,
+            liveness: None,
+        };
+        t.apply_epoch(
+            &record(10, false, vec![vote(1, 10, AttestationStatus::Pending)]),
+            &early,
+        );
+        assert_eq!(down(&t).len(), 1);
+        t.apply_epoch(
+            &record(10, true, vec![vote(1, 10, AttestationStatus::Included)]),
+            &EarlyInputs::default(),
+        );
+        assert!(down(&t).is_empty());
+        let note = t.resolution_note(Rule::ValidatorDown, &[1]);
+        assert!(note.contains("contradicts the early warning"), "{note}");
+        // A confirmed early warning stays down through its final miss.
+        let mut t = tracker(&[("g", 1..2)]);
+        t.apply_epoch(
+            &record(10, false, vec![vote(1, 10, AttestationStatus::Pending)]),
+            &early,
+        );
+        t.apply_epoch(
+            &record(10, true, vec![vote(1, 10, AttestationStatus::Missed)]),
+            &EarlyInputs::default(),
+        );
+        assert_eq!(down(&t).len(), 1);
+        t.apply_epoch(
+            &record(11, true, vec![vote(1, 11, AttestationStatus::Included)]),
+            &EarlyInputs::default(),
+        );
+        assert_eq!(
+            t.resolution_note(Rule::ValidatorDown, &[1]),
+            "the validators attest again"
+        );
+    }
+
+    #[test]
+    fn a_group_going_down_together_is_one_finding_per_group() {
+        let mut t = tracker(&[("a", 0..100), ("b", 100..110)]);
+        for e in [10, 11] {
+            let mut votes = all(0..100, e, AttestationStatus::Missed);
+            votes.extend(all(100..103, e, AttestationStatus::Missed));
+            votes.extend(all(103..110, e, AttestationStatus::Included));
+            t.apply_epoch(&record(e, true, votes), &EarlyInputs::default());
+        }
+        let got = down(&t);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, "a");
+        assert_eq!(got[0].1.len(), 100);
+        assert_eq!(got[1], ("b".to_string(), vec![100, 101, 102]));
+    }
+
+    fn incident(rule: Rule, subject: &str, validators: &[u64]) -> IncidentRecord {
+        IncidentRecord {
+            id: format!("{}/{subject}/1", rule.as_str()),
+            rule: rule.as_str().into(),
+            subject: subject.into(),
+            severity: "critical".into(),
+            is_event: false,
+            validators: validators.to_vec(),
+            epoch: Some(1),
+            summary: "s".into(),
+            opened_at: at(0),
+            last_notified_at: at(0),
+            resolved_at: None,
+            resolution: None,
+        }
+    }
+
+    fn finding(rule: Rule, subject: &str, validators: &[u64]) -> Finding {
+        Finding {
+            rule,
+            subject: subject.into(),
+            validators: validators.iter().copied().collect(),
+            epoch: Some(1),
+            summary: "s".into(),
+        }
+    }
+
+    #[test]
+    fn reconcile_opens_live_grows_live_and_resolves_always() {
+        let note = |_: Rule, _: &[u64]| "over".to_string();
+        let down = Rule::ValidatorDown;
+        let kinds = |d: &[Decision]| -> Vec<&'static str> {
+            d.iter()
+                .map(|d| match d {
+                    Decision::Open(_) => "open",
+                    Decision::Grow { .. } => "grow",
+                    Decision::Refresh { .. } => "refresh",
+                    Decision::Resolve { .. } => "resolve",
+                    Decision::Remind { .. } => "remind",
+                    Decision::Event(_) => "event",
+                })
+                .collect()
+        };
+        // (open, findings, live) -> decisions
+        let cases: Vec<(Vec<IncidentRecord>, Vec<Finding>, bool, Vec<&str>)> = vec![
+            (vec![], vec![finding(down, "g", &[1])], true, vec!["open"]),
+            (vec![], vec![finding(down, "g", &[1])], false, vec![]),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![finding(down, "g", &[1])],
+                true,
+                vec![],
+            ),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![finding(down, "g", &[1, 2])],
+                true,
+                vec!["grow"],
+            ),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![finding(down, "g", &[1, 2])],
+                false,
+                vec!["refresh"],
+            ),
+            (
+                vec![incident(down, "g", &[1, 2])],
+                vec![finding(down, "g", &[1])],
+                true,
+                vec!["refresh"],
+            ),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![],
+                true,
+                vec!["resolve"],
+            ),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![],
+                false,
+                vec!["resolve"],
+            ),
+            // Another scope's incident is not judged by these findings.
+            (
+                vec![incident(Rule::NodeDown, "n1", &[])],
+                vec![],
+                true,
+                vec![],
+            ),
+            (
+                vec![],
+                vec![finding(Rule::ProposalMissed, "g", &[1])],
+                true,
+                vec!["event"],
+            ),
+            (
+                vec![],
+                vec![finding(Rule::ProposalMissed, "g", &[1])],
+                false,
+                vec![],
+            ),
+        ];
+        for (open, findings, live, want) in cases {
+            let got = reconcile(&open, &findings, Scope::Validators, live, &note);
+            assert_eq!(
+                kinds(&got),
+                want,
+                "open {open:?} findings {findings:?} live {live}"
+            );
+        }
+    }
+
+    #[test]
+    fn reminders_are_due_after_the_interval_only() {
+        let open = vec![incident(Rule::ValidatorDown, "g", &[1])];
+        let hour = Duration::from_secs(3600);
+        assert!(reminders_due(&open, hour, at(3599)).is_empty());
+        assert_eq!(reminders_due(&open, hour, at(3600)).len(), 1);
+    }
+
+    #[test]
+    fn a_down_validator_is_not_also_reported_for_its_falling_balance() {
+        let mut t = tracker(&[("g", 1..3)]);
+        for e in 10..15u64 {
+            let mut rec = record(
+                e,
+                true,
+                vec![
+                    vote(1, e, AttestationStatus::Missed),
+                    vote(2, e, AttestationStatus::Included),
+                ],
+            );
+            rec.balances = [1, 2]
+                .into_iter()
+                .map(|v| BalanceRecord {
+                    validator_index: ValidatorIndex(v),
+                    epoch: Epoch(e),
+                    balance: Gwei(32_000_000_000 - e),
+                    effective_balance: Gwei(32_000_000_000),
+                    status: ValidatorStatus::ActiveOngoing,
+                    slashed: false,
+                    balance_change: Some(-1),
+                })
+                .collect();
+            t.apply_epoch(&rec, &EarlyInputs::default());
+        }
+        let f = t.findings(Scope::Validators, at(0));
+        let rules: Vec<(Rule, Vec<u64>)> = f
+            .into_iter()
+            .map(|f| (f.rule, f.validators.into_iter().collect()))
+            .collect();
+        assert_eq!(
+            rules,
+            vec![
+                (Rule::ValidatorDown, vec![1]),
+                (Rule::BalanceFalling, vec![2])
+            ]
+        );
+    }
+
+    #[test]
+    fn node_problems_fire_after_the_grace_and_all_down_is_blind() {
+        let node = |name: &str, health: NodeHealth| NodeReport {
+            name: name.into(),
+            url: "http://x".into(),
+            health,
+            head_slot: None,
+            last_error: None,
+        };
+        let mut t = tracker(&[("g", 1..2)]);
+        let nodes = [
+            node("a", NodeHealth::Unreachable),
+            node("b", NodeHealth::Syncing),
+        ];
+        t.apply_nodes(&nodes, at(0));
+        assert!(t.findings(Scope::Nodes, at(60)).is_empty());
+        t.apply_nodes(&nodes, at(120));
+        let rules: Vec<Rule> = t
+            .findings(Scope::Nodes, at(120))
+            .iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(
+            rules,
+            [Rule::NodeDown, Rule::NodeNotSynced, Rule::MonitorBlind]
+        );
+        t.apply_nodes(
+            &[
+                node("a", NodeHealth::Healthy),
+                node("b", NodeHealth::Syncing),
+            ],
+            at(130),
+        );
+        let rules: Vec<Rule> = t
+            .findings(Scope::Nodes, at(130))
+            .iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(rules, [Rule::NodeNotSynced]);
+    }
+
+    #[test]
+    fn finality_rules_tell_the_network_from_my_validators() {
+        // (finalized, head) -> rules
+        let cases: &[(u64, u64, &[Rule])] = &[
+            (98, 100, &[]),
+            (96, 100, &[]),
+            (95, 100, &[Rule::NoFinality]),
+            (94, 100, &[Rule::NoFinality, Rule::InactivityLeak]),
+        ];
+        for (fin, head, want) in cases {
+            let mut t = tracker(&[("g", 1..2)]);
+            t.apply_chain(Epoch(*fin), Epoch(*head));
+            let got: Vec<Rule> = t
+                .findings(Scope::Chain, at(0))
+                .iter()
+                .map(|f| f.rule)
+                .collect();
+            assert_eq!(&got, want, "finalized {fin} head {head}");
+            assert!(t
+                .findings(Scope::Chain, at(0))
+                .iter()
+                .all(|f| f.subject == "network"));
+        }
+    }
+}
