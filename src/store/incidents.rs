@@ -356,7 +356,7 @@ impl Store {
                 .fetch_all(pool)
                 .await
                 .map_err(db("read open incidents"))?;
-            rows.iter().map(|r| incident_from_row(r)).collect()
+            rows.iter().map(incident_from_row).collect()
         })
     }
 
@@ -375,7 +375,7 @@ impl Store {
                 .fetch_all(pool)
                 .await
                 .map_err(db("read incidents"))?;
-            rows.iter().map(|r| incident_from_row(r)).collect()
+            rows.iter().map(incident_from_row).collect()
         })
     }
 
@@ -394,7 +394,7 @@ impl Store {
             .await
             .map_err(db("read notifications"))?;
             rows.iter()
-                .map(|r| notification_from_row(r))
+                .map(notification_from_row)
                 .collect::<Result<Vec<_>, _>>()
         })
     }
@@ -414,7 +414,7 @@ impl Store {
             .await
             .map_err(db("read deliveries"))?;
             rows.iter()
-                .map(|r| delivery_from_row(r))
+                .map(delivery_from_row)
                 .collect::<Result<Vec<_>, _>>()
         })
     }
@@ -439,9 +439,7 @@ impl Store {
             .fetch_all(pool)
             .await
             .map_err(db("read pending deliveries"))?;
-            rows.iter()
-                .map(|r| due_from_row(r))
-                .collect::<Result<Vec<_>, _>>()
+            rows.iter().map(due_from_row).collect::<Result<Vec<_>, _>>()
         })
     }
 
@@ -508,7 +506,7 @@ impl Store {
             .await
             .map_err(db("read delivery attempts"))?;
             rows.iter()
-                .map(|r| attempt_from_row(r))
+                .map(attempt_from_row)
                 .collect::<Result<Vec<_>, _>>()
         })
     }
