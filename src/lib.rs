@@ -4,6 +4,7 @@
 //! `collect` gathers what one epoch needs, `analysis` (pure) judges it,
 //! `store` keeps it, and `report` / `http` show it. See ARCHITECTURE.md.
 
+pub mod alerting;
 pub mod analysis;
 pub mod app;
 pub mod beacon;

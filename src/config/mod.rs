@@ -6,6 +6,7 @@
 //!
 //! Must not: do IO beyond reading the config and validators files.
 
+pub mod alerts;
 pub mod validators;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,8 @@ pub struct RawConfig {
     pub http: RawHttp,
     #[serde(default)]
     pub monitor: RawMonitor,
+    #[serde(default)]
+    pub alerts: alerts::RawAlerts,
     /// Where the embedded database lives when no `database.url` is set.
     pub data_dir: Option<String>,
 }
@@ -120,6 +123,7 @@ pub struct Config {
     /// How often the follower looks at the head. `None`: a quarter slot.
     pub poll_interval: Option<Duration>,
     pub expected_offline: Vec<ValidatorId>,
+    pub alerts: alerts::AlertsConfig,
 }
 
 impl Config {
@@ -501,6 +505,8 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
             .unwrap_or_else(|| "valwatch-data".into()),
     );
 
+    let alerts = alerts::validate(raw.alerts, &|k| std::env::var(k).ok(), &mut problems);
+
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
@@ -514,6 +520,7 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
         from_epoch: over.from_epoch.or(raw.monitor.from_epoch).map(Epoch),
         poll_interval,
         expected_offline,
+        alerts,
     })
 }
 

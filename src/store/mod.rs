@@ -18,8 +18,14 @@
 //!   the cursor or the meta table.
 
 mod codec;
+mod incidents;
 mod postgres;
 mod sqlite;
+
+pub use incidents::{
+    AttemptOutcome, DeliveryRecord, DueDelivery, IncidentRecord, NewNotification,
+    NotificationRecord,
+};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,0 +1,560 @@
+//! The alerting shell: feeds the monitor's observations to the pure
+//! `Tracker`, persists what `reconcile` decides (incident, notification and
+//! its deliveries in one transaction) and runs the outbox, one task per
+//! channel, so a channel that is down never delays another.
+//!
+//! Must not: decide (that is `policy`) or format (that is `render`).
+//!
+//! Restart: open incidents are read back from the store, validators in an
+//! open `validator_down` stay down until a good verdict, and recent final
+//! history is replayed into the tracker without paging, so nothing fires
+//! twice and nothing open is forgotten. Delivery is at least once: a crash
+//! between a channel accepting a message and the store recording it sends
+//! that message again; everything else is sent exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::beacon::NodeReport;
+use crate::chain::{Epoch, Slot, ValidatorIndex};
+use crate::config::alerts::AlertsConfig;
+use crate::status::{GroupSpec, DEFAULT_STALL_EPOCHS};
+use crate::store::{
+    AttemptOutcome, DueDelivery, EpochRecord, IncidentRecord, NewNotification, ReportQuery, Store,
+    StoreError,
+};
+
+use super::channels::{self, backoff, send_once, Channel, ChannelError};
+use super::policy::{reconcile, reminders_due, Decision, EarlyInputs, Finding, Tracker};
+use super::render::{rfc3339, Message, PAYLOAD_VERSION};
+use super::{Rule, Scope};
+
+/// How often an idle channel task looks at the outbox even without being
+/// woken: covers deliveries queued by another process on the same database.
+const OUTBOX_POLL: Duration = Duration::from_secs(30);
+
+/// Deliveries a channel task reads at once; it sends them in order.
+const OUTBOX_BATCH: u32 = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("alerting store")]
+    Store(#[from] StoreError),
+    #[error("alert channel")]
+    Channel(#[from] ChannelError),
+}
+
+/// What the monitor knows about one judged epoch beyond its record.
+#[derive(Clone, Debug)]
+pub struct EpochContext {
+    pub now: SystemTime,
+    /// Judged close to the wall clock (`alerting::is_live`); false for a
+    /// backfill or the catch-up after a restart: then nothing opens.
+    pub live: bool,
+    /// Canonical block slots known when a provisional record was judged
+    /// (at least those after the epoch's first slot), ascending. Empty:
+    /// no early warning.
+    pub block_slots: Vec<Slot>,
+    /// `POST /eth/v1/validator/liveness/{epoch}` answers, if a node gave them.
+    pub liveness: Option<HashMap<ValidatorIndex, bool>>,
+}
+
+impl EpochContext {
+    pub fn new(now: SystemTime, live: bool) -> EpochContext {
+        EpochContext {
+            now,
+            live,
+            block_slots: Vec::new(),
+            liveness: None,
+        }
+    }
+}
+
+struct State {
+    tracker: Tracker,
+    open: Vec<IncidentRecord>,
+}
+
+pub struct Engine {
+    store: Store,
+    cfg: AlertsConfig,
+    stall_limit: Duration,
+    started_at: SystemTime,
+    /// One wake-up per channel name.
+    wake: BTreeMap<String, Arc<Notify>>,
+    state: Mutex<State>,
+}
+
+fn groups_of(groups: &[GroupSpec]) -> Vec<(String, Vec<ValidatorIndex>)> {
+    groups
+        .iter()
+        .map(|g| (g.name.clone(), g.validators.clone()))
+        .collect()
+}
+
+fn ms(t: SystemTime) -> u128 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+impl Engine {
+    /// Reads the open incidents back and replays recent final history into
+    /// the rules (without paging). `epoch_duration` sets the default stall
+    /// limit.
+    pub async fn start(
+        store: Store,
+        cfg: AlertsConfig,
+        groups: &[GroupSpec],
+        epoch_duration: Duration,
+        now: SystemTime,
+    ) -> Result<Engine, AlertError> {
+        let mut tracker = Tracker::new(cfg.rules.clone(), &groups_of(groups));
+        let open = store.open_incidents().await?;
+        if let Some(cursor) = store.cursor().await? {
+            let depth = u64::from(
+                cfg.rules
+                    .performance_window
+                    .max(cfg.rules.down_after_missed)
+                    .max(cfg.rules.balance_falling_epochs),
+            ) + 1;
+            let report = store
+                .report(&ReportQuery {
+                    validators: None,
+                    from_epoch: Some(Epoch(cursor.0.saturating_sub(depth))),
+                    to_epoch: Some(cursor),
+                })
+                .await?;
+            let mut records: BTreeMap<Epoch, EpochRecord> = BTreeMap::new();
+            fn rec(records: &mut BTreeMap<Epoch, EpochRecord>, e: Epoch) -> &mut EpochRecord {
+                records.entry(e).or_insert_with(|| EpochRecord {
+                    epoch: e,
+                    is_final: true,
+                    ..EpochRecord::default()
+                })
+            }
+            for a in report.attestations {
+                rec(&mut records, a.epoch).attestations.push(a);
+            }
+            for s in report.sync {
+                rec(&mut records, s.epoch).sync.push(s);
+            }
+            for b in report.balances {
+                rec(&mut records, b.epoch).balances.push(b);
+            }
+            for r in records.values() {
+                // History: what it would have opened is over or will be
+                // found again by the next live epoch.
+                let _ = tracker.apply_epoch(r, &EarlyInputs::default());
+            }
+        }
+        for i in &open {
+            if i.rule == Rule::ValidatorDown.as_str() {
+                tracker.assume_down(&i.validators);
+            }
+        }
+        let wake = cfg
+            .channels
+            .iter()
+            .map(|c| (c.name.clone(), Arc::new(Notify::new())))
+            .collect();
+        Ok(Engine {
+            stall_limit: cfg
+                .rules
+                .stall_limit
+                .unwrap_or(epoch_duration * DEFAULT_STALL_EPOCHS),
+            store,
+            cfg,
+            started_at: now,
+            wake,
+            state: Mutex::new(State { tracker, open }),
+        })
+    }
+
+    pub async fn set_groups(&self, groups: &[GroupSpec]) {
+        self.state
+            .lock()
+            .await
+            .tracker
+            .set_groups(&groups_of(groups));
+    }
+
+    /// The incidents open now.
+    pub async fn open_incidents(&self) -> Vec<IncidentRecord> {
+        self.state.lock().await.open.clone()
+    }
+
+    /// After every stored epoch record, final or provisional.
+    pub async fn on_epoch(
+        &self,
+        rec: &EpochRecord,
+        ctx: &EpochContext,
+    ) -> Result<Vec<Decision>, AlertError> {
+        let mut st = self.state.lock().await;
+        let early = EarlyInputs {
+            block_slots: &ctx.block_slots,
+            liveness: ctx.liveness.as_ref(),
+        };
+        let mut findings = st.tracker.apply_epoch(rec, &early);
+        findings.extend(st.tracker.findings(Scope::Validators, ctx.now));
+        let mut decisions = self.decide(&st, &findings, Scope::Validators, ctx.live);
+        if rec.is_final && !rec.cross_checks.is_empty() {
+            let f = st.tracker.findings(Scope::CrossCheck, ctx.now);
+            decisions.extend(self.decide(&st, &f, Scope::CrossCheck, ctx.live));
+        }
+        self.apply(&mut st, &decisions, ctx.now).await?;
+        Ok(decisions)
+    }
+
+    /// After every health round of the pool.
+    pub async fn on_nodes(
+        &self,
+        nodes: &[NodeReport],
+        now: SystemTime,
+    ) -> Result<Vec<Decision>, AlertError> {
+        let mut st = self.state.lock().await;
+        st.tracker.apply_nodes(nodes, now);
+        let f = st.tracker.findings(Scope::Nodes, now);
+        let decisions = self.decide(&st, &f, Scope::Nodes, true);
+        self.apply(&mut st, &decisions, now).await?;
+        Ok(decisions)
+    }
+
+    /// With the head state's finalized checkpoint and the head's epoch.
+    pub async fn on_chain(
+        &self,
+        finalized: Epoch,
+        head: Epoch,
+        now: SystemTime,
+    ) -> Result<Vec<Decision>, AlertError> {
+        let mut st = self.state.lock().await;
+        st.tracker.apply_chain(finalized, head);
+        let f = st.tracker.findings(Scope::Chain, now);
+        let decisions = self.decide(&st, &f, Scope::Chain, true);
+        self.apply(&mut st, &decisions, now).await?;
+        Ok(decisions)
+    }
+
+    /// Every monitor round (and on a timer, so that a hung monitor is still
+    /// noticed): stall detection and reminders. `last_processed_at`: when
+    /// the last epoch was stored (None: none since start).
+    pub async fn on_monitor(
+        &self,
+        last_processed_at: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<Vec<Decision>, AlertError> {
+        let mut st = self.state.lock().await;
+        let last = last_processed_at.unwrap_or(self.started_at);
+        st.tracker.apply_monitor(last, self.stall_limit, now);
+        let f = st.tracker.findings(Scope::Monitor, now);
+        let mut decisions = self.decide(&st, &f, Scope::Monitor, true);
+        if let Some(every) = self.cfg.rules.reminder_interval {
+            let resolving: Vec<&str> = decisions
+                .iter()
+                .filter_map(|d| match d {
+                    Decision::Resolve { id, .. } => Some(id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let reminders: Vec<Decision> = reminders_due(&st.open, every, now)
+                .into_iter()
+                .filter(
+                    |d| !matches!(d, Decision::Remind { id } if resolving.contains(&id.as_str())),
+                )
+                .collect();
+            decisions.extend(reminders);
+        }
+        self.apply(&mut st, &decisions, now).await?;
+        Ok(decisions)
+    }
+
+    fn decide(&self, st: &State, findings: &[Finding], scope: Scope, live: bool) -> Vec<Decision> {
+        let tracker = &st.tracker;
+        reconcile(&st.open, findings, scope, live, &|rule, v| {
+            tracker.resolution_note(rule, v)
+        })
+    }
+
+    fn message(&self, i: &IncidentRecord, kind: &str, summary: &str, now: SystemTime) -> Message {
+        let per_group = Rule::from_name(&i.rule).is_some_and(Rule::is_per_group);
+        Message {
+            version: PAYLOAD_VERSION,
+            id: i.id.clone(),
+            notification_id: format!("{}/{kind}/{}", i.id, ms(now)),
+            kind: kind.to_owned(),
+            state: if kind == "resolved" {
+                "resolved"
+            } else {
+                "firing"
+            }
+            .to_owned(),
+            rule: i.rule.clone(),
+            severity: i.severity.clone(),
+            subject: i.subject.clone(),
+            group: per_group.then(|| i.subject.clone()),
+            validators: i.validators.clone(),
+            epoch: i.epoch,
+            summary: summary.to_owned(),
+            started_at: rfc3339(i.opened_at),
+            resolved_at: if kind == "resolved" {
+                i.resolved_at.map(rfc3339)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// Stores one change with its notification; false: the store refused
+    /// it (a duplicate).
+    async fn save(
+        &self,
+        i: &IncidentRecord,
+        create: bool,
+        notify: Option<(&str, &str)>,
+        now: SystemTime,
+    ) -> Result<bool, AlertError> {
+        let note = notify.map(|(kind, summary)| NewNotification {
+            kind: kind.to_owned(),
+            created_at: now,
+            payload: serde_json::to_value(self.message(i, kind, summary, now))
+                .unwrap_or(serde_json::Value::Null),
+        });
+        let channels: Vec<String> = self.wake.keys().cloned().collect();
+        let saved = self
+            .store
+            .save_incident(i, create, note.as_ref(), &channels)
+            .await?;
+        if saved {
+            if let Some((kind, _)) = notify {
+                info!(incident = %i.id, rule = %i.rule, subject = %i.subject, kind,
+                      validators = i.validators.len(), "alert");
+                for w in self.wake.values() {
+                    w.notify_one();
+                }
+            }
+        }
+        Ok(saved)
+    }
+
+    async fn apply(
+        &self,
+        st: &mut State,
+        decisions: &[Decision],
+        now: SystemTime,
+    ) -> Result<(), AlertError> {
+        for d in decisions {
+            match d {
+                Decision::Open(f) | Decision::Event(f) => {
+                    let event = f.rule.is_event();
+                    let id = if event {
+                        format!("{}/{}/{}", f.rule.as_str(), f.subject, f.epoch.unwrap_or(0))
+                    } else {
+                        format!("{}/{}/{}", f.rule.as_str(), f.subject, ms(now))
+                    };
+                    let i = IncidentRecord {
+                        id,
+                        rule: f.rule.as_str().to_owned(),
+                        subject: f.subject.clone(),
+                        severity: f.rule.severity().as_str().to_owned(),
+                        is_event: event,
+                        validators: f.validators.iter().copied().collect(),
+                        epoch: f.epoch,
+                        summary: f.summary.clone(),
+                        opened_at: now,
+                        last_notified_at: now,
+                        resolved_at: event.then_some(now),
+                        resolution: event.then(|| "event".to_owned()),
+                    };
+                    let kind = if event { "event" } else { "firing" };
+                    let saved = self.save(&i, true, Some((kind, &f.summary)), now).await?;
+                    if saved && !event {
+                        st.open.push(i);
+                    } else if !saved && !event {
+                        // Another writer opened it: take the stored view.
+                        st.open = self.store.open_incidents().await?;
+                    }
+                }
+                Decision::Grow { id, finding, added } => {
+                    let Some(pos) = st.open.iter().position(|i| &i.id == id) else {
+                        continue;
+                    };
+                    let mut i = st.open[pos].clone();
+                    i.validators = finding.validators.iter().copied().collect();
+                    i.summary = finding.summary.clone();
+                    i.epoch = match (i.epoch, finding.epoch) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    i.last_notified_at = now;
+                    let summary = format!(
+                        "{} more: {} — {}",
+                        added.len(),
+                        super::render::index_list(added),
+                        finding.summary
+                    );
+                    self.save(&i, false, Some(("update", &summary)), now)
+                        .await?;
+                    st.open[pos] = i;
+                }
+                Decision::Refresh { id, finding } => {
+                    let Some(pos) = st.open.iter().position(|i| &i.id == id) else {
+                        continue;
+                    };
+                    let mut i = st.open[pos].clone();
+                    i.validators = finding.validators.iter().copied().collect();
+                    i.summary = finding.summary.clone();
+                    self.save(&i, false, None, now).await?;
+                    st.open[pos] = i;
+                }
+                Decision::Resolve { id, note } => {
+                    let Some(pos) = st.open.iter().position(|i| &i.id == id) else {
+                        continue;
+                    };
+                    let mut i = st.open[pos].clone();
+                    i.resolved_at = Some(now);
+                    i.resolution = Some(note.clone());
+                    let summary = format!("resolved: {note} (was: {})", i.summary);
+                    self.save(&i, false, Some(("resolved", &summary)), now)
+                        .await?;
+                    st.open.remove(pos);
+                }
+                Decision::Remind { id } => {
+                    let Some(pos) = st.open.iter().position(|i| &i.id == id) else {
+                        continue;
+                    };
+                    let mut i = st.open[pos].clone();
+                    i.last_notified_at = now;
+                    let summary = format!("still firing: {}", i.summary);
+                    self.save(&i, false, Some(("reminder", &summary)), now)
+                        .await?;
+                    st.open[pos] = i;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers the outbox until `cancel`: one task per configured channel,
+    /// each sending its pending deliveries in order, retrying a failure
+    /// with backoff (later messages of that channel wait; other channels do
+    /// not), abandoning one the receiver refuses for good or whose incident
+    /// ended longer ago than `give_up_after`.
+    pub async fn run_outbox(self: Arc<Self>, cancel: CancellationToken) -> Result<(), AlertError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in &self.cfg.channels {
+            let channel = channels::build(c, self.cfg.delivery.send_timeout)?;
+            let wake = self.wake.get(&c.name).cloned().unwrap_or_default();
+            let engine = self.clone();
+            let cancel = cancel.clone();
+            tasks.spawn(async move { engine.deliver(channel, wake, cancel).await });
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        channel: Box<dyn Channel>,
+        wake: Arc<Notify>,
+        cancel: CancellationToken,
+    ) {
+        let name = channel.name().to_owned();
+        while !cancel.is_cancelled() {
+            let batch = match self.store.pending_deliveries(&name, OUTBOX_BATCH).await {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(channel = %name, error = %e, "cannot read the outbox");
+                    Vec::new()
+                }
+            };
+            let mut wait = OUTBOX_POLL;
+            for d in &batch {
+                let now = SystemTime::now();
+                if let Ok(ahead) = d.next_attempt_at.duration_since(now) {
+                    if !ahead.is_zero() {
+                        wait = ahead;
+                        break;
+                    }
+                }
+                match self.attempt(channel.as_ref(), d, now).await {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        wait = Duration::ZERO;
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(channel = %name, error = %e, "cannot record a delivery attempt");
+                        break;
+                    }
+                }
+            }
+            if batch.len() as u32 == OUTBOX_BATCH && wait == OUTBOX_POLL {
+                continue;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One attempt; true when the channel may go on with the next delivery.
+    async fn attempt(
+        &self,
+        channel: &dyn Channel,
+        d: &DueDelivery,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let delivery = &self.cfg.delivery;
+        let over_for = d
+            .incident_resolved_at
+            .and_then(|r| now.duration_since(r).ok())
+            .unwrap_or_default();
+        let outcome = if d.incident_resolved_at.is_some() && over_for > delivery.give_up_after {
+            AttemptOutcome::Abandoned {
+                error: format!(
+                    "not delivered: the incident ended {} ago",
+                    humantime::format_duration(Duration::from_secs(over_for.as_secs()))
+                ),
+            }
+        } else {
+            match serde_json::from_value::<Message>(d.payload.clone()) {
+                Err(e) => AttemptOutcome::Abandoned {
+                    error: format!("unreadable payload: {e}"),
+                },
+                Ok(m) => match send_once(channel, &m, delivery.send_timeout).await {
+                    Ok(()) => AttemptOutcome::Delivered,
+                    Err(e) if e.is_permanent() => AttemptOutcome::Abandoned {
+                        error: e.to_string(),
+                    },
+                    Err(e) => AttemptOutcome::Retry {
+                        error: e.to_string(),
+                        next_at: SystemTime::now()
+                            + backoff(d.attempts + 1, delivery.retry_min, delivery.retry_max),
+                    },
+                },
+            }
+        };
+        match &outcome {
+            AttemptOutcome::Delivered => {}
+            AttemptOutcome::Retry { error, .. } => {
+                warn!(channel = %d.channel, incident = %d.incident_id, attempt = d.attempts + 1,
+                      error = %error, "delivery failed; will retry")
+            }
+            AttemptOutcome::Abandoned { error } => {
+                warn!(channel = %d.channel, incident = %d.incident_id, error = %error,
+                      "delivery abandoned")
+            }
+        }
+        self.store
+            .record_attempt(d.id, SystemTime::now(), &outcome)
+            .await?;
+        Ok(!matches!(outcome, AttemptOutcome::Retry { .. }))
+    }
+}

@@ -1,0 +1,1088 @@
+//! PURE alerting policy: what is wrong now (`Tracker::findings`) and what
+//! to do about it given the open incidents (`reconcile`, `reminders_due`).
+//!
+//! Must not: do IO or read the clock (`now` is an argument).
+//!
+//! `validator_down` keeps a streak per validator: final `missed` verdicts
+//! and early evidence (a provisional `pending` vote that `early_blocks`
+//! canonical blocks after its duty slot did not carry, and that liveness,
+//! where a node answered, does not call live), all after the newest epoch
+//! the validator was seen attesting. Down when the streak holds early
+//! evidence or `down_after_missed` final misses; once down, it stays down
+//! until a good verdict (included, or inactive) arrives. When that good
+//! verdict is the final verdict of the very epoch the early warning was
+//! about, the resolution says the early warning was wrong.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+use crate::analysis::{AttestationStatus, ProposalStatus};
+use crate::beacon::{NodeHealth, NodeReport};
+use crate::chain::{Epoch, Slot, ValidatorIndex, ValidatorStatus};
+use crate::config::alerts::RuleConfig;
+use crate::status::node_usable;
+use crate::store::{EpochRecord, IncidentRecord};
+
+use super::render::index_list;
+use super::{Rule, Scope};
+
+/// The spec's MIN_EPOCHS_TO_INACTIVITY_PENALTY: the chain leaks when the
+/// finality delay (previous epoch − finalized epoch) exceeds it.
+pub const MIN_EPOCHS_TO_INACTIVITY_PENALTY: u64 = 4;
+
+/// Something wrong now, for one (rule, subject).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: Rule,
+    pub subject: String,
+    pub validators: BTreeSet<u64>,
+    pub epoch: Option<u64>,
+    pub summary: String,
+}
+
+/// What the engine must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// A new incident; notify `firing`.
+    Open(Finding),
+    /// More validators joined an open incident; notify `update`.
+    Grow {
+        id: String,
+        finding: Finding,
+        added: Vec<u64>,
+    },
+    /// The incident's details changed without news (fewer validators, or
+    /// more while judging history): record silently.
+    Refresh {
+        id: String,
+        finding: Finding,
+    },
+    /// The rule stopped firing; notify `resolved`.
+    Resolve {
+        id: String,
+        note: String,
+    },
+    Remind {
+        id: String,
+    },
+    /// A one-shot event; notify once, close at once.
+    Event(Finding),
+}
+
+/// What the epoch's provisional pass knows beyond the record.
+#[derive(Clone, Debug, Default)]
+pub struct EarlyInputs<'a> {
+    /// Canonical block slots known when the epoch was judged, ascending.
+    pub block_slots: &'a [Slot],
+    /// Liveness answers for the epoch, where a node gave them.
+    pub liveness: Option<&'a HashMap<ValidatorIndex, bool>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Evidence {
+    early: bool,
+    missed: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ValidatorTrack {
+    good_through: Option<Epoch>,
+    streak: BTreeMap<Epoch, Evidence>,
+    down: bool,
+    /// The epoch whose early warning a final verdict contradicted.
+    contradicted: Option<Epoch>,
+    /// Final included votes in the window: epoch -> timely and correct.
+    performance: BTreeMap<Epoch, bool>,
+    /// Latest final sync verdict: (epoch, participated, missed).
+    sync: Option<(Epoch, u32, u32)>,
+    falling: u32,
+    balance_epoch: Option<Epoch>,
+    status: Option<ValidatorStatus>,
+    slashed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct NodeTrack {
+    rule: Option<Rule>,
+    since: SystemTime,
+    detail: String,
+}
+
+/// Everything the rules remember.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    cfg: RuleConfig,
+    /// Each watched validator's group (the first that lists it).
+    group_of: HashMap<ValidatorIndex, String>,
+    validators: HashMap<ValidatorIndex, ValidatorTrack>,
+    latest_final: Option<Epoch>,
+    nodes: BTreeMap<String, NodeTrack>,
+    blind_since: Option<SystemTime>,
+    disagreeing: BTreeSet<String>,
+    /// (finalized epoch, head epoch).
+    chain: Option<(Epoch, Epoch)>,
+    /// How long no epoch was processed, if longer than the limit.
+    stalled_for: Option<Duration>,
+}
+
+fn ratio(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        1.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+impl Tracker {
+    pub fn new(cfg: RuleConfig, groups: &[(String, Vec<ValidatorIndex>)]) -> Tracker {
+        let mut t = Tracker {
+            cfg,
+            group_of: HashMap::new(),
+            validators: HashMap::new(),
+            latest_final: None,
+            nodes: BTreeMap::new(),
+            blind_since: None,
+            disagreeing: BTreeSet::new(),
+            chain: None,
+            stalled_for: None,
+        };
+        t.set_groups(groups);
+        t
+    }
+
+    /// Replaces the groups; validators still watched keep their state.
+    pub fn set_groups(&mut self, groups: &[(String, Vec<ValidatorIndex>)]) {
+        self.group_of.clear();
+        for (name, members) in groups {
+            for v in members {
+                self.group_of.entry(*v).or_insert_with(|| name.clone());
+            }
+        }
+        let watched = &self.group_of;
+        self.validators.retain(|v, _| watched.contains_key(v));
+    }
+
+    pub fn group_of(&self, v: ValidatorIndex) -> Option<&str> {
+        self.group_of.get(&v).map(String::as_str)
+    }
+
+    /// Marks validators as down (from an incident open before a restart):
+    /// they stay down until a good verdict says otherwise.
+    pub fn assume_down(&mut self, validators: &[u64]) {
+        for v in validators {
+            let v = ValidatorIndex(*v);
+            if self.group_of.contains_key(&v) {
+                self.validators.entry(v).or_default().down = true;
+            }
+        }
+    }
+
+    /// Whether the chain is in an inactivity leak (then falling balances
+    /// are the network's doing, not the validator's).
+    fn leaking(&self) -> bool {
+        self.chain.is_some_and(|(fin, head)| {
+            head.0.saturating_sub(1).saturating_sub(fin.0) > MIN_EPOCHS_TO_INACTIVITY_PENALTY
+        })
+    }
+
+    /// Takes in one epoch record; returns the one-shot events it holds.
+    pub fn apply_epoch(&mut self, rec: &EpochRecord, early: &EarlyInputs<'_>) -> Vec<Finding> {
+        let cfg = self.cfg.clone();
+        if rec.is_final {
+            self.latest_final = self.latest_final.max(Some(rec.epoch));
+        }
+        let mut events: BTreeMap<(Rule, String), BTreeSet<u64>> = BTreeMap::new();
+        let group_of = self.group_of.clone();
+        let mut event = |rule: Rule, v: ValidatorIndex| {
+            if let Some(g) = group_of.get(&v) {
+                events.entry((rule, g.clone())).or_default().insert(v.0);
+            }
+        };
+
+        for a in &rec.attestations {
+            if !self.group_of.contains_key(&a.validator_index) {
+                continue;
+            }
+            let t = self.validators.entry(a.validator_index).or_default();
+            let e = a.epoch;
+            let after_good = t.good_through.map_or(true, |g| e > g);
+            match a.status {
+                AttestationStatus::Included | AttestationStatus::Inactive => {
+                    if after_good {
+                        let was_early = t.streak.get(&e).is_some_and(|x| x.early);
+                        t.good_through = Some(e);
+                        t.streak.retain(|s, _| *s > e);
+                        if t.down && t.streak.is_empty() {
+                            t.contradicted = (rec.is_final && was_early).then_some(e);
+                        }
+                        t.down = false;
+                    }
+                    if rec.is_final && a.status == AttestationStatus::Included {
+                        let good = a.late != Some(true)
+                            && a.head_correct != Some(false)
+                            && a.target_correct != Some(false);
+                        t.performance.insert(e, good);
+                    }
+                }
+                AttestationStatus::Missed if rec.is_final && after_good => {
+                    t.streak.entry(e).or_default().missed = true;
+                }
+                AttestationStatus::Pending if !rec.is_final && after_good && cfg.early_warning => {
+                    let blocks_after = a
+                        .duty_slot
+                        .map_or(0, |d| early.block_slots.iter().filter(|s| **s > d).count());
+                    let live = early
+                        .liveness
+                        .and_then(|l| l.get(&a.validator_index).copied());
+                    if blocks_after >= cfg.early_blocks as usize && live != Some(true) {
+                        t.streak.entry(e).or_default().early = true;
+                    }
+                }
+                // Unknown is no evidence either way.
+                _ => {}
+            }
+            let missed = t.streak.values().filter(|x| x.missed).count();
+            let early_seen = t.streak.values().any(|x| x.early);
+            if early_seen || missed >= cfg.down_after_missed as usize {
+                t.down = true;
+                t.contradicted = None;
+            }
+            if let Some(latest) = self.latest_final {
+                let keep_from = latest
+                    .0
+                    .saturating_sub(u64::from(cfg.performance_window) - 1);
+                t.performance.retain(|ep, _| ep.0 >= keep_from);
+            }
+        }
+
+        if rec.is_final {
+            for s in &rec.sync {
+                if let Some(t) = self.validators.get_mut(&s.validator_index) {
+                    if t.sync.map_or(true, |(e, _, _)| s.epoch >= e) {
+                        t.sync = Some((s.epoch, s.participated, s.missed));
+                    }
+                }
+            }
+            for b in &rec.balances {
+                if !self.group_of.contains_key(&b.validator_index) {
+                    continue;
+                }
+                let t = self.validators.entry(b.validator_index).or_default();
+                if t.balance_epoch.is_some_and(|e| b.epoch <= e) {
+                    continue;
+                }
+                let consecutive = t.balance_epoch.is_some_and(|e| e.0 + 1 == b.epoch.0);
+                match b.balance_change {
+                    Some(c) if c < 0 => t.falling = if consecutive { t.falling + 1 } else { 1 },
+                    _ => t.falling = 0,
+                }
+                t.balance_epoch = Some(b.epoch);
+                let before = t.status;
+                t.status = Some(b.status);
+                if let Some(before) = before {
+                    if b.status == ValidatorStatus::ActiveExiting
+                        && before != ValidatorStatus::ActiveExiting
+                    {
+                        event(Rule::Exiting, b.validator_index);
+                    }
+                    let exited = |s: ValidatorStatus| {
+                        matches!(
+                            s,
+                            ValidatorStatus::ExitedUnslashed | ValidatorStatus::ExitedSlashed
+                        )
+                    };
+                    if exited(b.status) && !exited(before) {
+                        event(Rule::Exited, b.validator_index);
+                    }
+                    if b.slashed && !t.slashed {
+                        event(Rule::Slashed, b.validator_index);
+                    }
+                }
+                t.slashed |= b.slashed;
+            }
+            for s in &rec.slashings {
+                if let Some(t) = self.validators.get_mut(&s.validator_index) {
+                    if !t.slashed {
+                        t.slashed = true;
+                        event(Rule::Slashed, s.validator_index);
+                    }
+                }
+            }
+            // Provisional proposal verdicts may still change (a late block,
+            // a reorg): only final ones are news.
+            for p in &rec.proposals {
+                match p.status {
+                    ProposalStatus::Missed => event(Rule::ProposalMissed, p.validator_index),
+                    ProposalStatus::Orphaned => event(Rule::ProposalOrphaned, p.validator_index),
+                    _ => {}
+                }
+            }
+            // A node that could not answer is unhealthy, not disagreeing.
+            if !rec.cross_checks.is_empty() {
+                self.disagreeing = rec
+                    .cross_checks
+                    .iter()
+                    .filter(|c| !c.agrees && c.error.is_none())
+                    .map(|c| c.node.clone())
+                    .collect();
+            }
+        }
+
+        events
+            .into_iter()
+            .map(|((rule, group), validators)| {
+                let list: Vec<u64> = validators.iter().copied().collect();
+                let what = match rule {
+                    Rule::ProposalMissed => "missed a proposal",
+                    Rule::ProposalOrphaned => "proposed a block that was orphaned",
+                    Rule::Slashed => "was slashed",
+                    Rule::Exiting => "started exiting",
+                    _ => "exited",
+                };
+                Finding {
+                    rule,
+                    subject: group.clone(),
+                    summary: format!(
+                        "{} of group {group} {what} in epoch {}: {}",
+                        count(list.len()),
+                        rec.epoch.0,
+                        index_list(&list)
+                    ),
+                    validators,
+                    epoch: Some(rec.epoch.0),
+                }
+            })
+            .collect()
+    }
+
+    /// Takes in a health round of the pool.
+    pub fn apply_nodes(&mut self, nodes: &[NodeReport], now: SystemTime) {
+        let mut seen = BTreeSet::new();
+        for n in nodes {
+            seen.insert(n.name.clone());
+            let (rule, detail) = match n.health {
+                NodeHealth::Unreachable => (
+                    Some(Rule::NodeDown),
+                    n.last_error.clone().unwrap_or_else(|| "unreachable".into()),
+                ),
+                NodeHealth::WrongNetwork => (Some(Rule::NodeDown), "on another network".into()),
+                NodeHealth::Syncing => (Some(Rule::NodeNotSynced), "syncing".into()),
+                NodeHealth::Lagging => (
+                    Some(Rule::NodeLagging),
+                    format!("head slot {:?} behind the others", n.head_slot),
+                ),
+                NodeHealth::Healthy | NodeHealth::Unknown => (None, String::new()),
+            };
+            let track = self.nodes.entry(n.name.clone()).or_insert(NodeTrack {
+                rule,
+                since: now,
+                detail: detail.clone(),
+            });
+            if track.rule != rule {
+                track.rule = rule;
+                track.since = now;
+            }
+            track.detail = detail;
+        }
+        self.nodes.retain(|n, _| seen.contains(n));
+        let blind = !nodes.is_empty() && !nodes.iter().any(|n| node_usable(&n.health));
+        self.blind_since = match (blind, self.blind_since) {
+            (true, Some(s)) => Some(s),
+            (true, None) => Some(now),
+            (false, _) => None,
+        };
+    }
+
+    pub fn apply_chain(&mut self, finalized: Epoch, head: Epoch) {
+        self.chain = Some((finalized, head));
+    }
+
+    pub fn apply_monitor(
+        &mut self,
+        last_processed_at: SystemTime,
+        limit: Duration,
+        now: SystemTime,
+    ) {
+        let idle = now
+            .duration_since(last_processed_at)
+            .unwrap_or(Duration::ZERO);
+        self.stalled_for = (idle > limit).then_some(idle);
+    }
+
+    /// Why a validator-rule incident over `validators` ends.
+    pub fn resolution_note(&self, rule: Rule, validators: &[u64]) -> String {
+        if rule == Rule::ValidatorDown {
+            let wrong: Vec<String> = validators
+                .iter()
+                .filter_map(|v| {
+                    let t = self.validators.get(&ValidatorIndex(*v))?;
+                    t.contradicted.map(|e| format!("{v} (epoch {})", e.0))
+                })
+                .collect();
+            if !wrong.is_empty() {
+                return format!(
+                    "the final verdict contradicts the early warning: the vote was included for {}",
+                    wrong.join(", ")
+                );
+            }
+            return "the validators attest again".into();
+        }
+        "the rule no longer fires".into()
+    }
+
+    /// Everything wrong now within `scope`.
+    pub fn findings(&self, scope: Scope, now: SystemTime) -> Vec<Finding> {
+        match scope {
+            Scope::Validators => self.validator_findings(),
+            Scope::CrossCheck => self
+                .disagreeing
+                .iter()
+                .map(|n| Finding {
+                    rule: Rule::NodeDisagrees,
+                    subject: n.clone(),
+                    validators: BTreeSet::new(),
+                    epoch: self.latest_final.map(|e| e.0),
+                    summary: format!(
+                        "node {n} disagrees with the other nodes about the canonical chain"
+                    ),
+                })
+                .collect(),
+            Scope::Nodes => {
+                let grace = self.cfg.node_grace;
+                let lasted =
+                    |since: SystemTime| now.duration_since(since).unwrap_or_default() >= grace;
+                let mut out: Vec<Finding> = self
+                    .nodes
+                    .iter()
+                    .filter_map(|(name, t)| {
+                        let rule = t.rule?;
+                        lasted(t.since).then(|| Finding {
+                            rule,
+                            subject: name.clone(),
+                            validators: BTreeSet::new(),
+                            epoch: None,
+                            summary: format!("beacon node {name}: {}", t.detail),
+                        })
+                    })
+                    .collect();
+                if self.blind_since.is_some_and(lasted) {
+                    out.push(Finding {
+                        rule: Rule::MonitorBlind,
+                        subject: "monitor".into(),
+                        validators: BTreeSet::new(),
+                        epoch: None,
+                        summary: "no usable beacon node: valwatch cannot see the chain".into(),
+                    });
+                }
+                out
+            }
+            Scope::Chain => {
+                let Some((fin, head)) = self.chain else {
+                    return Vec::new();
+                };
+                let distance = head.0.saturating_sub(fin.0);
+                let mut out = Vec::new();
+                if distance > self.cfg.no_finality_epochs {
+                    out.push(Finding {
+                        rule: Rule::NoFinality,
+                        subject: "network".into(),
+                        validators: BTreeSet::new(),
+                        epoch: Some(fin.0),
+                        summary: format!(
+                            "the network has not finalized for {distance} epochs (finalized epoch {})",
+                            fin.0
+                        ),
+                    });
+                }
+                if self.leaking() {
+                    out.push(Finding {
+                        rule: Rule::InactivityLeak,
+                        subject: "network".into(),
+                        validators: BTreeSet::new(),
+                        epoch: Some(fin.0),
+                        summary: "the network is in an inactivity leak: every offline validator loses balance fast".into(),
+                    });
+                }
+                out
+            }
+            Scope::Monitor => self
+                .stalled_for
+                .map(|d| Finding {
+                    rule: Rule::MonitorStalled,
+                    subject: "monitor".into(),
+                    validators: BTreeSet::new(),
+                    epoch: self.latest_final.map(|e| e.0),
+                    summary: format!(
+                        "no epoch processed for {}",
+                        humantime::format_duration(Duration::from_secs(d.as_secs()))
+                    ),
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn validator_findings(&self) -> Vec<Finding> {
+        let cfg = &self.cfg;
+        let mut sets: BTreeMap<(Rule, String), (BTreeSet<u64>, Option<u64>)> = BTreeMap::new();
+        let leaking = self.leaking();
+        for (v, t) in &self.validators {
+            let Some(group) = self.group_of.get(v) else {
+                continue;
+            };
+            let mut add = |rule: Rule, epoch: Option<Epoch>| {
+                let e = sets.entry((rule, group.clone())).or_default();
+                e.0.insert(v.0);
+                e.1 = match (e.1, epoch) {
+                    (Some(a), Some(b)) => Some(a.min(b.0)),
+                    (a, b) => a.or(b.map(|x| x.0)),
+                };
+            };
+            if t.down {
+                add(Rule::ValidatorDown, t.streak.keys().next().copied());
+                // One incident per cause: a validator that is down also
+                // loses balance and sync signatures; that is the same news.
+                continue;
+            }
+            let samples = t.performance.len();
+            let good = t.performance.values().filter(|g| **g).count();
+            if samples > 0
+                && samples >= (cfg.performance_window as usize).div_ceil(2)
+                && ratio(good, samples) < cfg.performance_min
+            {
+                add(
+                    Rule::AttestationPerformance,
+                    t.performance.keys().next().copied(),
+                );
+            }
+            if let Some((e, p, m)) = t.sync {
+                let current = self.latest_final.is_some_and(|l| l == e);
+                if current && p + m > 0 && ratio(p as usize, (p + m) as usize) < cfg.sync_min {
+                    add(Rule::SyncParticipation, Some(e));
+                }
+            }
+            if t.falling >= cfg.balance_falling_epochs && !t.slashed && !leaking {
+                add(Rule::BalanceFalling, t.balance_epoch);
+            }
+        }
+        sets.into_iter()
+            .map(|((rule, group), (validators, epoch))| {
+                let list: Vec<u64> = validators.iter().copied().collect();
+                let what = match rule {
+                    Rule::ValidatorDown => format!(
+                        "down (attestations missed, {} epochs in a row or early evidence)",
+                        cfg.down_after_missed
+                    ),
+                    Rule::AttestationPerformance => format!(
+                        "below {:.0} % timely and correct attestations over {} epochs",
+                        cfg.performance_min * 100.0,
+                        cfg.performance_window
+                    ),
+                    Rule::SyncParticipation => format!(
+                        "below {:.0} % sync-committee participation",
+                        cfg.sync_min * 100.0
+                    ),
+                    _ => format!(
+                        "losing balance for {} epochs in a row",
+                        cfg.balance_falling_epochs
+                    ),
+                };
+                Finding {
+                    rule,
+                    summary: format!(
+                        "{} of group {group} {what}: {}",
+                        count(list.len()),
+                        index_list(&list)
+                    ),
+                    subject: group,
+                    validators,
+                    epoch,
+                }
+            })
+            .collect()
+    }
+}
+
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 validator".into()
+    } else {
+        format!("{n} validators")
+    }
+}
+
+/// Compares what is wrong now (`findings`, complete for the rules in
+/// `scope`) with the open incidents. `live`: the inputs are about now; when
+/// false (history being filled in) nothing opens and growth is silent, but
+/// incidents still resolve.
+pub fn reconcile(
+    open: &[IncidentRecord],
+    findings: &[Finding],
+    scope: Scope,
+    live: bool,
+    note: &dyn Fn(Rule, &[u64]) -> String,
+) -> Vec<Decision> {
+    let mut out = Vec::new();
+    for f in findings {
+        if f.rule.is_event() {
+            if live {
+                out.push(Decision::Event(f.clone()));
+            }
+            continue;
+        }
+        let current = open
+            .iter()
+            .find(|i| i.rule == f.rule.as_str() && i.subject == f.subject);
+        match current {
+            None if live => out.push(Decision::Open(f.clone())),
+            None => {}
+            Some(i) => {
+                let known: BTreeSet<u64> = i.validators.iter().copied().collect();
+                let added: Vec<u64> = f.validators.difference(&known).copied().collect();
+                if !added.is_empty() && live {
+                    out.push(Decision::Grow {
+                        id: i.id.clone(),
+                        finding: f.clone(),
+                        added,
+                    });
+                } else if f.validators != known {
+                    out.push(Decision::Refresh {
+                        id: i.id.clone(),
+                        finding: f.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for i in open {
+        let Some(rule) = Rule::from_name(&i.rule) else {
+            continue;
+        };
+        if rule.is_event() || rule.scope() != scope {
+            continue;
+        }
+        let still = findings
+            .iter()
+            .any(|f| f.rule == rule && f.subject == i.subject);
+        if !still {
+            out.push(Decision::Resolve {
+                id: i.id.clone(),
+                note: note(rule, &i.validators),
+            });
+        }
+    }
+    out
+}
+
+/// Open incidents whose last notification is older than `interval`.
+pub fn reminders_due(
+    open: &[IncidentRecord],
+    interval: Duration,
+    now: SystemTime,
+) -> Vec<Decision> {
+    open.iter()
+        .filter(|i| !i.is_event && i.resolved_at.is_none())
+        .filter(|i| now.duration_since(i.last_notified_at).unwrap_or_default() >= interval)
+        .map(|i| Decision::Remind { id: i.id.clone() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{AttestationVerdict, BalanceRecord};
+    use crate::chain::Gwei;
+    use crate::config::alerts::AlertsConfig;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + secs)
+    }
+
+    fn tracker(groups: &[(&str, std::ops::Range<u64>)]) -> Tracker {
+        let groups: Vec<(String, Vec<ValidatorIndex>)> = groups
+            .iter()
+            .map(|(n, r)| (n.to_string(), r.clone().map(ValidatorIndex).collect()))
+            .collect();
+        Tracker::new(AlertsConfig::default().rules, &groups)
+    }
+
+    fn vote(v: u64, epoch: u64, status: AttestationStatus) -> AttestationVerdict {
+        AttestationVerdict {
+            validator_index: ValidatorIndex(v),
+            epoch: Epoch(epoch),
+            status,
+            duty_slot: Some(Slot(epoch * 32 + 5)),
+            inclusion_slot: None,
+            inclusion_delay: None,
+            late: None,
+            source_correct: None,
+            target_correct: None,
+            head_correct: None,
+            reason: None,
+        }
+    }
+
+    fn record(epoch: u64, is_final: bool, votes: Vec<AttestationVerdict>) -> EpochRecord {
+        EpochRecord {
+            epoch: Epoch(epoch),
+            is_final,
+            attestations: votes,
+            ..EpochRecord::default()
+        }
+    }
+
+    fn all(
+        validators: std::ops::Range<u64>,
+        epoch: u64,
+        s: AttestationStatus,
+    ) -> Vec<AttestationVerdict> {
+        validators.map(|v| vote(v, epoch, s)).collect()
+    }
+
+    fn down(t: &Tracker) -> Vec<(String, Vec<u64>)> {
+        t.findings(Scope::Validators, at(0))
+            .into_iter()
+            .filter(|f| f.rule == Rule::ValidatorDown)
+            .map(|f| (f.subject, f.validators.into_iter().collect()))
+            .collect()
+    }
+
+    #[test]
+    fn validator_down_needs_consecutive_final_misses() {
+        use AttestationStatus::*;
+        // (statuses of epochs 10, 11, 12 for validator 1) -> down after the last
+        let cases: &[(&[AttestationStatus], bool)] = &[
+            (&[Missed], false),
+            (&[Missed, Missed], true),
+            (&[Missed, Included, Missed], false),
+            (&[Missed, Unknown, Missed], true),
+            (&[Missed, Missed, Included], false),
+            (&[Missed, Missed, Inactive], false),
+            (&[Pending, Pending], false),
+        ];
+        for (statuses, want) in cases {
+            let mut t = tracker(&[("g", 1..2)]);
+            for (i, s) in statuses.iter().enumerate() {
+                t.apply_epoch(
+                    &record(10 + i as u64, true, vec![vote(1, 10 + i as u64, *s)]),
+                    &EarlyInputs::default(),
+                );
+            }
+            assert_eq!(!down(&t).is_empty(), *want, "{statuses:?}");
+        }
+    }
+
+    #[test]
+    fn early_evidence_needs_three_blocks_and_no_live_answer() {
+        // duty slot is 32*10+5 = 325
+        let slots = |n: u64| (326..326 + n).map(Slot).collect::<Vec<_>>();
+        let live_true: HashMap<ValidatorIndex, bool> = [(ValidatorIndex(1), true)].into();
+        let live_false: HashMap<ValidatorIndex, bool> = [(ValidatorIndex(1), false)].into();
+        let cases: &[(u64, Option<&HashMap<ValidatorIndex, bool>>, bool)] = &[
+            (3, None, true),
+            (2, None, false),
+            (3, Some(&live_false), true),
+            (3, Some(&live_true), false),
+            (10, Some(&live_true), false),
+        ];
+        for (blocks, liveness, want) in cases {
+            let mut t = tracker(&[("g", 1..2)]);
+            let s = slots(*blocks);
+            let early = EarlyInputs {
+                block_slots: &s,
+                liveness: *liveness,
+            };
+            t.apply_epoch(
+                &record(10, false, vec![vote(1, 10, AttestationStatus::Pending)]),
+                &early,
+            );
+            assert_eq!(!down(&t).is_empty(), *want, "{blocks} blocks, {liveness:?}");
+        }
+    }
+
+    #[test]
+    fn a_final_verdict_contradicting_the_early_warning_resolves_and_says_so() {
+        let mut t = tracker(&[("g", 1..2)]);
+        let s: Vec<Slot> = (326..330).map(Slot).collect();
+        let early = EarlyInputs {
+            block_slots: &s,
+            liveness: None,
+        };
+        t.apply_epoch(
+            &record(10, false, vec![vote(1, 10, AttestationStatus::Pending)]),
+            &early,
+        );
+        assert_eq!(down(&t).len(), 1);
+        t.apply_epoch(
+            &record(10, true, vec![vote(1, 10, AttestationStatus::Included)]),
+            &EarlyInputs::default(),
+        );
+        assert!(down(&t).is_empty());
+        let note = t.resolution_note(Rule::ValidatorDown, &[1]);
+        assert!(note.contains("contradicts the early warning"), "{note}");
+        // A confirmed early warning stays down through its final miss.
+        let mut t = tracker(&[("g", 1..2)]);
+        t.apply_epoch(
+            &record(10, false, vec![vote(1, 10, AttestationStatus::Pending)]),
+            &early,
+        );
+        t.apply_epoch(
+            &record(10, true, vec![vote(1, 10, AttestationStatus::Missed)]),
+            &EarlyInputs::default(),
+        );
+        assert_eq!(down(&t).len(), 1);
+        t.apply_epoch(
+            &record(11, true, vec![vote(1, 11, AttestationStatus::Included)]),
+            &EarlyInputs::default(),
+        );
+        assert_eq!(
+            t.resolution_note(Rule::ValidatorDown, &[1]),
+            "the validators attest again"
+        );
+    }
+
+    #[test]
+    fn a_group_going_down_together_is_one_finding_per_group() {
+        let mut t = tracker(&[("a", 0..100), ("b", 100..110)]);
+        for e in [10, 11] {
+            let mut votes = all(0..100, e, AttestationStatus::Missed);
+            votes.extend(all(100..103, e, AttestationStatus::Missed));
+            votes.extend(all(103..110, e, AttestationStatus::Included));
+            t.apply_epoch(&record(e, true, votes), &EarlyInputs::default());
+        }
+        let got = down(&t);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, "a");
+        assert_eq!(got[0].1.len(), 100);
+        assert_eq!(got[1], ("b".to_string(), vec![100, 101, 102]));
+    }
+
+    fn incident(rule: Rule, subject: &str, validators: &[u64]) -> IncidentRecord {
+        IncidentRecord {
+            id: format!("{}/{subject}/1", rule.as_str()),
+            rule: rule.as_str().into(),
+            subject: subject.into(),
+            severity: "critical".into(),
+            is_event: false,
+            validators: validators.to_vec(),
+            epoch: Some(1),
+            summary: "s".into(),
+            opened_at: at(0),
+            last_notified_at: at(0),
+            resolved_at: None,
+            resolution: None,
+        }
+    }
+
+    fn finding(rule: Rule, subject: &str, validators: &[u64]) -> Finding {
+        Finding {
+            rule,
+            subject: subject.into(),
+            validators: validators.iter().copied().collect(),
+            epoch: Some(1),
+            summary: "s".into(),
+        }
+    }
+
+    #[test]
+    fn reconcile_opens_live_grows_live_and_resolves_always() {
+        let note = |_: Rule, _: &[u64]| "over".to_string();
+        let down = Rule::ValidatorDown;
+        let kinds = |d: &[Decision]| -> Vec<&'static str> {
+            d.iter()
+                .map(|d| match d {
+                    Decision::Open(_) => "open",
+                    Decision::Grow { .. } => "grow",
+                    Decision::Refresh { .. } => "refresh",
+                    Decision::Resolve { .. } => "resolve",
+                    Decision::Remind { .. } => "remind",
+                    Decision::Event(_) => "event",
+                })
+                .collect()
+        };
+        // (open, findings, live) -> decisions
+        let cases: Vec<(Vec<IncidentRecord>, Vec<Finding>, bool, Vec<&str>)> = vec![
+            (vec![], vec![finding(down, "g", &[1])], true, vec!["open"]),
+            (vec![], vec![finding(down, "g", &[1])], false, vec![]),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![finding(down, "g", &[1])],
+                true,
+                vec![],
+            ),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![finding(down, "g", &[1, 2])],
+                true,
+                vec!["grow"],
+            ),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![finding(down, "g", &[1, 2])],
+                false,
+                vec!["refresh"],
+            ),
+            (
+                vec![incident(down, "g", &[1, 2])],
+                vec![finding(down, "g", &[1])],
+                true,
+                vec!["refresh"],
+            ),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![],
+                true,
+                vec!["resolve"],
+            ),
+            (
+                vec![incident(down, "g", &[1])],
+                vec![],
+                false,
+                vec!["resolve"],
+            ),
+            // Another scope's incident is not judged by these findings.
+            (
+                vec![incident(Rule::NodeDown, "n1", &[])],
+                vec![],
+                true,
+                vec![],
+            ),
+            (
+                vec![],
+                vec![finding(Rule::ProposalMissed, "g", &[1])],
+                true,
+                vec!["event"],
+            ),
+            (
+                vec![],
+                vec![finding(Rule::ProposalMissed, "g", &[1])],
+                false,
+                vec![],
+            ),
+        ];
+        for (open, findings, live, want) in cases {
+            let got = reconcile(&open, &findings, Scope::Validators, live, &note);
+            assert_eq!(
+                kinds(&got),
+                want,
+                "open {open:?} findings {findings:?} live {live}"
+            );
+        }
+    }
+
+    #[test]
+    fn reminders_are_due_after_the_interval_only() {
+        let open = vec![incident(Rule::ValidatorDown, "g", &[1])];
+        let hour = Duration::from_secs(3600);
+        assert!(reminders_due(&open, hour, at(3599)).is_empty());
+        assert_eq!(reminders_due(&open, hour, at(3600)).len(), 1);
+    }
+
+    #[test]
+    fn a_down_validator_is_not_also_reported_for_its_falling_balance() {
+        let mut t = tracker(&[("g", 1..3)]);
+        for e in 10..15u64 {
+            let mut rec = record(
+                e,
+                true,
+                vec![
+                    vote(1, e, AttestationStatus::Missed),
+                    vote(2, e, AttestationStatus::Included),
+                ],
+            );
+            rec.balances = [1, 2]
+                .into_iter()
+                .map(|v| BalanceRecord {
+                    validator_index: ValidatorIndex(v),
+                    epoch: Epoch(e),
+                    balance: Gwei(32_000_000_000 - e),
+                    effective_balance: Gwei(32_000_000_000),
+                    status: ValidatorStatus::ActiveOngoing,
+                    slashed: false,
+                    balance_change: Some(-1),
+                })
+                .collect();
+            t.apply_epoch(&rec, &EarlyInputs::default());
+        }
+        let f = t.findings(Scope::Validators, at(0));
+        let rules: Vec<(Rule, Vec<u64>)> = f
+            .into_iter()
+            .map(|f| (f.rule, f.validators.into_iter().collect()))
+            .collect();
+        assert_eq!(
+            rules,
+            vec![
+                (Rule::ValidatorDown, vec![1]),
+                (Rule::BalanceFalling, vec![2])
+            ]
+        );
+    }
+
+    #[test]
+    fn node_problems_fire_after_the_grace_and_all_down_is_blind() {
+        let node = |name: &str, health: NodeHealth| NodeReport {
+            name: name.into(),
+            url: "http://x".into(),
+            health,
+            head_slot: None,
+            last_error: None,
+        };
+        let mut t = tracker(&[("g", 1..2)]);
+        let nodes = [
+            node("a", NodeHealth::Unreachable),
+            node("b", NodeHealth::Syncing),
+        ];
+        t.apply_nodes(&nodes, at(0));
+        assert!(t.findings(Scope::Nodes, at(60)).is_empty());
+        t.apply_nodes(&nodes, at(120));
+        let rules: Vec<Rule> = t
+            .findings(Scope::Nodes, at(120))
+            .iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(
+            rules,
+            [Rule::NodeDown, Rule::NodeNotSynced, Rule::MonitorBlind]
+        );
+        t.apply_nodes(
+            &[
+                node("a", NodeHealth::Healthy),
+                node("b", NodeHealth::Syncing),
+            ],
+            at(130),
+        );
+        let rules: Vec<Rule> = t
+            .findings(Scope::Nodes, at(130))
+            .iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(rules, [Rule::NodeNotSynced]);
+    }
+
+    #[test]
+    fn finality_rules_tell_the_network_from_my_validators() {
+        // (finalized, head) -> rules
+        let cases: &[(u64, u64, &[Rule])] = &[
+            (98, 100, &[]),
+            (96, 100, &[]),
+            (95, 100, &[Rule::NoFinality]),
+            (94, 100, &[Rule::NoFinality, Rule::InactivityLeak]),
+        ];
+        for (fin, head, want) in cases {
+            let mut t = tracker(&[("g", 1..2)]);
+            t.apply_chain(Epoch(*fin), Epoch(*head));
+            let got: Vec<Rule> = t
+                .findings(Scope::Chain, at(0))
+                .iter()
+                .map(|f| f.rule)
+                .collect();
+            assert_eq!(&got, want, "finalized {fin} head {head}");
+            assert!(t
+                .findings(Scope::Chain, at(0))
+                .iter()
+                .all(|f| f.subject == "network"));
+        }
+    }
+}
