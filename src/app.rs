@@ -151,19 +151,47 @@ pub async fn run_with(
     let poll = config
         .poll_interval
         .unwrap_or_else(|| Duration::from_millis((spec.slot_duration_ms / 4).max(250)));
+    if config.alerts.channels.is_empty() {
+        info!("no alert channel configured: incidents are recorded, nobody is notified");
+    }
+    let engine = crate::alerting::Engine::start(
+        store.clone(),
+        config.alerts.clone(),
+        &groups,
+        epoch_duration,
+        std::time::SystemTime::now(),
+    )
+    .await
+    .context("cannot start alerting")?;
+    let alerts = Some(Arc::new(engine));
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(engine) = &alerts {
+        let engine = engine.clone();
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            if let Err(e) = engine.run_outbox(c).await {
+                warn!(error = %e, "alert delivery stopped");
+            }
+        });
+    }
     let seen = Arc::new(SeenBlocks::default());
     let mut streams = tokio::task::JoinSet::new();
     for node in &config.beacon_nodes {
         streams.spawn(follow_blocks(node.clone(), seen.clone(), cancel.clone()));
     }
     let mut monitor = Monitor::new(pool, store, spec, clock, watched, start)
-        .with_observers(Observers { board, metrics })
+        .with_observers(Observers {
+            board,
+            metrics,
+            alerts,
+        })
         .with_seen_blocks(seen)
         .with_retention(config.retention)
         .with_watchlist(watchlist);
     let result = monitor.run(cancel.clone(), poll, until_epoch).await;
     cancel.cancel();
     while streams.join_next().await.is_some() {}
+    while tasks.join_next().await.is_some() {}
     if let Some(server) = server {
         if let Err(e) = server.wait().await {
             warn!(error = %e, "HTTP server stopped with an error");

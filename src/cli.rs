@@ -27,6 +27,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Print the stored history.
     Report(ReportArgs),
+    /// Send one test notification through every configured alert channel.
+    TestAlert(ConfigArgs),
     /// Is it safe to start a backup validator client? Evidence of recent
     /// activity from every node; exit 0 only when every validator is safe.
     FailoverCheck(crate::failover::FailoverArgs),

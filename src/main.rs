@@ -61,6 +61,37 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::FailoverCheck(args) => Ok(ExitCode::from(valwatch::failover::run(args).await)),
+        Command::TestAlert(args) => {
+            let raw = valwatch::config::load_raw(args.config.as_deref())?;
+            let mut problems = Vec::new();
+            let alerts = valwatch::config::alerts::validate(
+                raw.alerts,
+                &|k| std::env::var(k).ok(),
+                &mut problems,
+            );
+            if !problems.is_empty() {
+                return Err(valwatch::config::ConfigError::Invalid(problems).into());
+            }
+            if alerts.channels.is_empty() {
+                println!("no alert channel configured");
+                return Ok(ExitCode::FAILURE);
+            }
+            let mut ok = true;
+            for (channel, result) in valwatch::alerting::test_alert(&alerts).await {
+                match result {
+                    Ok(()) => println!("{channel}: accepted"),
+                    Err(e) => {
+                        ok = false;
+                        println!("{channel}: FAILED: {e}");
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Report(args) => {
             valwatch::report::run(args).await?;
             Ok(ExitCode::SUCCESS)

@@ -34,6 +34,8 @@ use crate::watchlist::Watchlist;
 pub struct Observers {
     pub board: Arc<StatusBoard>,
     pub metrics: Arc<Metrics>,
+    /// The alert engine (rules, incidents, outbox); None when no alerting.
+    pub alerts: Option<Arc<crate::alerting::Engine>>,
 }
 
 /// Attempts at an epoch whose data nodes say is gone before it is stored
@@ -224,6 +226,8 @@ pub struct Monitor {
     /// Blocks announced on the nodes' event streams (orphan evidence).
     seen: Arc<SeenBlocks>,
     liveness_done: Option<Epoch>,
+    /// When an epoch was last stored (for the "monitor stalled" rule).
+    last_stored_at: Option<std::time::SystemTime>,
     /// Watched members of the latest sync committee seen.
     sync_members: Vec<ValidatorIndex>,
     watchlist: Option<Watchlist>,
@@ -262,6 +266,7 @@ impl Monitor {
             observers: None,
             seen: Arc::new(SeenBlocks::default()),
             liveness_done: None,
+            last_stored_at: None,
             sync_members: Vec::new(),
             watchlist: None,
             retention_epochs: None,
@@ -346,8 +351,14 @@ impl Monitor {
             self.last_health = Some(Instant::now());
             if let Some(o) = &self.observers {
                 o.metrics.observe_nodes(&reports);
+                if let Some(a) = &o.alerts {
+                    if let Err(e) = a.on_nodes(&reports, self.clock.now()).await {
+                        warn!(error = %e, "alerting: node rules failed");
+                    }
+                }
                 o.board.set_nodes(reports);
             }
+            self.check_finality(wall).await;
         }
         self.refresh_watchlist().await;
         let head = self.follower.update(&self.pool).await?;
@@ -466,6 +477,24 @@ impl Monitor {
         }
     }
 
+    async fn stored_liveness(
+        &self,
+        epoch: Epoch,
+    ) -> Option<std::collections::HashMap<ValidatorIndex, bool>> {
+        let v = self
+            .store
+            .load_perishable("liveness", epoch)
+            .await
+            .ok()
+            .flatten()?;
+        let map = v.as_object()?;
+        Some(
+            map.iter()
+                .filter_map(|(k, v)| Some((ValidatorIndex(k.parse().ok()?), v.as_bool()?)))
+                .collect(),
+        )
+    }
+
     /// Deletes history older than the retention, once per judged epoch.
     async fn prune(&self, judged: Epoch) {
         let Some(keep) = self.retention_epochs else {
@@ -482,6 +511,36 @@ impl Monitor {
                 "old history deleted"
             ),
             Err(e) => warn!(error = %e, "retention pruning failed"),
+        }
+    }
+
+    /// Finality of the chain, for the network rules (no finality,
+    /// inactivity leak): "my validators" and "the network" told apart.
+    async fn check_finality(&self, wall: Slot) {
+        let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) else {
+            return;
+        };
+        let finality = self
+            .pool
+            .call(
+                "/eth/v1/beacon/states/{state_id}/finality_checkpoints",
+                |c| async move { c.finality(crate::beacon::StateId::Head).await },
+            )
+            .await;
+        match finality {
+            Ok(f) => {
+                if let Err(e) = a
+                    .on_chain(
+                        f.finalized.epoch,
+                        self.spec.epoch_of(wall),
+                        self.clock.now(),
+                    )
+                    .await
+                {
+                    warn!(error = %e, "alerting: chain rules failed");
+                }
+            }
+            Err(e) => debug!(error = %e, "finality not served"),
         }
     }
 
@@ -580,6 +639,32 @@ impl Monitor {
         }
         written?;
         let stored = stored_at.elapsed();
+        self.last_stored_at = Some(self.clock.now());
+        if let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) {
+            let now = self.clock.now();
+            let wall_epoch = self
+                .spec
+                .slot_at(now)
+                .map(|s| self.spec.epoch_of(s))
+                .unwrap_or(epoch);
+            let mut ctx = crate::alerting::EpochContext::new(
+                now,
+                crate::alerting::is_live(epoch, wall_epoch),
+            );
+            if !is_final {
+                let after = self.spec.start_slot(epoch);
+                ctx.block_slots = data
+                    .chain
+                    .blocks()
+                    .map(|b| b.slot)
+                    .filter(|s| *s > after)
+                    .collect();
+            }
+            ctx.liveness = self.stored_liveness(epoch).await;
+            if let Err(e) = a.on_epoch(&record, &ctx).await {
+                warn!(epoch = epoch.0, error = %e, "alerting: epoch rules failed");
+            }
+        }
         if let Some(o) = &self.observers {
             o.board.apply_epoch(&record, self.clock.now());
             let board = o.board.clone();
@@ -767,6 +852,11 @@ impl Monitor {
             match self.tick().await {
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "monitor round failed; retrying"),
+            }
+            if let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) {
+                if let Err(e) = a.on_monitor(self.last_stored_at, self.clock.now()).await {
+                    warn!(error = %e, "alerting: monitor rules failed");
+                }
             }
             if stop_after.is_some_and(|s| self.next_epoch > s) {
                 return Ok(());
