@@ -7,10 +7,12 @@
 pub mod analysis;
 pub mod app;
 pub mod beacon;
+pub mod bench;
 pub mod chain;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod monitor;
