@@ -91,9 +91,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!(
         "generating {pregenerated} epochs of a network of {} validators (32 slots, {} committees per slot)…",
         args.network,
-        scenario
-            .committees_per_slot
-            .map_or("derived".into(), |c| c.to_string())
+        // The simulator's rule: active / 32 / TARGET_COMMITTEE_SIZE, 1..=64.
+        (args.network / 32 / 128).clamp(1, 64)
     );
     let started = Instant::now();
     let node = SimNode::start(

@@ -619,8 +619,8 @@ pub fn epoch_line(
         .fold((0u64, 0u64), |(o, m), s| {
             (o + s.participated as u64, m + s.missed as u64)
         });
-    if ok + miss > 0 {
-        parts.push(format!("sync {}%", (ok * 100) / (ok + miss)));
+    if let Some(pct) = (ok * 100).checked_div(ok + miss) {
+        parts.push(format!("sync {pct}%"));
     }
     let change: i64 = report
         .balances
