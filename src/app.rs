@@ -202,7 +202,8 @@ pub async fn run_with(
     Ok(())
 }
 
-fn spawn_signal_handler(cancel: CancellationToken) {
+/// Cancels `cancel` on SIGINT or SIGTERM.
+pub fn spawn_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]

@@ -32,6 +32,48 @@ pub enum Command {
     /// Is it safe to start a backup validator client? Evidence of recent
     /// activity from every node; exit 0 only when every validator is safe.
     FailoverCheck(crate::failover::FailoverArgs),
+    /// Watch a simulated network on this machine: no database server, no network.
+    Demo(DemoArgs),
+    /// Measure the per-epoch path (fetch, judge, store) on mainnet-sized epochs.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Stop after this many epochs are judged for good (default: until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<u64>,
+    /// Address of the status page and metrics; "off" disables it.
+    #[arg(long, value_name = "ADDR", default_value = crate::config::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Directory of the SQLite database (default: a fresh temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Length of a simulated slot in milliseconds.
+    #[arg(long, visible_alias = "speed", value_name = "MS", default_value_t = crate::demo::DEFAULT_SLOT_MS)]
+    pub slot_ms: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// PostgreSQL server; a fresh database is created and dropped per size.
+    #[arg(long, value_name = "URL", default_value = crate::bench::DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Watched validators per run, comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = crate::bench::DEFAULT_SIZES)]
+    pub sizes: Vec<u64>,
+    /// Validators in the simulated network.
+    #[arg(long, value_name = "N", default_value_t = crate::bench::DEFAULT_NETWORK)]
+    pub network: u64,
+    /// Epochs judged per size.
+    #[arg(long, value_name = "N", default_value_t = crate::bench::DEFAULT_EPOCHS)]
+    pub epochs: u64,
+    /// Internal: measure one size in this process and print one JSON line.
+    #[arg(long, hide = true, value_name = "N")]
+    pub child: Option<u64>,
+    /// Internal: the simulated node the child reads.
+    #[arg(long, hide = true, value_name = "URL")]
+    pub beacon_node: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -9,9 +9,16 @@ use valwatch::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo and the benchmark print their own lines on stdout; their
+    // logs would drown them, so only warnings show unless VALWATCH_LOG asks.
+    let default_level = match cli.command {
+        Command::Demo(_) | Command::Bench(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("VALWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("VALWATCH_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -94,6 +101,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Report(args) => {
             valwatch::report::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            valwatch::demo::run_cli(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            valwatch::bench::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

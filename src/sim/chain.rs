@@ -936,7 +936,19 @@ impl Sim {
 
     /// The sync aggregate of the block at `s` (signatures for slot s-1, by
     /// the committee of `s`'s period) and who signed, per distinct member.
+    ///
+    /// Nobody signs the genesis slot: clients start sync-committee duties
+    /// after genesis, so the block at slot 1 carries an empty aggregate
+    /// (Lodestar's devnet recording: block 1 has `sync_committee_bits`
+    /// 0x00000000 with 48 of 64 validators online), and a monitor gives
+    /// slot 0 no duty (`analysis::sync`).
     fn sync_aggregate(&self, s: u64) -> (BitVector, Vec<(u32, bool)>) {
+        if s <= 1 {
+            return (
+                BitVector::from_bits(self.sync_committee_size() as usize, []),
+                Vec::new(),
+            );
+        }
         let seats = self.sync_committee(self.epoch_of(s));
         let te = self.epoch_of(s - 1);
         let mut signed: BTreeMap<u32, bool> = BTreeMap::new();

@@ -15,4 +15,6 @@ pub mod server;
 pub use api::{ErrorStyle, Windows};
 pub use chain::{GroundTruth, Sim};
 pub use scenario::{Behaviour, BehaviourKind, Scenario, ValidatorSet};
-pub use server::{Fault, FaultKind, Mode, NodeOptions, SimError, SimNode};
+pub use server::{
+    Fault, FaultKind, Mode, NodeOptions, ServedCount, SimError, SimNode, SERVED_PATH,
+};

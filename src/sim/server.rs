@@ -6,6 +6,7 @@
 //! Must not: decide chain contents (that is `chain`) or format JSON (`api`).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -27,6 +28,9 @@ use crate::chain::{Clock, SystemClock};
 const SUPERVISE_EVERY: Duration = Duration::from_millis(20);
 /// POST bodies carry id lists; a million quoted indices is ~10 MB.
 const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Not a Beacon API route: the node's request and byte counters as JSON,
+/// for `valwatch bench` in another process. Not counted itself.
+pub const SERVED_PATH: &str = "/_sim/served";
 
 /// Where the head is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +149,32 @@ struct Node {
     sim: Arc<RwLock<Sim>>,
     opts: NodeOptions,
     faults: Mutex<Vec<Fault>>,
+    served: Served,
+}
+
+/// What a node has answered: requests and response body bytes.
+#[derive(Default)]
+struct Served {
+    requests: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A node's counters at one moment (see `SimNode::served`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedCount {
+    pub requests: u64,
+    /// Response body bytes (headers excluded).
+    pub bytes: u64,
+}
+
+impl ServedCount {
+    /// What was served between `earlier` and `self`.
+    pub fn since(self, earlier: ServedCount) -> ServedCount {
+        ServedCount {
+            requests: self.requests.saturating_sub(earlier.requests),
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+        }
+    }
 }
 
 impl Node {
@@ -177,6 +207,13 @@ impl Node {
             self.clock_slot(&sim)
         };
         self.active_faults(slot, None).contains(&FaultKind::Refuse)
+    }
+
+    fn served_count(&self) -> ServedCount {
+        ServedCount {
+            requests: self.served.requests.load(Ordering::Relaxed),
+            bytes: self.served.bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// (head slot the node has, current slot) before faults.
@@ -217,6 +254,7 @@ impl SimNode {
             sim,
             faults: Mutex::new(opts.faults.clone()),
             opts,
+            served: Served::default(),
         });
         let target = {
             let sim = node.sim.read().unwrap_or_else(|e| e.into_inner());
@@ -253,6 +291,12 @@ impl SimNode {
     /// The chain this node serves (ground truth, shared generation).
     pub fn chain(&self) -> Arc<RwLock<Sim>> {
         self.node.sim.clone()
+    }
+
+    /// Requests answered and body bytes sent so far (every answer counts,
+    /// errors included, except `SERVED_PATH` itself).
+    pub fn served(&self) -> ServedCount {
+        self.node.served_count()
     }
 
     /// Replaces the node's faults from now on.
@@ -330,6 +374,23 @@ async fn supervise(node: Arc<Node>, first: TcpListener, cancel: CancellationToke
 }
 
 async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, body: Bytes) -> Response {
+    if uri.path() == SERVED_PATH {
+        let body = serde_json::to_string(&node.served_count()).unwrap_or_default();
+        return http(Reply {
+            status: 200,
+            body,
+            headers: Vec::new(),
+        });
+    }
+    let reply = answer(&node, method, uri, body).await;
+    node.served.requests.fetch_add(1, Ordering::Relaxed);
+    node.served
+        .bytes
+        .fetch_add(reply.body.len() as u64, Ordering::Relaxed);
+    http(reply)
+}
+
+async fn answer(node: &Arc<Node>, method: Method, uri: Uri, body: Bytes) -> Reply {
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
     let (clock_slot, errors) = {
@@ -341,11 +402,9 @@ async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, body: B
     for f in &faults {
         match f {
             FaultKind::Refuse | FaultKind::Unavailable => {
-                return http(error_reply(errors, 503, "Node is unavailable"))
+                return error_reply(errors, 503, "Node is unavailable")
             }
-            FaultKind::Status { code } => {
-                return http(error_reply(errors, *code, "Injected failure"))
-            }
+            FaultKind::Status { code } => return error_reply(errors, *code, "Injected failure"),
             FaultKind::Slow { delay_ms } => {
                 tokio::time::sleep(Duration::from_millis(*delay_ms)).await
             }
@@ -355,7 +414,7 @@ async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, body: B
             FaultKind::Truncated | FaultKind::Malformed => {}
         }
     }
-    let n = node.clone();
+    let n = Arc::clone(node);
     let answer = tokio::task::spawn_blocking(move || {
         // Live mode: generate up to the clock first (write lock only then).
         let (head, _) = {
@@ -414,7 +473,7 @@ async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, body: B
     if faults.contains(&FaultKind::Malformed) {
         reply.body = format!("<html>{}", reply.body.replace(':', ";"));
     }
-    http(reply)
+    reply
 }
 
 fn http(reply: Reply) -> Response {

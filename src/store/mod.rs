@@ -539,6 +539,13 @@ impl Store {
         dispatch!(self, summary(&filter))
     }
 
+    /// Bytes the database takes (PostgreSQL: `pg_database_size`; SQLite:
+    /// the main file's pages), to measure what writes cost on disk.
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let size = dispatch!(self, size_bytes())?;
+        codec::to_u64(size, "database size")
+    }
+
     /// Deletes everything of epochs before `keep_from_epoch` (verdicts,
     /// balances, cross-checks, perishable answers) in one transaction;
     /// returns the number of rows deleted. Never deletes cursors or meta.
@@ -548,9 +555,64 @@ impl Store {
     }
 }
 
+/// Whether `name` may be spliced into `CREATE DATABASE` unquoted: a
+/// lower-case identifier (PostgreSQL folds unquoted names to lower case).
+fn is_plain_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Creates the PostgreSQL database `name` on the server of `admin_url`
+/// (benchmarks, throw-away runs); returns the URL of the new database.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, StoreError> {
+    let target = redact_url(admin_url);
+    if !is_plain_identifier(name) {
+        return Err(StoreError::Corrupt {
+            what: "database name",
+            problem: format!("{name:?} is not a lower-case identifier"),
+        });
+    }
+    postgres::admin(admin_url, &target, &format!("CREATE DATABASE {name}")).await?;
+    let mut url = url::Url::parse(admin_url).map_err(|e| StoreError::Corrupt {
+        what: "database URL",
+        problem: e.to_string(),
+    })?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+/// Drops the PostgreSQL database `name`, closing its sessions.
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
+    let target = redact_url(admin_url);
+    if !is_plain_identifier(name) {
+        return Err(StoreError::Corrupt {
+            what: "database name",
+            problem: format!("{name:?} is not a lower-case identifier"),
+        });
+    }
+    postgres::admin(
+        admin_url,
+        &target,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_identifiers_become_database_names() {
+        assert!(is_plain_identifier("valwatch_bench_12_1000"));
+        for bad in ["", "Bench", "1db", "a;drop", "a b", &"x".repeat(64)] {
+            assert!(!is_plain_identifier(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn redacted_urls_never_show_the_password() {

@@ -645,3 +645,34 @@ pub(super) async fn prune(pool: &PgPool, keep_from: i64) -> Result<u64, StoreErr
     tx.commit().await.map_err(db("commit pruning"))?;
     Ok(deleted)
 }
+
+/// Bytes the current database takes on disk (tables, indexes, TOAST).
+pub(super) async fn size_bytes(pool: &PgPool) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT pg_database_size(current_database())")
+        .fetch_one(pool)
+        .await
+        .map_err(db("read the database size"))
+}
+
+/// `CREATE DATABASE` / `DROP DATABASE … WITH (FORCE)` on the server of
+/// `admin_url`; `name` is checked by the caller (identifiers cannot be
+/// bound as parameters).
+pub(super) async fn admin(admin_url: &str, target: &str, sql: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let options: PgConnectOptions = admin_url.parse().map_err(|source| StoreError::InvalidUrl {
+        target: target.to_owned(),
+        source,
+    })?;
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .map_err(|source| StoreError::Connect {
+            target: target.to_owned(),
+            source,
+        })?;
+    sqlx::query(sql)
+        .execute(&mut conn)
+        .await
+        .map_err(db("create or drop a database"))?;
+    let _ = conn.close().await;
+    Ok(())
+}

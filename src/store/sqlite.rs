@@ -662,3 +662,12 @@ pub(super) async fn prune(pool: &SqlitePool, keep_from: i64) -> Result<u64, Stor
     tx.commit().await.map_err(db("commit pruning"))?;
     Ok(deleted)
 }
+
+/// Bytes of the main database file (pages × page size; the WAL is not
+/// counted until it is checkpointed).
+pub(super) async fn size_bytes(pool: &SqlitePool) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+        .fetch_one(pool)
+        .await
+        .map_err(db("read the database size"))
+}
