@@ -260,9 +260,12 @@ impl Demo {
                     validators_file: None,
                 })
                 .collect(),
-            // TODO(alerts): once `[[alerts.log]]` exists (alerting branch),
-            // add a log channel here so that the demo also prints the alert
-            // notifications (offline group opened/resolved, slashing).
+            // Alert notifications go to standard output, beside the epoch
+            // lines: the offline group opening and resolving, the slashing.
+            alerts: crate::config::alerts::RawAlerts {
+                log: vec![crate::config::alerts::RawLog::default()],
+                ..Default::default()
+            },
             ..RawConfig::default()
         };
         let over = Overrides {

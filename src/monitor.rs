@@ -215,7 +215,7 @@ pub struct Monitor {
     /// Next epoch to judge for good.
     next_epoch: Epoch,
     /// Epochs whose perishable data (proposer duties) was fetched.
-    fetched_duties: HashSet<Epoch>,
+    fetched_duties: HashSet<(Epoch, bool)>,
     provisional_done: Option<Epoch>,
     last_health: Option<Instant>,
     /// Failed attempts per epoch, to stop retrying what is gone for good.
@@ -567,9 +567,17 @@ impl Monitor {
         });
     }
 
+    /// Proposer duties, which nodes serve only for the current and next
+    /// epoch. The next epoch's are speculative before Fulu (computed from the
+    /// head, `dependent_root` = the head block) and shown as upcoming
+    /// duties; the current epoch's are fetched again once the epoch has
+    /// started, when their dependent root (the last block before it) is
+    /// settled: those are the ones kept to judge the epoch.
     async fn fetch_perishable(&mut self, current: Epoch) {
-        for e in [current, Epoch(current.0 + 1)] {
-            if self.fetched_duties.contains(&e) || e < self.next_epoch {
+        for (e, settled) in [(current, true), (Epoch(current.0 + 1), false)] {
+            // Keys: the epoch, and whether its duties were fetched settled.
+            let key = (e, settled);
+            if self.fetched_duties.contains(&key) || e < self.next_epoch {
                 continue;
             }
             match collect::fetch_proposer_duties(&self.pool, e).await {
@@ -577,13 +585,13 @@ impl Monitor {
                     if let Err(err) = self.store.save_proposer_duties(&d).await {
                         warn!(epoch = e.0, error = %err, "cannot store proposer duties");
                     } else {
-                        self.fetched_duties.insert(e);
+                        self.fetched_duties.insert(key);
                     }
                 }
                 Err(err) => debug!(epoch = e.0, error = %err, "proposer duties not served"),
             }
         }
-        self.fetched_duties.retain(|e| e.0 + 2 >= current.0);
+        self.fetched_duties.retain(|(e, _)| e.0 + 2 >= current.0);
     }
 
     async fn process(

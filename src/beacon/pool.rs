@@ -384,7 +384,17 @@ impl BeaconPool {
             match f(self.nodes[i].clone()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    tracing::warn!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon request failed, trying next node");
+                    if e.is_range_limit() {
+                        // "Not for this epoch": a node's normal answer.
+                        tracing::debug!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon node declined, trying next node");
+                    } else {
+                        if e.is_range_limit() {
+                            // "Not for this epoch" is a node's normal answer.
+                            tracing::debug!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon node declined, trying next node");
+                        } else {
+                            tracing::warn!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon request failed, trying next node");
+                        }
+                    }
                     self.note_error(i, &e);
                     errors.push(e);
                 }
@@ -429,7 +439,17 @@ impl BeaconPool {
                     answered_none = true;
                 }
                 Err(e) => {
-                    tracing::warn!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon request failed, trying next node");
+                    if e.is_range_limit() {
+                        // "Not for this epoch": a node's normal answer.
+                        tracing::debug!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon node declined, trying next node");
+                    } else {
+                        if e.is_range_limit() {
+                            // "Not for this epoch" is a node's normal answer.
+                            tracing::debug!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon node declined, trying next node");
+                        } else {
+                            tracing::warn!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon request failed, trying next node");
+                        }
+                    }
                     self.note_error(i, &e);
                     errors.push(e);
                 }

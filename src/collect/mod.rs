@@ -174,14 +174,23 @@ pub async fn gather_epoch(
         }
     }
 
-    // Registry entries (balances, status) at the end of the epoch: the state
-    // at the first slot of the next epoch if it has a block (the epoch
-    // transition has run), else the last block's post-state, else head.
+    // Registry entries (balances, status) at the end of the epoch, i.e.
+    // after the transition into the next one. Asked, in order: the state at
+    // the next epoch's first slot (nodes such as Lighthouse serve it even
+    // when that slot is empty; Lodestar answers 404 then); the state after
+    // the next epoch's first block (the transition has run, plus that one
+    // block); the post-state of the epoch's last block (before the
+    // transition: balances one transition early); head. A provisional pass
+    // before the epoch ended can only have the last two.
     let next_start = spec.start_slot(Epoch(epoch.0 + 1));
     let mut reg_states = Vec::new();
-    if chain.covers(next_start) || upto >= next_start {
-        if follower.range(next_start, next_start).len() == 1 {
-            reg_states.push(StateId::Slot(next_start));
+    if upto >= next_start {
+        reg_states.push(StateId::Slot(next_start));
+        let next_end = spec.end_slot(Epoch(epoch.0 + 1)).min(upto);
+        if let Some(first) = follower.range(next_start, next_end).first() {
+            if first.slot != next_start {
+                reg_states.push(StateId::Slot(first.slot));
+            }
         }
     }
     if let Some(b) = last_in_epoch {
