@@ -95,20 +95,7 @@ async fn two_nodes_one_stopped_and_a_restart_leave_no_gap() {
     }
     assert!(seen.values().all(|&n| n == 1), "duplicate verdicts");
     let expected = common::expected_attestations(RECORDING, &[]);
-    let mut wrong = Vec::new();
-    for (&(v, e), &want) in expected.iter().filter(|((_, e), _)| *e <= LAST_EPOCH) {
-        let have = report
-            .attestations
-            .iter()
-            .find(|x| x.validator_index.0 == v && x.epoch.0 == e)
-            .map(|x| x.status.as_str())
-            .unwrap_or("absent (gap)");
-        if have != want {
-            wrong.push(format!(
-                "validator {v} epoch {e}: expected {want}, got {have}"
-            ));
-        }
-    }
+    let wrong = common::attestation_mismatches(&report, &expected, LAST_EPOCH);
     assert!(
         wrong.is_empty(),
         "{} wrong verdicts:\n{}",

@@ -4,65 +4,18 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use valwatch::analysis::AttestationStatus;
-use valwatch::chain::Epoch;
-use valwatch::config::{validate, Overrides, RawConfig};
 use valwatch::store::{ReportQuery, Store};
 
 async fn backfill(recording: &str, until: u64) -> (tempfile::TempDir, Store) {
     let replay = common::Replay::start(recording, &["--mode", "static"]);
-    let out = backfill_from(&replay, until).await;
-    drop(replay);
-    out
-}
-
-async fn backfill_from(replay: &common::Replay, until: u64) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let over = Overrides {
-        beacon_nodes: vec![replay.url()],
-        validators: Some("0-63".into()),
-        database_url: Some(format!(
-            "sqlite://{}",
-            dir.path().join("db.sqlite").display()
-        )),
-        listen: Some("off".into()),
-        from_epoch: Some(0),
-        data_dir: None,
-    };
-    let config = validate(RawConfig::default(), &over, dir.path()).unwrap();
-    let url = config.effective_database_url();
-    valwatch::app::run_with(
-        config,
-        Some(Epoch(until)),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    drop(replay);
-    let store = valwatch::app::open_store(&url).await.unwrap();
-    (dir, store)
+    common::run_in_process(vec![replay.url()], until).await
 }
 
 async fn check(recording: &str, until: u64, never_included: &[(u64, u64)]) {
     let (_dir, store) = backfill(recording, until).await;
     let report = store.report(&ReportQuery::default()).await.unwrap();
-    let got: BTreeMap<(u64, u64), AttestationStatus> = report
-        .attestations
-        .iter()
-        .map(|a| ((a.validator_index.0, a.epoch.0), a.status))
-        .collect();
     let expected = common::expected_attestations(recording, never_included);
-    let mut wrong = Vec::new();
-    for (&(v, e), &want) in expected.iter().filter(|((_, e), _)| *e <= until) {
-        let have = got.get(&(v, e)).map(|s| s.as_str()).unwrap_or("absent");
-        if have != want {
-            wrong.push(format!(
-                "validator {v} epoch {e}: expected {want}, got {have}"
-            ));
-        }
-    }
+    let wrong = common::attestation_mismatches(&report, &expected, until);
     assert!(
         wrong.is_empty(),
         "{} wrong verdicts:\n{}",
@@ -146,7 +99,7 @@ const TIMELY_SOURCE_MAX_DELAY: u64 = 2;
 /// zero, so only the signs of penalties are compared.
 async fn rewards_agree(recording: &str, until: u64) {
     let replay = common::Replay::start(recording, &["--mode", "static"]);
-    let (_dir, store) = backfill_from(&replay, until).await;
+    let (_dir, store) = common::run_in_process(vec![replay.url()], until).await;
     let report = store.report(&ReportQuery::default()).await.unwrap();
     let http = reqwest::Client::new();
     let mut compared = 0;

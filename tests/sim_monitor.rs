@@ -1,35 +1,14 @@
 //! The monitor against simulated nodes: what the recordings cannot show.
 
-use valwatch::chain::Epoch;
-use valwatch::config::{validate, Overrides, RawConfig};
+mod common;
+
 use valwatch::sim::{Fault, FaultKind, NodeOptions, Scenario, SimNode};
 use valwatch::store::ReportQuery;
 
 const GENESIS: u64 = 1_700_000_000;
 
 async fn run(nodes: &[&SimNode], until: u64) -> (tempfile::TempDir, valwatch::store::Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let over = Overrides {
-        beacon_nodes: nodes.iter().map(|n| n.base_url()).collect(),
-        validators: Some("0-63".into()),
-        database_url: Some(format!(
-            "sqlite://{}",
-            dir.path().join("db.sqlite").display()
-        )),
-        listen: Some("off".into()),
-        from_epoch: Some(0),
-        data_dir: None,
-    };
-    let config = validate(RawConfig::default(), &over, dir.path()).unwrap();
-    let url = config.effective_database_url();
-    valwatch::app::run_with(
-        config,
-        Some(Epoch(until)),
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    (dir, valwatch::app::open_store(&url).await.unwrap())
+    common::run_in_process(nodes.iter().map(|n| n.base_url()).collect(), until).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,3 +127,59 @@ pub fn expected_attestations(
     }
     out
 }
+
+/// Runs valwatch in-process against `nodes` (validators 0-63, from epoch 0,
+/// SQLite in a temporary directory, no HTTP) until `until` is judged for
+/// good; returns the directory (keep it alive) and the store.
+pub async fn run_in_process(
+    nodes: Vec<String>,
+    until: u64,
+) -> (tempfile::TempDir, valwatch::store::Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let over = valwatch::config::Overrides {
+        beacon_nodes: nodes,
+        validators: Some("0-63".into()),
+        database_url: Some(format!(
+            "sqlite://{}",
+            dir.path().join("db.sqlite").display()
+        )),
+        listen: Some("off".into()),
+        from_epoch: Some(0),
+        data_dir: None,
+    };
+    let config =
+        valwatch::config::validate(valwatch::config::RawConfig::default(), &over, dir.path())
+            .unwrap();
+    let url = config.effective_database_url();
+    valwatch::app::run_with(
+        config,
+        Some(valwatch::chain::Epoch(until)),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let store = valwatch::app::open_store(&url).await.unwrap();
+    (dir, store)
+}
+
+/// Every (validator, epoch ≤ until) whose stored attestation status differs
+/// from `expected`, as readable lines; a missing verdict is a gap.
+pub fn attestation_mismatches(
+    report: &valwatch::store::Report,
+    expected: &std::collections::BTreeMap<(u64, u64), &'static str>,
+    until: u64,
+) -> Vec<String> {
+    let got: std::collections::HashMap<(u64, u64), &str> = report
+        .attestations
+        .iter()
+        .map(|a| ((a.validator_index.0, a.epoch.0), a.status.as_str()))
+        .collect();
+    expected
+        .iter()
+        .filter(|((_, e), _)| *e <= until)
+        .filter_map(|(&(v, e), &want)| {
+            let have = got.get(&(v, e)).copied().unwrap_or("absent (gap)");
+            (have != want).then(|| format!("validator {v} epoch {e}: expected {want}, got {have}"))
+        })
+        .collect()
+}
