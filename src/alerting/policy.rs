@@ -546,8 +546,11 @@ impl Tracker {
             }
             let samples = t.performance.len();
             let good = t.performance.values().filter(|g| **g).count();
+            // Judged over a full window only: with half a window one late
+            // vote already crosses the threshold, and the incident flaps
+            // (seen on the lodestar-devnet recording).
             if samples > 0
-                && samples >= (cfg.performance_window as usize).div_ceil(2)
+                && samples >= cfg.performance_window as usize
                 && ratio(good, samples) < cfg.performance_min
             {
                 add(
