@@ -160,3 +160,75 @@ pub fn to_table(rows: &[crate::store::ValidatorSummary]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{AttestationStatus, AttestationVerdict, ProposalStatus, ProposalVerdict};
+    use crate::chain::{Epoch, Slot, ValidatorIndex};
+    use crate::store::ValidatorSummary;
+
+    fn summary(v: u64) -> ValidatorSummary {
+        ValidatorSummary {
+            validator_index: ValidatorIndex(v),
+            attestations_included: 9,
+            attestations_missed: 1,
+            attestations_pending: 0,
+            attestations_unknown: 0,
+            attestations_inactive: 0,
+            average_inclusion_delay: Some(1.25),
+            head_correct_rate: Some(0.5),
+            target_correct_rate: Some(1.0),
+            source_correct_rate: None,
+            proposals_proposed: 2,
+            proposals_missed: 1,
+            proposals_orphaned: 0,
+            proposals_unknown: 0,
+            sync_participated: 3,
+            sync_missed: 1,
+        }
+    }
+
+    #[test]
+    fn the_table_shows_one_line_per_validator_with_rates() {
+        let t = to_table(&[summary(7)]);
+        let line = t.lines().nth(1).unwrap();
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            vec!["7", "9", "1", "0", "0", "1.25", "50.0%", "100.0%", "-", "2/1/0", "75.0%"]
+        );
+        assert!(to_table(&[]).contains("no history"));
+    }
+
+    #[test]
+    fn csv_has_a_section_per_kind_with_empty_cells_for_unknowns() {
+        let report = Report {
+            attestations: vec![AttestationVerdict {
+                validator_index: ValidatorIndex(3),
+                epoch: Epoch(4),
+                status: AttestationStatus::Missed,
+                duty_slot: Some(Slot(130)),
+                inclusion_slot: None,
+                inclusion_delay: None,
+                late: None,
+                source_correct: None,
+                target_correct: None,
+                head_correct: None,
+                reason: None,
+            }],
+            proposals: vec![ProposalVerdict {
+                slot: Slot(131),
+                validator_index: ValidatorIndex(3),
+                status: ProposalStatus::Missed,
+                block_root: None,
+                reason: None,
+            }],
+            ..Report::default()
+        };
+        let csv = to_csv(&report);
+        assert!(csv.contains("\nattestation,3,4,missed,,,,,\n"), "{csv}");
+        assert!(csv.contains("\nproposal,131,3,missed,\n"), "{csv}");
+        assert_eq!(csv.matches("kind,").count(), 4);
+    }
+}
