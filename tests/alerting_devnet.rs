@@ -2,8 +2,9 @@
 //! replay of lodestar-devnet (validators 32..47 stop before epoch 6 and come
 //! back in epoch 10; 48..63 never run) and posts to a real webhook receiver.
 //! The "validator down" incident of the backup group must fire once and
-//! resolve once; the never-run group fires once and stays firing; the
-//! healthy group is never named.
+//! resolve once on every channel, across a restart of valwatch in the
+//! middle of the incident; the never-run group fires once and stays firing;
+//! the healthy group is never named.
 
 mod common;
 
@@ -17,17 +18,19 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backup_group_fires_once_and_resolves_once() {
     let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let sink = received.clone();
-    let app = Router::new().route(
-        "/hook",
+    let second: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let receiver = |sink: Arc<Mutex<Vec<Value>>>| {
         post(move |Json(v): Json<Value>| {
             let sink = sink.clone();
             async move {
                 sink.lock().unwrap().push(v);
                 "ok"
             }
-        }),
-    );
+        })
+    };
+    let app = Router::new()
+        .route("/hook", receiver(received.clone()))
+        .route("/hook2", receiver(second.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -72,30 +75,57 @@ reminder_interval = "off"
 name = "hook"
 url = "{hook}"
 format = "json"
+
+[[alerts.webhook]]
+name = "hook2"
+url = "{hook}2"
+format = "json"
 "#,
             replay.url(),
             dir.path().join("db.sqlite").display()
         ),
     )
     .unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_valwatch"))
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--from-epoch",
-            "4",
-            "--until-epoch",
-            "12",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    // The outbox delivers asynchronously; the process drained it on exit,
-    // give the receiver a moment for the last request.
+    // Stop after epoch 8 (the backup group is down since epoch 6), start
+    // again and follow until epoch 12 (it is back since epoch 10).
+    for until in ["8", "12"] {
+        let status = Command::new(env!("CARGO_BIN_EXE_valwatch"))
+            .args([
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+                "--from-epoch",
+                "4",
+                "--until-epoch",
+                until,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    // Deliveries run in their own tasks; give the receivers a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids = |v: &Arc<Mutex<Vec<Value>>>| {
+        let mut ids: Vec<String> = v
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m["notification_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(&received),
+        ids(&second),
+        "both channels receive the same notifications"
+    );
+    let all = ids(&received);
+    let mut unique = all.clone();
+    unique.dedup();
+    assert_eq!(all, unique, "a notification was sent twice");
 
     let got = received.lock().unwrap().clone();
     let down = |group: &str, kind: &str| {
