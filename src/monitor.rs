@@ -56,6 +56,20 @@ fn is_not_served(e: &anyhow::Error) -> bool {
         .is_some_and(|b| b.is_range_limit())
 }
 
+/// Slots between provisional passes. Every slot keeps the "validator down"
+/// alert within a few slots of the evidence; a pass re-judges and rewrites
+/// the open epochs of the whole watched set, which at 100 000 validators
+/// takes about 2 s (see the README's benchmark), so large sets look every
+/// eighth slot instead, still inside the one-epoch-and-four-slots target for
+/// 32-slot epochs.
+pub fn provisional_every(watched: usize) -> u64 {
+    if watched <= 20_000 {
+        1
+    } else {
+        8
+    }
+}
+
 /// What one processed epoch amounted to (for the log line and tests).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EpochSummary {
@@ -216,7 +230,8 @@ pub struct Monitor {
     next_epoch: Epoch,
     /// Epochs whose perishable data (proposer duties) was fetched.
     fetched_duties: HashSet<(Epoch, bool)>,
-    provisional_done: Option<Epoch>,
+    /// Wall slot of the last provisional pass.
+    provisional_slot: Option<Slot>,
     last_health: Option<Instant>,
     /// Failed attempts per epoch, to stop retrying what is gone for good.
     failures: std::collections::HashMap<Epoch, u32>,
@@ -259,7 +274,7 @@ impl Monitor {
             cache: BlockCache::default(),
             next_epoch: start,
             fetched_duties: HashSet::new(),
-            provisional_done: None,
+            provisional_slot: None,
             last_health: None,
             failures: Default::default(),
             until: None,
@@ -420,15 +435,23 @@ impl Monitor {
             self.seen.prune_below(floor);
         }
 
-        // A provisional look at the previous epoch (votes still pending) once
-        // per epoch, so that a validator that went down shows up early.
-        if wall_epoch.0 >= 1 {
-            let prev = Epoch(wall_epoch.0 - 1);
-            if prev >= self.next_epoch && self.provisional_done != Some(prev) {
+        // Provisional looks at the epochs still open (the previous and the
+        // current one), so that a validator that went down shows up within
+        // a few slots of its duty: early evidence is a vote missing from the
+        // next canonical blocks. Once per `provisional_every` slots, and only
+        // when the wall clock moved on.
+        let every = provisional_every(self.watched.len());
+        if self.provisional_slot.is_none_or(|s| wall.0 >= s.0 + every) {
+            self.provisional_slot = Some(wall);
+            let first_open = Epoch(wall_epoch.0.saturating_sub(1)).max(self.next_epoch);
+            for e in first_open.0..=wall_epoch.0 {
+                let epoch = Epoch(e);
                 let upto =
-                    Slot(wall.0.saturating_sub(1)).min(head.slot.max(self.spec.start_slot(prev)));
-                self.process(prev, upto, false).await?;
-                self.provisional_done = Some(prev);
+                    Slot(wall.0.saturating_sub(1)).min(head.slot.max(self.spec.start_slot(epoch)));
+                if upto < self.spec.start_slot(epoch) {
+                    continue; // nothing of this epoch is on chain yet
+                }
+                self.process(epoch, upto, false).await?;
             }
         }
         Ok(done)
@@ -683,23 +706,43 @@ impl Monitor {
                 .observe_epoch_duration(is_final, started.elapsed());
         }
         let s = summarize(&record);
-        info!(
-            epoch = epoch.0,
-            is_final,
-            included = s.included,
-            missed = s.missed,
-            pending = s.pending,
-            unknown = s.unknown,
-            inactive = s.inactive,
-            proposed = s.proposed,
-            proposals_missed = s.proposals_missed,
-            orphaned = s.orphaned,
-            disagreeing_nodes = s.disagreeing_nodes,
-            fetch_ms = fetched.as_millis() as u64,
-            judge_ms = judged.as_millis() as u64,
-            store_ms = stored.as_millis() as u64,
-            "epoch processed"
-        );
+        if is_final {
+            info!(
+                epoch = epoch.0,
+                is_final,
+                included = s.included,
+                missed = s.missed,
+                pending = s.pending,
+                unknown = s.unknown,
+                inactive = s.inactive,
+                proposed = s.proposed,
+                proposals_missed = s.proposals_missed,
+                orphaned = s.orphaned,
+                disagreeing_nodes = s.disagreeing_nodes,
+                fetch_ms = fetched.as_millis() as u64,
+                judge_ms = judged.as_millis() as u64,
+                store_ms = stored.as_millis() as u64,
+                "epoch processed"
+            );
+        } else {
+            debug!(
+                epoch = epoch.0,
+                is_final,
+                included = s.included,
+                missed = s.missed,
+                pending = s.pending,
+                unknown = s.unknown,
+                inactive = s.inactive,
+                proposed = s.proposed,
+                proposals_missed = s.proposals_missed,
+                orphaned = s.orphaned,
+                disagreeing_nodes = s.disagreeing_nodes,
+                fetch_ms = fetched.as_millis() as u64,
+                judge_ms = judged.as_millis() as u64,
+                store_ms = stored.as_millis() as u64,
+                "epoch processed"
+            );
+        }
         for c in record.cross_checks.iter().filter(|c| !c.agrees) {
             warn!(epoch = epoch.0, node = %c.node, slot = c.slot.0,
                   node_root = ?c.node_root, expected_root = ?c.expected_root, error = ?c.error,

@@ -86,6 +86,17 @@ format = "json"
         ),
     )
     .unwrap();
+    let genesis: Value = reqwest::get(format!("{}/eth/v1/beacon/genesis", replay.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let genesis_time: u64 = genesis["data"]["genesis_time"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     // Stop after epoch 8 (the backup group is down since epoch 6), start
     // again and follow until epoch 12 (it is back since epoch 10).
     for until in ["8", "12"] {
@@ -175,4 +186,44 @@ format = "json"
     named.sort();
     named.dedup();
     assert_eq!(named, (32..=47).collect::<Vec<u64>>());
+
+    // Timeliness: the incident must open within one epoch and four slots of
+    // the group's first missed duty (8 slots of 1 s per epoch here).
+    let store = valwatch::app::open_store(&format!(
+        "sqlite://{}",
+        dir.path().join("db.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let report = store
+        .report(&valwatch::store::ReportQuery::default())
+        .await
+        .unwrap();
+    let first_missed_duty = report
+        .attestations
+        .iter()
+        .filter(|a| (32..=47).contains(&a.validator_index.0) && a.status.as_str() == "missed")
+        .filter_map(|a| a.duty_slot.map(|s| s.0))
+        .min()
+        .unwrap();
+    let opened = got
+        .iter()
+        .find(|m| m["rule"] == "validator_down" && m["group"] == "backup" && m["kind"] == "firing")
+        .unwrap()["started_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let opened = humantime::parse_rfc3339(&opened)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let opened_slot = opened.saturating_sub(genesis_time); // 1-second slots
+    eprintln!(
+        "first missed duty at slot {first_missed_duty}, incident opened in slot {opened_slot}"
+    );
+    assert!(
+        opened_slot <= first_missed_duty + 8 + 4,
+        "incident opened in slot {opened_slot}, first missed duty at slot {first_missed_duty}"
+    );
 }
