@@ -942,3 +942,45 @@ impl Monitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::doublesign::DoubleSignKind;
+    use crate::analysis::CanonicalChain;
+    use crate::chain::Root;
+
+    fn header(slot: u64, proposer: u64, root: u8, parent: Root) -> BlockHeader {
+        BlockHeader {
+            root: Root([root; 32]),
+            slot: Slot(slot),
+            proposer_index: ValidatorIndex(proposer),
+            parent_root: parent,
+            state_root: Root::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_second_block_counts_only_when_its_proposer_was_read_from_it() {
+        let spec = ChainSpec::test_spec(8, 2000, 0);
+        let data = EpochData {
+            epoch: Epoch(1),
+            chain: CanonicalChain::new(Slot(8), Slot(23), None, [header(9, 5, 1, Root([7; 32]))]),
+            blocks: Vec::new(),
+            committees: Ok(Vec::new()),
+            sync_committees: HashMap::new(),
+            registry: HashMap::new(),
+            upto: Slot(23),
+        };
+        let watched = [ValidatorIndex(5)];
+        // Read from the block: a double proposal.
+        let read = [header(9, 5, 2, Root([7; 32]))];
+        let got = double_sign_evidence(&spec, &data, &watched, &read);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].kind, DoubleSignKind::DoubleProposal);
+        assert_eq!((got[0].epoch, got[0].slot), (Epoch(1), Slot(9)));
+        // Inferred from duties (no header served): no evidence of signing.
+        let inferred = [header(9, 5, 2, Root::ZERO)];
+        assert!(double_sign_evidence(&spec, &data, &watched, &inferred).is_empty());
+    }
+}
