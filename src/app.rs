@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::beacon::events::{follow_blocks, SeenBlocks};
+use crate::beacon::events::{follow_events, SeenBlocks, SeenSlashings};
 use crate::beacon::{redact_url, BeaconPool};
 use crate::chain::{Epoch, SystemClock};
 use crate::config::{Config, Overrides};
@@ -175,9 +175,15 @@ pub async fn run_with(
         });
     }
     let seen = Arc::new(SeenBlocks::default());
+    let slashings = Arc::new(SeenSlashings::default());
     let mut streams = tokio::task::JoinSet::new();
     for node in &config.beacon_nodes {
-        streams.spawn(follow_blocks(node.clone(), seen.clone(), cancel.clone()));
+        streams.spawn(follow_events(
+            node.clone(),
+            seen.clone(),
+            Some((slashings.clone(), spec.slots_per_epoch)),
+            cancel.clone(),
+        ));
     }
     let mut monitor = Monitor::new(pool, store, spec, clock, watched, start)
         .with_observers(Observers {
@@ -186,6 +192,7 @@ pub async fn run_with(
             alerts,
         })
         .with_seen_blocks(seen)
+        .with_seen_slashings(slashings)
         .with_retention(config.retention)
         .with_watchlist(watchlist);
     let result = monitor.run(cancel.clone(), poll, until_epoch).await;

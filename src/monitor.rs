@@ -14,11 +14,12 @@ use tracing::{debug, info, warn};
 use crate::analysis::{
     attestations::{judge_attestations, AttestationInputs},
     balances::{balance_records, find_slashings},
+    doublesign::{double_proposals, double_votes, slashing_operations, DoubleSignEvidence},
     proposals::judge_proposals,
     sync::judge_sync,
     AttestationStatus, AttestationVerdict, ProposalStatus, ProposalVerdict,
 };
-use crate::beacon::events::SeenBlocks;
+use crate::beacon::events::{SeenBlocks, SeenSlashings};
 use crate::beacon::{BeaconPool, BlockId};
 use crate::chain::{BlockHeader, ChainSpec, Clock, Epoch, ProposerDuties, Slot, ValidatorIndex};
 use crate::collect::{self, BlockCache, ChainFollower, EpochData};
@@ -68,6 +69,40 @@ pub fn provisional_every(watched: usize) -> u64 {
     } else {
         8
     }
+}
+
+/// PURE: double-signing evidence in the epoch's data: conflicting votes in
+/// its blocks, two blocks for one slot by one proposer (canonical headers
+/// and non-canonical ones whose proposer was read from the block, not
+/// inferred from duties), and slashing operations naming watched
+/// validators.
+pub fn double_sign_evidence(
+    spec: &ChainSpec,
+    data: &EpochData,
+    watched: &[ValidatorIndex],
+    orphans: &[BlockHeader],
+) -> Vec<DoubleSignEvidence> {
+    let mut out = match &data.committees {
+        Ok(committees) => double_votes(spec, data.epoch, committees, &data.blocks, watched),
+        Err(_) => Vec::new(),
+    };
+    let headers: Vec<BlockHeader> = data
+        .chain
+        .blocks()
+        .copied()
+        .chain(
+            orphans
+                .iter()
+                .filter(|h| {
+                    h.parent_root != crate::chain::Root::ZERO
+                        || h.state_root != crate::chain::Root::ZERO
+                })
+                .copied(),
+        )
+        .collect();
+    out.extend(double_proposals(spec, &headers, watched));
+    out.extend(slashing_operations(spec, &data.blocks, watched));
+    out
 }
 
 /// What one processed epoch amounted to (for the log line and tests).
@@ -240,6 +275,9 @@ pub struct Monitor {
     observers: Option<Observers>,
     /// Blocks announced on the nodes' event streams (orphan evidence).
     seen: Arc<SeenBlocks>,
+    /// Slashing operations announced on the event streams, not yet passed
+    /// to the alert engine.
+    slashings: Arc<SeenSlashings>,
     liveness_done: Option<Epoch>,
     /// When an epoch was last stored (for the "monitor stalled" rule).
     last_stored_at: Option<std::time::SystemTime>,
@@ -280,6 +318,7 @@ impl Monitor {
             until: None,
             observers: None,
             seen: Arc::new(SeenBlocks::default()),
+            slashings: Arc::new(SeenSlashings::default()),
             liveness_done: None,
             last_stored_at: None,
             sync_members: Vec::new(),
@@ -337,6 +376,13 @@ impl Monitor {
         self
     }
 
+    /// Shares the set that the event-stream followers fill with slashing
+    /// operations.
+    pub fn with_seen_slashings(mut self, slashings: Arc<SeenSlashings>) -> Self {
+        self.slashings = slashings;
+        self
+    }
+
     pub fn with_observers(mut self, observers: Observers) -> Self {
         self.observers = Some(observers);
         self
@@ -376,6 +422,7 @@ impl Monitor {
             self.check_finality(wall).await;
         }
         self.refresh_watchlist().await;
+        self.report_double_signing(self.slashings.take()).await;
         let head = self.follower.update(&self.pool).await?;
         let wall_epoch = self.spec.epoch_of(wall);
         if let Some(o) = &self.observers {
@@ -660,6 +707,8 @@ impl Monitor {
             is_final,
         );
         let judged = judged_at.elapsed();
+        let evidence = double_sign_evidence(&self.spec, &data, &self.watched, &orphans);
+        self.report_double_signing(evidence).await;
         if is_final {
             record.cross_checks = self.cross_check(&data).await;
         }
@@ -752,6 +801,23 @@ impl Monitor {
             self.summaries.push(s.clone());
         }
         Ok(s)
+    }
+
+    /// Passes double-signing evidence to the alert engine at once (no
+    /// waiting for the epoch's verdicts to settle).
+    async fn report_double_signing(&self, evidence: Vec<DoubleSignEvidence>) {
+        if evidence.is_empty() {
+            return;
+        }
+        for e in &evidence {
+            warn!(validator = e.validator_index.0, kind = e.kind.as_str(), epoch = e.epoch.0,
+                  slot = e.slot.0, detail = %e.detail, "double-signing evidence");
+        }
+        if let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) {
+            if let Err(e) = a.on_double_sign(&evidence, self.clock.now()).await {
+                warn!(error = %e, "alerting: double-signing rule failed");
+            }
+        }
     }
 
     /// Proposer duties of `epoch` that match the canonical chain. Duties
@@ -917,5 +983,47 @@ impl Monitor {
                 _ = tokio::time::sleep(poll) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::doublesign::DoubleSignKind;
+    use crate::analysis::CanonicalChain;
+    use crate::chain::Root;
+
+    fn header(slot: u64, proposer: u64, root: u8, parent: Root) -> BlockHeader {
+        BlockHeader {
+            root: Root([root; 32]),
+            slot: Slot(slot),
+            proposer_index: ValidatorIndex(proposer),
+            parent_root: parent,
+            state_root: Root::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_second_block_counts_only_when_its_proposer_was_read_from_it() {
+        let spec = ChainSpec::test_spec(8, 2000, 0);
+        let data = EpochData {
+            epoch: Epoch(1),
+            chain: CanonicalChain::new(Slot(8), Slot(23), None, [header(9, 5, 1, Root([7; 32]))]),
+            blocks: Vec::new(),
+            committees: Ok(Vec::new()),
+            sync_committees: HashMap::new(),
+            registry: HashMap::new(),
+            upto: Slot(23),
+        };
+        let watched = [ValidatorIndex(5)];
+        // Read from the block: a double proposal.
+        let read = [header(9, 5, 2, Root([7; 32]))];
+        let got = double_sign_evidence(&spec, &data, &watched, &read);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].kind, DoubleSignKind::DoubleProposal);
+        assert_eq!((got[0].epoch, got[0].slot), (Epoch(1), Slot(9)));
+        // Inferred from duties (no header served): no evidence of signing.
+        let inferred = [header(9, 5, 2, Root::ZERO)];
+        assert!(double_sign_evidence(&spec, &data, &watched, &inferred).is_empty());
     }
 }

@@ -20,6 +20,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::analysis::doublesign::DoubleSignEvidence;
 use crate::beacon::NodeReport;
 use crate::chain::{Epoch, Slot, ValidatorIndex};
 use crate::config::alerts::AlertsConfig;
@@ -209,6 +210,45 @@ impl Engine {
         }
         self.apply(&mut st, &decisions, ctx.now).await?;
         Ok(decisions)
+    }
+
+    /// With double-signing evidence, from blocks or from the nodes' event
+    /// streams, whenever it is found: each new (validator, kind, epoch)
+    /// is a critical event through every channel at once. History or not,
+    /// it is notified: conflicting signatures are news until slashed.
+    pub async fn on_double_sign(
+        &self,
+        evidence: &[DoubleSignEvidence],
+        now: SystemTime,
+    ) -> Result<usize, AlertError> {
+        if evidence.is_empty() {
+            return Ok(0);
+        }
+        let mut st = self.state.lock().await;
+        let mut sent = 0;
+        for (id, f) in st.tracker.apply_double_sign(evidence) {
+            let i = IncidentRecord {
+                id,
+                rule: f.rule.as_str().to_owned(),
+                subject: f.subject.clone(),
+                severity: f.rule.severity().as_str().to_owned(),
+                is_event: true,
+                validators: f.validators.iter().copied().collect(),
+                epoch: f.epoch,
+                summary: f.summary.clone(),
+                opened_at: now,
+                last_notified_at: now,
+                resolved_at: Some(now),
+                resolution: Some("event".to_owned()),
+            };
+            if self
+                .save(&i, true, Some(("event", &f.summary)), now)
+                .await?
+            {
+                sent += 1;
+            }
+        }
+        Ok(sent)
     }
 
     /// After every health round of the pool.

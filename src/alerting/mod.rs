@@ -83,6 +83,9 @@ pub enum Rule {
     ProposalMissed,
     ProposalOrphaned,
     Slashed,
+    /// Conflicting signatures (votes, blocks) or slashing evidence naming
+    /// a watched validator: critical at once, before any slashing lands.
+    DoubleSigning,
     Exiting,
     Exited,
     NoFinality,
@@ -96,7 +99,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 17] = [
+    pub const ALL: [Rule; 18] = [
         Rule::ValidatorDown,
         Rule::AttestationPerformance,
         Rule::SyncParticipation,
@@ -104,6 +107,7 @@ impl Rule {
         Rule::ProposalMissed,
         Rule::ProposalOrphaned,
         Rule::Slashed,
+        Rule::DoubleSigning,
         Rule::Exiting,
         Rule::Exited,
         Rule::NoFinality,
@@ -125,6 +129,7 @@ impl Rule {
             Rule::ProposalMissed => "proposal_missed",
             Rule::ProposalOrphaned => "proposal_orphaned",
             Rule::Slashed => "slashed",
+            Rule::DoubleSigning => "double_signing",
             Rule::Exiting => "exiting",
             Rule::Exited => "exited",
             Rule::NoFinality => "no_finality",
@@ -144,9 +149,11 @@ impl Rule {
 
     pub fn severity(self) -> Severity {
         match self {
-            Rule::ValidatorDown | Rule::Slashed | Rule::MonitorBlind | Rule::MonitorStalled => {
-                Severity::Critical
-            }
+            Rule::ValidatorDown
+            | Rule::Slashed
+            | Rule::DoubleSigning
+            | Rule::MonitorBlind
+            | Rule::MonitorStalled => Severity::Critical,
             Rule::Exiting | Rule::Exited => Severity::Info,
             _ => Severity::Warning,
         }
@@ -161,6 +168,7 @@ impl Rule {
             Rule::ProposalMissed
                 | Rule::ProposalOrphaned
                 | Rule::Slashed
+                | Rule::DoubleSigning
                 | Rule::Exiting
                 | Rule::Exited
         )

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
+use crate::analysis::doublesign::DoubleSignEvidence;
 use crate::analysis::{AttestationStatus, ProposalStatus};
 use crate::beacon::{NodeHealth, NodeReport};
 use crate::chain::{Epoch, Slot, ValidatorIndex, ValidatorStatus};
@@ -123,6 +124,12 @@ pub struct Tracker {
     chain: Option<(Epoch, Epoch)>,
     /// How long no epoch was processed, if longer than the limit.
     stalled_for: Option<Duration>,
+    /// Double-signing evidence already reported.
+    double_signed: std::collections::HashSet<(
+        ValidatorIndex,
+        crate::analysis::doublesign::DoubleSignKind,
+        Epoch,
+    )>,
 }
 
 fn ratio(part: usize, whole: usize) -> f64 {
@@ -145,6 +152,7 @@ impl Tracker {
             disagreeing: BTreeSet::new(),
             chain: None,
             stalled_for: None,
+            double_signed: Default::default(),
         };
         t.set_groups(groups);
         t
@@ -183,6 +191,46 @@ impl Tracker {
         self.chain.is_some_and(|(fin, head)| {
             head.0.saturating_sub(1).saturating_sub(fin.0) > MIN_EPOCHS_TO_INACTIVITY_PENALTY
         })
+    }
+
+    /// Double-signing evidence as one-shot findings, one per (validator,
+    /// kind, epoch) for the life of the tracker; evidence against a
+    /// validator in no group is not ours to report. Returns each finding
+    /// with the key that names its incident (the store refuses a key twice,
+    /// so a restart does not notify again either).
+    pub fn apply_double_sign(&mut self, evidence: &[DoubleSignEvidence]) -> Vec<(String, Finding)> {
+        let mut out = Vec::new();
+        for e in evidence {
+            let Some(group) = self.group_of.get(&e.validator_index) else {
+                continue;
+            };
+            if !self.double_signed.insert(e.key()) {
+                continue;
+            }
+            let key = format!(
+                "{}/{group}/{}/{}/{}",
+                Rule::DoubleSigning.as_str(),
+                e.epoch.0,
+                e.kind.as_str(),
+                e.validator_index.0
+            );
+            let finding = Finding {
+                rule: Rule::DoubleSigning,
+                subject: group.clone(),
+                validators: BTreeSet::from([e.validator_index.0]),
+                epoch: Some(e.epoch.0),
+                summary: format!(
+                    "validator {} of group {group}: {} in epoch {} (slot {}): {}",
+                    e.validator_index.0,
+                    e.kind.as_str().replace('_', " "),
+                    e.epoch.0,
+                    e.slot.0,
+                    e.detail
+                ),
+            };
+            out.push((key, finding));
+        }
+        out
     }
 
     /// Takes in one epoch record; returns the one-shot events it holds.
@@ -709,6 +757,46 @@ mod tests {
             .map(|(n, r)| (n.to_string(), r.clone().map(ValidatorIndex).collect()))
             .collect();
         Tracker::new(AlertsConfig::default().rules, &groups)
+    }
+
+    #[test]
+    fn double_signing_is_critical_and_reported_once_per_validator_kind_and_epoch() {
+        use crate::analysis::doublesign::DoubleSignKind as K;
+        let ev = |v: u64, kind: K, epoch: u64| DoubleSignEvidence {
+            validator_index: ValidatorIndex(v),
+            kind,
+            epoch: Epoch(epoch),
+            slot: Slot(epoch * 32 + 1),
+            detail: "d".into(),
+        };
+        let mut t = tracker(&[("a", 0..10), ("b", 10..20)]);
+        let first = t.apply_double_sign(&[
+            ev(1, K::DoubleVote, 5),
+            ev(1, K::DoubleVote, 5), // the same evidence twice in one batch
+            ev(1, K::DoubleVote, 6), // another epoch
+            ev(1, K::AttesterSlashing, 5), // another kind
+            ev(12, K::DoubleProposal, 5),
+            ev(99, K::DoubleVote, 5), // in no group
+        ]);
+        let keys: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "double_signing/a/5/double_vote/1",
+                "double_signing/a/6/double_vote/1",
+                "double_signing/a/5/attester_slashing/1",
+                "double_signing/b/5/double_proposal/12",
+            ]
+        );
+        for (_, f) in &first {
+            assert_eq!(f.rule, Rule::DoubleSigning);
+            assert!(f.rule.is_event());
+            assert_eq!(f.rule.severity(), super::super::Severity::Critical);
+        }
+        assert_eq!(first[3].1.subject, "b");
+        assert_eq!(first[3].1.validators, BTreeSet::from([12]));
+        // Seen again on a later round: nothing new.
+        assert!(t.apply_double_sign(&[ev(1, K::DoubleVote, 5)]).is_empty());
     }
 
     fn vote(v: u64, epoch: u64, status: AttestationStatus) -> AttestationVerdict {

@@ -62,7 +62,7 @@ pub fn inclusion_window_end(spec: &ChainSpec, epoch: Epoch, duty_slot: Slot) -> 
 /// One committee of the epoch, as far as the watched validators care: its
 /// length (needed to find the offsets in an Electra aggregate) and the
 /// watched members with their bit position.
-struct CommitteeView {
+pub(crate) struct CommitteeView {
     len: usize,
     /// `(position in the committee, index into the watched list)`.
     watched: Vec<(usize, usize)>,
@@ -93,40 +93,7 @@ pub fn judge_attestations(
         targets.iter().enumerate().map(|(i, v)| (*v, i)).collect();
     drop(seen);
 
-    // One pass over every committee member of the epoch (linear in the
-    // network size) finds each watched validator's duty: its slot and the
-    // bit to look at.
-    let mut duty: Vec<Option<Slot>> = vec![None; targets.len()];
-    let mut views: HashMap<(Slot, u64), CommitteeView> = HashMap::new();
-    for committee in inputs.committees {
-        if spec.epoch_of(committee.slot) != epoch {
-            continue;
-        }
-        let key = (committee.slot, committee.index);
-        if views.contains_key(&key) {
-            // A repeated committee adds nothing; the first one counts.
-            continue;
-        }
-        let mut watched = Vec::new();
-        for (j, v) in committee.validators.iter().enumerate() {
-            if let Some(&w) = position.get(v) {
-                // The spec puts each active validator in exactly one
-                // committee per epoch; should the input repeat one, its
-                // first seat is its duty.
-                if duty[w].is_none() {
-                    duty[w] = Some(committee.slot);
-                    watched.push((j, w));
-                }
-            }
-        }
-        views.insert(
-            key,
-            CommitteeView {
-                len: committee.validators.len(),
-                watched,
-            },
-        );
-    }
+    let (duty, views) = committee_views(spec, epoch, inputs.committees, &position, targets.len());
 
     // Canonical blocks only, lowest slot first: the first block that carries
     // a vote is its inclusion, every later copy is ignored.
@@ -177,13 +144,104 @@ pub fn judge_attestations(
     Ok(verdicts)
 }
 
-/// Marks the first inclusion of every watched validator whose bit is set in
-/// `att`. Consensus specs `get_attesting_indices`: before Electra the
+/// One pass over every committee member of the epoch (linear in the
+/// network size) finds each watched validator's duty (its slot) and, per
+/// committee, the bits to look at. `position` maps a watched validator to
+/// its place in a list of `n`.
+pub(crate) fn committee_views(
+    spec: &ChainSpec,
+    epoch: Epoch,
+    committees: &[Committee],
+    position: &HashMap<ValidatorIndex, usize>,
+    n: usize,
+) -> (Vec<Option<Slot>>, HashMap<(Slot, u64), CommitteeView>) {
+    let mut duty: Vec<Option<Slot>> = vec![None; n];
+    let mut views: HashMap<(Slot, u64), CommitteeView> = HashMap::new();
+    for committee in committees {
+        if spec.epoch_of(committee.slot) != epoch {
+            continue;
+        }
+        let key = (committee.slot, committee.index);
+        if views.contains_key(&key) {
+            // A repeated committee adds nothing; the first one counts.
+            continue;
+        }
+        let mut watched = Vec::new();
+        for (j, v) in committee.validators.iter().enumerate() {
+            if let Some(&w) = position.get(v) {
+                // The spec puts each active validator in exactly one
+                // committee per epoch; should the input repeat one, its
+                // first seat is its duty.
+                if duty[w].is_none() {
+                    duty[w] = Some(committee.slot);
+                    watched.push((j, w));
+                }
+            }
+        }
+        views.insert(
+            key,
+            CommitteeView {
+                len: committee.validators.len(),
+                watched,
+            },
+        );
+    }
+    (duty, views)
+}
+
+/// The watched validators (their place in the watched list) whose bit is
+/// set in `att`. Consensus specs `get_attesting_indices`: before Electra the
 /// aggregate covers the committee `(data.slot, data.index)`; from Electra on
 /// (EIP-7549) it covers the committees named by `committee_bits`, ascending,
 /// concatenated. Either way the bitlist length must equal the committees'
 /// total length (`process_attestation` asserts it), else the committees are
-/// not the ones the chain used.
+/// not the ones the chain used: the error says why.
+pub(crate) fn watched_attesters(
+    att: &Attestation,
+    views: &HashMap<(Slot, u64), CommitteeView>,
+) -> Result<Vec<usize>, String> {
+    let data = &att.data;
+    let mut parts: Vec<&CommitteeView> = Vec::new();
+    match &att.committee_bits {
+        None => {
+            let view = views
+                .get(&(data.slot, data.index))
+                .ok_or_else(|| format!("no committee {} at its slot", data.index))?;
+            parts.push(view);
+        }
+        Some(bits) => {
+            for k in bits.ones() {
+                let view = views
+                    .get(&(data.slot, k as u64))
+                    .ok_or_else(|| format!("no committee {k} at its slot"))?;
+                parts.push(view);
+            }
+        }
+    }
+    let total: usize = parts.iter().map(|p| p.len).sum();
+    if total != att.aggregation_bits.len() {
+        return Err(format!(
+            "aggregation bits hold {} bits, the committees {total}",
+            att.aggregation_bits.len()
+        ));
+    }
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for part in parts {
+        for &(j, w) in &part.watched {
+            // Only a set bit is evidence: an unset bit may be covered by
+            // another aggregate.
+            if att.aggregation_bits.get(offset + j) {
+                out.push(w);
+            }
+        }
+        offset += part.len;
+    }
+    Ok(out)
+}
+
+/// Marks the first inclusion of every watched validator whose bit is set in
+/// `att` (the mapping is `watched_attesters`).
 fn record_votes<'a>(
     spec: &ChainSpec,
     epoch: Epoch,
@@ -209,41 +267,10 @@ fn record_votes<'a>(
         return Err(shape("included no later than its own slot".into()));
     }
 
-    let mut parts: Vec<&CommitteeView> = Vec::new();
-    match &att.committee_bits {
-        None => {
-            let view = views
-                .get(&(data.slot, data.index))
-                .ok_or_else(|| shape(format!("no committee {} at its slot", data.index)))?;
-            parts.push(view);
+    for w in watched_attesters(att, views).map_err(shape)? {
+        if first[w].is_none() {
+            first[w] = Some(Inclusion { block_slot, data });
         }
-        Some(bits) => {
-            for k in bits.ones() {
-                let view = views
-                    .get(&(data.slot, k as u64))
-                    .ok_or_else(|| shape(format!("no committee {k} at its slot")))?;
-                parts.push(view);
-            }
-        }
-    }
-    let total: usize = parts.iter().map(|p| p.len).sum();
-    if total != att.aggregation_bits.len() {
-        return Err(shape(format!(
-            "aggregation bits hold {} bits, the committees {total}",
-            att.aggregation_bits.len()
-        )));
-    }
-
-    let mut offset = 0;
-    for part in parts {
-        for &(j, w) in &part.watched {
-            // Only a set bit is evidence: an unset bit may be covered by
-            // another aggregate.
-            if first[w].is_none() && att.aggregation_bits.get(offset + j) {
-                first[w] = Some(Inclusion { block_slot, data });
-            }
-        }
-        offset += part.len;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod attestations;
 pub mod balances;
 pub mod canonical;
 pub mod crosscheck;
+pub mod doublesign;
 pub mod proposals;
 pub mod sync;
 

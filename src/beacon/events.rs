@@ -16,7 +16,8 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use crate::chain::{Root, Slot};
+use crate::analysis::doublesign::{DoubleSignEvidence, DoubleSignKind};
+use crate::chain::{Epoch, Root, Slot, ValidatorIndex};
 
 use super::{redact_url, NodeConfig};
 
@@ -55,6 +56,105 @@ impl SeenBlocks {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Slot, BTreeSet<Root>>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Slashing operations announced by any node's stream (gossip or pool,
+/// before any block carries them), as evidence against the validators they
+/// name. The monitor takes what is new each round.
+#[derive(Debug, Default)]
+pub struct SeenSlashings {
+    inner: Mutex<Vec<DoubleSignEvidence>>,
+}
+
+impl SeenSlashings {
+    /// Adds evidence unless the same (validator, kind, epoch) is held.
+    pub fn insert(&self, e: DoubleSignEvidence) {
+        let mut v = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !v.iter().any(|o| o.key() == e.key()) {
+            v.push(e);
+        }
+    }
+
+    /// Everything held, emptying the set.
+    pub fn take(&self) -> Vec<DoubleSignEvidence> {
+        std::mem::take(&mut *self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// A quoted integer at `path` in a JSON value (the Beacon API quotes u64s).
+fn quoted(v: &serde_json::Value, path: &[&str]) -> Option<u64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str()?.parse().ok()
+}
+
+fn indices(v: &serde_json::Value) -> Option<Vec<u64>> {
+    v.get("attesting_indices")?
+        .as_array()?
+        .iter()
+        .map(|x| x.as_str().and_then(|s| s.parse().ok()))
+        .collect()
+}
+
+/// Evidence from an `attester_slashing` or `proposer_slashing` event: the
+/// validators in both attestations' `attesting_indices` (who is slashed by
+/// `process_attester_slashing`), or `signed_header_1.message.proposer_index`.
+/// Anything malformed gives nothing.
+pub fn parse_slashing(
+    spec_epoch_of: impl Fn(Slot) -> Epoch,
+    event: &str,
+    data: &str,
+) -> Vec<DoubleSignEvidence> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+        return Vec::new();
+    };
+    match event {
+        "attester_slashing" => {
+            let (Some(a1), Some(a2)) = (v.get("attestation_1"), v.get("attestation_2")) else {
+                return Vec::new();
+            };
+            let (Some(i1), Some(i2)) = (indices(a1), indices(a2)) else {
+                return Vec::new();
+            };
+            let (Some(slot), Some(epoch)) = (
+                quoted(a1, &["data", "slot"]),
+                quoted(a1, &["data", "target", "epoch"]),
+            ) else {
+                return Vec::new();
+            };
+            let second: BTreeSet<u64> = i2.into_iter().collect();
+            let both: BTreeSet<u64> = i1.into_iter().filter(|i| second.contains(i)).collect();
+            both.into_iter()
+                .map(|i| DoubleSignEvidence {
+                    validator_index: ValidatorIndex(i),
+                    kind: DoubleSignKind::AttesterSlashing,
+                    epoch: Epoch(epoch),
+                    slot: Slot(slot),
+                    detail: format!(
+                        "attester slashing for target epoch {epoch} announced by a node"
+                    ),
+                })
+                .collect()
+        }
+        "proposer_slashing" => {
+            let (Some(p), Some(slot)) = (
+                quoted(&v, &["signed_header_1", "message", "proposer_index"]),
+                quoted(&v, &["signed_header_1", "message", "slot"]),
+            ) else {
+                return Vec::new();
+            };
+            vec![DoubleSignEvidence {
+                validator_index: ValidatorIndex(p),
+                kind: DoubleSignKind::ProposerSlashing,
+                epoch: spec_epoch_of(Slot(slot)),
+                slot: Slot(slot),
+                detail: format!("proposer slashing for slot {slot} announced by a node"),
+            }]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -119,6 +219,18 @@ pub async fn follow_blocks(
     seen: std::sync::Arc<SeenBlocks>,
     cancel: CancellationToken,
 ) {
+    follow_events(config, seen, None, cancel).await
+}
+
+/// Like `follow_blocks`, and with `slashings` also follows the
+/// `attester_slashing` and `proposer_slashing` topics into it.
+/// `slots_per_epoch` turns a proposer slashing's slot into its epoch.
+pub async fn follow_events(
+    config: NodeConfig,
+    seen: std::sync::Arc<SeenBlocks>,
+    slashings: Option<(std::sync::Arc<SeenSlashings>, u64)>,
+    cancel: CancellationToken,
+) {
     let mut headers = reqwest::header::HeaderMap::new();
     for (name, value) in &config.headers {
         if let (Ok(n), Ok(mut v)) = (
@@ -140,7 +252,12 @@ pub async fn follow_blocks(
     let mut url = config.url.clone();
     let path = format!("{}/eth/v1/events", url.path().trim_end_matches('/'));
     url.set_path(&path);
-    url.query_pairs_mut().append_pair("topics", "block");
+    let topics = if slashings.is_some() {
+        "block,attester_slashing,proposer_slashing"
+    } else {
+        "block"
+    };
+    url.query_pairs_mut().append_pair("topics", topics);
     let mut backoff = RECONNECT_MIN;
     loop {
         let attempt = async {
@@ -158,7 +275,14 @@ pub async fn follow_blocks(
             while let Some(chunk) = stream.next().await {
                 buf.push_str(&String::from_utf8_lossy(&chunk?));
                 for (event, data) in take_frames(&mut buf) {
-                    record_event(&seen, &event, &data);
+                    if !record_event(&seen, &event, &data) {
+                        if let Some((set, per_epoch)) = &slashings {
+                            let per_epoch = (*per_epoch).max(1);
+                            for e in parse_slashing(|s| Epoch(s.0 / per_epoch), &event, &data) {
+                                set.insert(e);
+                            }
+                        }
+                    }
                 }
                 if buf.len() > 1 << 20 {
                     buf.clear(); // a frame this large is not a block event
@@ -205,6 +329,65 @@ mod tests {
         );
         seen.prune_below(Slot(57));
         assert!(seen.in_range(Slot(0), Slot(100)).is_empty());
+    }
+
+    #[test]
+    fn slashing_events_name_the_intersection_or_the_proposer() {
+        let att = |idx: &str| {
+            format!(
+                "{{\"attesting_indices\":[{idx}],\"data\":{{\"slot\":\"17\",\"target\":{{\"epoch\":\"2\"}}}}}}"
+            )
+        };
+        let data = format!(
+            "{{\"attestation_1\":{},\"attestation_2\":{}}}",
+            att("\"1\",\"2\",\"3\""),
+            att("\"3\",\"2\",\"9\"")
+        );
+        let per8 = |s: Slot| Epoch(s.0 / 8);
+        let got = parse_slashing(per8, "attester_slashing", &data);
+        let keys: Vec<_> = got
+            .iter()
+            .map(|e| (e.validator_index.0, e.epoch.0, e.slot.0))
+            .collect();
+        assert_eq!(keys, vec![(2, 2, 17), (3, 2, 17)]);
+        assert!(got
+            .iter()
+            .all(|e| e.kind == DoubleSignKind::AttesterSlashing));
+
+        let p = r#"{"signed_header_1":{"message":{"slot":"20","proposer_index":"7"}},"signed_header_2":{}}"#;
+        let got = parse_slashing(per8, "proposer_slashing", p);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].validator_index.0, got[0].epoch.0, got[0].kind),
+            (7, 2, DoubleSignKind::ProposerSlashing)
+        );
+
+        for bad in [
+            "not json",
+            "{}",
+            r#"{"attestation_1":{"attesting_indices":[1]}}"#,
+            r#"{"signed_header_1":{"message":{"slot":"x","proposer_index":"7"}}}"#,
+        ] {
+            assert!(
+                parse_slashing(per8, "attester_slashing", bad).is_empty(),
+                "{bad}"
+            );
+            assert!(
+                parse_slashing(per8, "proposer_slashing", bad).is_empty(),
+                "{bad}"
+            );
+        }
+        assert!(parse_slashing(per8, "block", p).is_empty());
+
+        let set = SeenSlashings::default();
+        for e in parse_slashing(per8, "attester_slashing", &data)
+            .into_iter()
+            .chain(parse_slashing(per8, "attester_slashing", &data))
+        {
+            set.insert(e);
+        }
+        assert_eq!(set.take().len(), 2);
+        assert!(set.take().is_empty());
     }
 
     #[test]

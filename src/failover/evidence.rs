@@ -96,6 +96,28 @@ pub fn block_evidence(
             });
         }
     }
+    // Slashing operations: `process_proposer_slashing` slashes the header's
+    // proposer, `process_attester_slashing` those in both attestations.
+    for s in &block.proposer_slashings {
+        if watched.contains(&s.proposer_index) {
+            out.push(Seen {
+                validator_index: s.proposer_index,
+                epoch: spec.epoch_of(s.slot),
+                kind: EvidenceKind::DoubleSign,
+                slot,
+            });
+        }
+    }
+    for s in &block.attester_slashings {
+        for v in s.slashed().into_iter().filter(|v| watched.contains(v)) {
+            out.push(Seen {
+                validator_index: v,
+                epoch: s.target_epoch,
+                kind: EvidenceKind::DoubleSign,
+                slot,
+            });
+        }
+    }
     // The sync aggregate of the block at slot S holds signatures for S−1,
     // checked against the sync committee of the period of epoch(S).
     if let (Some(bits), Some(signed_slot)) = (&block.sync_committee_bits, slot.0.checked_sub(1)) {
@@ -281,6 +303,27 @@ mod tests {
         assert_eq!(
             found(&b, &ix, &HashMap::new(), &[60, 63]),
             vec![(60, 1, A), (63, 1, A)]
+        );
+    }
+
+    #[test]
+    fn slashing_operations_are_double_sign_evidence() {
+        use crate::chain::{AttesterSlashing, ProposerSlashing};
+        use EvidenceKind::DoubleSign as D;
+        let mut b = block(20, 99, vec![], None);
+        b.attester_slashings.push(AttesterSlashing {
+            attesting_indices_1: [3, 5, 7].map(ValidatorIndex).to_vec(),
+            attesting_indices_2: [5, 3].map(ValidatorIndex).to_vec(),
+            target_epoch: Epoch(1),
+        });
+        b.proposer_slashings.push(ProposerSlashing {
+            proposer_index: ValidatorIndex(4),
+            slot: Slot(3),
+        });
+        // 7 is in one attestation only; 3 is not watched.
+        assert_eq!(
+            found(&b, &index(&[1]), &HashMap::new(), &[4, 5, 7]),
+            vec![(4, 0, D), (5, 1, D)]
         );
     }
 

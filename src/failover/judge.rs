@@ -89,6 +89,10 @@ pub enum EvidenceKind {
     SyncSignature,
     /// The node's `/validator/liveness/{epoch}` said `is_live: true`.
     Liveness,
+    /// A slashing operation (or conflicting signatures) names the
+    /// validator: its keys sign in two places already. `not_safe` whatever
+    /// the epoch, since starting a backup would add a third signer.
+    DoubleSign,
 }
 
 impl EvidenceKind {
@@ -98,6 +102,7 @@ impl EvidenceKind {
             EvidenceKind::Proposal => "proposal",
             EvidenceKind::SyncSignature => "sync_signature",
             EvidenceKind::Liveness => "liveness",
+            EvidenceKind::DoubleSign => "double_sign",
         }
     }
 }
@@ -344,6 +349,18 @@ pub fn judge(
                 evidence,
                 reason: String::new(),
             };
+            if let Some((_, e)) = seen
+                .iter()
+                .find(|(_, e)| e.kind == EvidenceKind::DoubleSign)
+            {
+                out.verdict = Verdict::NotSafe;
+                out.reason = format!(
+                    "double-signing evidence for epoch {} seen by node {}: the keys already \
+                     sign in two places; find them before starting anything",
+                    e.epoch, e.node
+                );
+                return out;
+            }
             if let Some(e) = latest.filter(|e| e.epoch >= window_start) {
                 out.verdict = Verdict::NotSafe;
                 out.reason = format!(
@@ -641,6 +658,19 @@ mod tests {
             assert_eq!(got.verdict, want, "{name}: {got:?}");
             assert!(got.reason.contains(text), "{name}: reason {:?}", got.reason);
         }
+    }
+
+    #[test]
+    fn double_sign_evidence_is_not_safe_however_old() {
+        let quiet = live(node("a", 67), 7, false);
+        assert_eq!(
+            verdict(68, 2, std::slice::from_ref(&quiet)).verdict,
+            Verdict::Safe
+        );
+        let got = verdict(68, 2, &[with(quiet, 1, EvidenceKind::DoubleSign)]);
+        assert_eq!(got.verdict, Verdict::NotSafe, "{got:?}");
+        assert!(got.reason.contains("double-signing"), "{}", got.reason);
+        assert!(got.reason.contains("epoch 1"), "{}", got.reason);
     }
 
     #[test]

@@ -1,0 +1,448 @@
+//! Double-signing evidence against watched validators: two different votes
+//! for one target epoch, two different blocks for one slot, or a slashing
+//! operation that names them.
+//!
+//! Owns: deciding, from blocks, committees and block headers, which watched
+//! validator signed twice. Must not: do IO, read the clock, or map bits of
+//! validators nobody watches (the bit mapping is `attestations`', reused, so
+//! that both judge the same aggregates the same way).
+//!
+//! A double vote is evidence even when the chain cannot slash it yet: the
+//! validator client (or a second one running the same keys) is signing
+//! conflicting messages, and the next one may be slashed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::attestations::{committee_views, watched_attesters};
+use crate::chain::{
+    AttestationData, Block, BlockHeader, ChainSpec, Committee, Epoch, Root, Slot, ValidatorIndex,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoubleSignKind {
+    /// Two different `AttestationData` for one target epoch.
+    DoubleVote,
+    /// Two different blocks for one slot by the same proposer.
+    DoubleProposal,
+    /// Named in both attestations of an attester slashing.
+    AttesterSlashing,
+    /// The proposer of a proposer slashing.
+    ProposerSlashing,
+}
+
+impl DoubleSignKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DoubleVote => "double_vote",
+            Self::DoubleProposal => "double_proposal",
+            Self::AttesterSlashing => "attester_slashing",
+            Self::ProposerSlashing => "proposer_slashing",
+        }
+    }
+}
+
+/// One piece of double-signing evidence against one validator.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DoubleSignEvidence {
+    pub validator_index: ValidatorIndex,
+    pub kind: DoubleSignKind,
+    /// The target epoch of the votes, or the epoch of the slot.
+    pub epoch: Epoch,
+    /// The vote's slot, the proposal's slot, or where the evidence was seen.
+    pub slot: Slot,
+    pub detail: String,
+}
+
+impl DoubleSignEvidence {
+    /// What makes two pieces of evidence the same incident.
+    pub fn key(&self) -> (ValidatorIndex, DoubleSignKind, Epoch) {
+        (self.validator_index, self.kind, self.epoch)
+    }
+}
+
+/// Watched validators whose votes for target `epoch` appear in `blocks`
+/// with two different `AttestationData`. The same vote carried by several
+/// aggregates or blocks is one vote; votes for other targets are left to
+/// their own epoch. Aggregates that do not fit `committees` are skipped
+/// (the attestation verdicts report them). One piece of evidence per
+/// validator, from the first two different votes by block slot.
+pub fn double_votes(
+    spec: &ChainSpec,
+    epoch: Epoch,
+    committees: &[Committee],
+    blocks: &[Block],
+    watched: &[ValidatorIndex],
+) -> Vec<DoubleSignEvidence> {
+    let mut unique = HashSet::with_capacity(watched.len());
+    let targets: Vec<ValidatorIndex> = watched
+        .iter()
+        .copied()
+        .filter(|v| unique.insert(*v))
+        .collect();
+    let position: HashMap<ValidatorIndex, usize> =
+        targets.iter().enumerate().map(|(i, v)| (*v, i)).collect();
+    let (_, views) = committee_views(spec, epoch, committees, &position, targets.len());
+
+    let mut ordered: Vec<&Block> = blocks.iter().collect();
+    ordered.sort_by_key(|b| b.header.slot);
+    let mut first: Vec<Option<(Slot, &AttestationData)>> = vec![None; targets.len()];
+    let mut found: BTreeMap<usize, DoubleSignEvidence> = BTreeMap::new();
+    for block in ordered {
+        for att in &block.attestations {
+            let data = &att.data;
+            if data.target.epoch != epoch || spec.epoch_of(data.slot) != epoch {
+                continue;
+            }
+            let Ok(attesters) = watched_attesters(att, &views) else {
+                continue;
+            };
+            for w in attesters {
+                match first[w] {
+                    None => first[w] = Some((block.header.slot, data)),
+                    Some((seen_in, earlier)) if earlier != data && !found.contains_key(&w) => {
+                        found.insert(
+                            w,
+                            DoubleSignEvidence {
+                                validator_index: targets[w],
+                                kind: DoubleSignKind::DoubleVote,
+                                epoch,
+                                slot: data.slot,
+                                detail: format!(
+                                    "two votes for target epoch {}: head {} target {} (block {}) \
+                                     and head {} target {} (block {})",
+                                    epoch.0,
+                                    earlier.beacon_block_root,
+                                    earlier.target.root,
+                                    seen_in.0,
+                                    data.beacon_block_root,
+                                    data.target.root,
+                                    block.header.slot.0
+                                ),
+                            },
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    found.into_values().collect()
+}
+
+/// Watched proposers with two different block roots for one slot among
+/// `headers` (canonical and non-canonical blocks alike). Only headers whose
+/// proposer was read from the block itself may be passed: a proposer
+/// inferred from duties is no evidence of signing.
+pub fn double_proposals(
+    spec: &ChainSpec,
+    headers: &[BlockHeader],
+    watched: &[ValidatorIndex],
+) -> Vec<DoubleSignEvidence> {
+    let watched: HashSet<ValidatorIndex> = watched.iter().copied().collect();
+    let mut roots: BTreeMap<(Slot, ValidatorIndex), Vec<Root>> = BTreeMap::new();
+    for h in headers
+        .iter()
+        .filter(|h| watched.contains(&h.proposer_index))
+    {
+        let r = roots.entry((h.slot, h.proposer_index)).or_default();
+        if !r.contains(&h.root) {
+            r.push(h.root);
+        }
+    }
+    roots
+        .into_iter()
+        .filter(|(_, r)| r.len() >= 2)
+        .map(|((slot, v), r)| DoubleSignEvidence {
+            validator_index: v,
+            kind: DoubleSignKind::DoubleProposal,
+            epoch: spec.epoch_of(slot),
+            slot,
+            detail: format!(
+                "{} blocks for slot {}: {}",
+                r.len(),
+                slot.0,
+                r.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+        .collect()
+}
+
+/// Slashing operations in `blocks` that name watched validators. The
+/// epoch is the votes' target epoch (attester) or the epoch of the doubly
+/// proposed slot (proposer), so that the same evidence seen earlier on the
+/// event stream is the same incident.
+pub fn slashing_operations(
+    spec: &ChainSpec,
+    blocks: &[Block],
+    watched: &[ValidatorIndex],
+) -> Vec<DoubleSignEvidence> {
+    let watched: HashSet<ValidatorIndex> = watched.iter().copied().collect();
+    let mut out: Vec<DoubleSignEvidence> = Vec::new();
+    let mut push = |e: DoubleSignEvidence| {
+        if !out.iter().any(|o| o.key() == e.key()) {
+            out.push(e);
+        }
+    };
+    for block in blocks {
+        let at = block.header.slot;
+        for s in &block.proposer_slashings {
+            if watched.contains(&s.proposer_index) {
+                push(DoubleSignEvidence {
+                    validator_index: s.proposer_index,
+                    kind: DoubleSignKind::ProposerSlashing,
+                    epoch: spec.epoch_of(s.slot),
+                    slot: s.slot,
+                    detail: format!("proposer slashing for slot {} in block {}", s.slot.0, at.0),
+                });
+            }
+        }
+        for s in &block.attester_slashings {
+            for v in s.slashed().into_iter().filter(|v| watched.contains(v)) {
+                push(DoubleSignEvidence {
+                    validator_index: v,
+                    kind: DoubleSignKind::AttesterSlashing,
+                    epoch: s.target_epoch,
+                    slot: at,
+                    detail: format!(
+                        "attester slashing for target epoch {} in block {}",
+                        s.target_epoch.0, at.0
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{
+        Attestation, AttesterSlashing, BitList, Checkpoint, Fork, ProposerSlashing,
+    };
+
+    // 8 slots per epoch; epoch 1 = slots 8..=15; one committee of four per
+    // slot: validator v sits at slot 8 + v / 4, position v % 4.
+    fn spec() -> ChainSpec {
+        let mut spec = ChainSpec::test_spec(8, 2000, 0);
+        spec.forks.retain(|(f, _)| *f <= Fork::Deneb);
+        spec
+    }
+
+    fn committees() -> Vec<Committee> {
+        (8..16u64)
+            .map(|s| Committee {
+                slot: Slot(s),
+                index: 0,
+                validators: (0..4).map(|j| ValidatorIndex((s - 8) * 4 + j)).collect(),
+            })
+            .collect()
+    }
+
+    fn vote(slot: u64, head: u8, target_epoch: u64, target: u8, bits: &[usize]) -> Attestation {
+        Attestation {
+            aggregation_bits: BitList::from_bits(4, bits.iter().copied()),
+            committee_bits: None,
+            data: AttestationData {
+                slot: Slot(slot),
+                index: 0,
+                beacon_block_root: Root([head; 32]),
+                source: Checkpoint {
+                    epoch: Epoch(0),
+                    root: Root([1; 32]),
+                },
+                target: Checkpoint {
+                    epoch: Epoch(target_epoch),
+                    root: Root([target; 32]),
+                },
+            },
+        }
+    }
+
+    fn block(slot: u64, attestations: Vec<Attestation>) -> Block {
+        Block {
+            header: BlockHeader {
+                root: Root([slot as u8; 32]),
+                slot: Slot(slot),
+                proposer_index: ValidatorIndex(100 + slot),
+                parent_root: Root::ZERO,
+                state_root: Root::ZERO,
+            },
+            fork: Fork::Deneb,
+            attestations,
+            sync_committee_bits: None,
+            proposer_slashings: Vec::new(),
+            attester_slashings: Vec::new(),
+            voluntary_exits: Vec::new(),
+        }
+    }
+
+    fn indices(e: &[DoubleSignEvidence]) -> Vec<u64> {
+        e.iter().map(|x| x.validator_index.0).collect()
+    }
+
+    #[test]
+    fn double_votes_table() {
+        // Validator 1 sits at slot 8, position 1; validator 2 at position 2.
+        let cases: Vec<(&str, Vec<Block>, Vec<u64>)> = vec![
+            (
+                "two different heads for one target",
+                vec![
+                    block(9, vec![vote(8, 7, 1, 7, &[1])]),
+                    block(10, vec![vote(8, 9, 1, 7, &[1, 2])]),
+                ],
+                vec![1],
+            ),
+            (
+                "two different target roots, one block",
+                vec![block(
+                    9,
+                    vec![vote(8, 7, 1, 7, &[2]), vote(8, 7, 1, 8, &[2])],
+                )],
+                vec![2],
+            ),
+            (
+                "the same vote twice is no double vote",
+                vec![
+                    block(9, vec![vote(8, 7, 1, 7, &[1])]),
+                    block(10, vec![vote(8, 7, 1, 7, &[1, 2])]),
+                ],
+                vec![],
+            ),
+            (
+                "a different target epoch is another epoch's vote",
+                vec![
+                    block(9, vec![vote(8, 7, 1, 7, &[1])]),
+                    block(10, vec![vote(8, 9, 2, 7, &[1])]),
+                ],
+                vec![],
+            ),
+            (
+                "unset bits are no vote",
+                vec![
+                    block(9, vec![vote(8, 7, 1, 7, &[1])]),
+                    block(10, vec![vote(8, 9, 1, 7, &[2])]),
+                ],
+                vec![],
+            ),
+            (
+                "an aggregate that fits no committee is skipped",
+                vec![block(
+                    9,
+                    vec![vote(8, 7, 1, 7, &[1]), {
+                        let mut a = vote(8, 9, 1, 7, &[1]);
+                        a.aggregation_bits = BitList::from_bits(5, [1]);
+                        a
+                    }],
+                )],
+                vec![],
+            ),
+        ];
+        let watched: Vec<ValidatorIndex> = [1, 2, 3].map(ValidatorIndex).to_vec();
+        for (name, blocks, want) in cases {
+            let got = double_votes(&spec(), Epoch(1), &committees(), &blocks, &watched);
+            assert_eq!(indices(&got), want, "{name}");
+            for e in &got {
+                assert_eq!(e.kind, DoubleSignKind::DoubleVote, "{name}");
+                assert_eq!((e.epoch, e.slot), (Epoch(1), Slot(8)), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn double_votes_ignore_unwatched_validators() {
+        let blocks = vec![
+            block(9, vec![vote(8, 7, 1, 7, &[0])]),
+            block(10, vec![vote(8, 9, 1, 7, &[0])]),
+        ];
+        let got = double_votes(
+            &spec(),
+            Epoch(1),
+            &committees(),
+            &blocks,
+            &[ValidatorIndex(1)],
+        );
+        assert!(got.is_empty());
+        let got = double_votes(
+            &spec(),
+            Epoch(1),
+            &committees(),
+            &blocks,
+            &[ValidatorIndex(0)],
+        );
+        assert_eq!(indices(&got), vec![0]);
+    }
+
+    fn hdr(slot: u64, proposer: u64, root: u8) -> BlockHeader {
+        BlockHeader {
+            root: Root([root; 32]),
+            slot: Slot(slot),
+            proposer_index: ValidatorIndex(proposer),
+            parent_root: Root::ZERO,
+            state_root: Root::ZERO,
+        }
+    }
+
+    #[test]
+    fn double_proposals_table() {
+        let cases: Vec<(&str, Vec<BlockHeader>, Vec<u64>)> = vec![
+            (
+                "two roots, one slot",
+                vec![hdr(9, 5, 1), hdr(9, 5, 2)],
+                vec![5],
+            ),
+            (
+                "the same root twice",
+                vec![hdr(9, 5, 1), hdr(9, 5, 1)],
+                vec![],
+            ),
+            ("two slots", vec![hdr(9, 5, 1), hdr(10, 5, 2)], vec![]),
+            ("two proposers", vec![hdr(9, 5, 1), hdr(9, 6, 2)], vec![]),
+            ("unwatched", vec![hdr(9, 7, 1), hdr(9, 7, 2)], vec![]),
+        ];
+        let watched = [5, 6].map(ValidatorIndex);
+        for (name, headers, want) in cases {
+            let got = double_proposals(&spec(), &headers, &watched);
+            assert_eq!(indices(&got), want, "{name}");
+            for e in &got {
+                assert_eq!(e.kind, DoubleSignKind::DoubleProposal);
+                assert_eq!((e.epoch, e.slot), (Epoch(1), Slot(9)));
+            }
+        }
+    }
+
+    #[test]
+    fn slashing_operations_name_the_intersection_and_the_proposer() {
+        let mut b = block(12, vec![]);
+        b.attester_slashings.push(AttesterSlashing {
+            attesting_indices_1: [1, 2, 3].map(ValidatorIndex).to_vec(),
+            attesting_indices_2: [3, 2, 9].map(ValidatorIndex).to_vec(),
+            target_epoch: Epoch(1),
+        });
+        b.proposer_slashings.push(ProposerSlashing {
+            proposer_index: ValidatorIndex(4),
+            slot: Slot(3),
+        });
+        // The same evidence again in a later block is the same incident.
+        let mut later = b.clone();
+        later.header.slot = Slot(13);
+        let got = slashing_operations(&spec(), &[b, later], &[1, 3, 4, 9].map(ValidatorIndex));
+        let keys: Vec<_> = got
+            .iter()
+            .map(|e| (e.validator_index.0, e.kind, e.epoch.0))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (4, DoubleSignKind::ProposerSlashing, 0),
+                (3, DoubleSignKind::AttesterSlashing, 1),
+            ]
+        );
+    }
+}
