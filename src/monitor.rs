@@ -774,22 +774,12 @@ impl Monitor {
                 "epoch processed"
             );
         } else {
+            // Provisional passes run every slot: keep them out of `info`.
             debug!(
                 epoch = epoch.0,
-                is_final,
                 included = s.included,
-                missed = s.missed,
                 pending = s.pending,
-                unknown = s.unknown,
-                inactive = s.inactive,
-                proposed = s.proposed,
-                proposals_missed = s.proposals_missed,
-                orphaned = s.orphaned,
-                disagreeing_nodes = s.disagreeing_nodes,
-                fetch_ms = fetched.as_millis() as u64,
-                judge_ms = judged.as_millis() as u64,
-                store_ms = stored.as_millis() as u64,
-                "epoch processed"
+                "epoch looked at early"
             );
         }
         for c in record.cross_checks.iter().filter(|c| !c.agrees) {
