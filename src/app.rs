@@ -162,7 +162,8 @@ pub async fn run_with(
         std::time::SystemTime::now(),
     )
     .await
-    .context("cannot start alerting")?;
+    .context("cannot start alerting")?
+    .with_metrics(metrics.clone());
     let alerts = Some(Arc::new(engine));
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(engine) = &alerts {
@@ -174,6 +175,17 @@ pub async fn run_with(
             }
         });
     }
+    let heartbeat = match &config.heartbeat {
+        Some(h) => {
+            info!(target = %h.shown_url(), method = ?h.method,
+                  "heartbeat after every final epoch");
+            Some(Arc::new(crate::alerting::Heartbeat::new(
+                h.clone(),
+                Some(metrics.clone()),
+            )?))
+        }
+        None => None,
+    };
     let seen = Arc::new(SeenBlocks::default());
     let slashings = Arc::new(SeenSlashings::default());
     let mut streams = tokio::task::JoinSet::new();
@@ -190,6 +202,7 @@ pub async fn run_with(
             board,
             metrics,
             alerts,
+            heartbeat,
         })
         .with_seen_blocks(seen)
         .with_seen_slashings(slashings)

@@ -116,6 +116,7 @@ pub struct Metrics {
     epoch_duration: HistogramVec,
     epochs_processed: IntCounterVec,
     alert_deliveries: IntCounterVec,
+    heartbeats: IntCounterVec,
     start_time: IntGauge,
     build_info: IntGaugeVec,
 }
@@ -332,14 +333,16 @@ impl Metrics {
             last_provisional_epoch: gauge(&r, "valwatch_last_provisional_epoch",
                 "Newest epoch looked at provisionally.")?,
             processing_lag: gauge(&r, "valwatch_processing_lag_epochs",
-                "Wall-clock epoch minus the last final epoch.")?,
+                "Wall-clock epoch minus the next epoch to judge for good (1-2 when keeping up).")?,
             epoch_duration: histogram(&r, "valwatch_epoch_processing_duration_seconds",
                 "Time to fetch, judge and store one epoch, by pass (final, provisional).",
                 &["pass"], PROCESSING_BUCKETS)?,
             epochs_processed: counter(&r, "valwatch_epochs_processed_total",
                 "Epochs processed, by pass (final, provisional).", &["pass"])?,
             alert_deliveries: counter(&r, "valwatch_alert_deliveries_total",
-                "Alert deliveries by channel and outcome (sent, failed, ...).", &["channel", "outcome"])?,
+                "Alert delivery attempts by channel and outcome (sent, retry, abandoned).", &["channel", "outcome"])?,
+            heartbeats: counter(&r, "valwatch_heartbeats_total",
+                "Heartbeat calls to the dead-man's switch, by outcome (sent, failed, skipped).", &["outcome"])?,
             start_time: gauge(&r, "valwatch_start_time_seconds",
                 "Unix time the process started.")?,
             build_info: gauge_vec(&r, "valwatch_build_info",
@@ -546,16 +549,22 @@ impl Metrics {
         inc_by(&self.epochs_processed, &[pass], 1);
     }
 
-    /// The monitor's view of the chain: its head and the wall-clock slot,
-    /// and how many epochs the final verdicts trail the wall clock.
-    pub fn observe_head(&self, head_slot: u64, wall_slot: u64, processing_lag_epochs: u64) {
-        self.head_slot
-            .set(i64::try_from(head_slot).unwrap_or(i64::MAX));
+    /// The wall clock and how many epochs the final verdicts trail it.
+    /// Called every round before any node is asked, so that the lag keeps
+    /// growing while no node answers (`ValwatchFallingBehind` must be able
+    /// to fire during an outage).
+    pub fn observe_clock(&self, wall_slot: u64, processing_lag_epochs: u64) {
         self.wall_slot_gauge
             .set(i64::try_from(wall_slot).unwrap_or(i64::MAX));
         self.wall_slot.store(wall_slot, Ordering::Relaxed);
         self.processing_lag
             .set(i64::try_from(processing_lag_epochs).unwrap_or(i64::MAX));
+    }
+
+    /// The head the monitor follows.
+    pub fn observe_head(&self, head_slot: u64) {
+        self.head_slot
+            .set(i64::try_from(head_slot).unwrap_or(i64::MAX));
     }
 
     /// Replaces the per-node gauges (a node removed from the config
@@ -616,8 +625,33 @@ impl Metrics {
         }
     }
 
-    /// For the alerting code: one delivery attempt on a channel (`email`,
-    /// `webhook`, `telegram`) with its outcome (`sent`, `failed`, …).
+    /// Creates the heartbeat counters at zero (a heartbeat is configured).
+    pub fn declare_heartbeats(&self) {
+        for outcome in ["sent", "failed", "skipped"] {
+            inc_by(&self.heartbeats, &[outcome], 0);
+        }
+    }
+
+    /// One heartbeat: `sent`, `failed` or `skipped` (the previous one was
+    /// still in flight).
+    pub fn record_heartbeat(&self, outcome: &str) {
+        inc_by(&self.heartbeats, &[outcome], 1);
+    }
+
+    /// Creates the delivery counters of every configured channel at zero,
+    /// so that `increase()` sees the first failure (a counter born at 1 has
+    /// no earlier sample to compare with).
+    pub fn declare_alert_channels(&self, channels: &[String]) {
+        for c in channels {
+            for outcome in ["sent", "retry", "abandoned"] {
+                inc_by(&self.alert_deliveries, &[c, outcome], 0);
+            }
+        }
+    }
+
+    /// For the alerting code: one delivery attempt on a channel, labelled
+    /// with the channel's configured name (bounded by the config) and the
+    /// outcome (`sent`, `retry`, `abandoned`).
     pub fn record_alert_delivery(&self, channel: &str, outcome: &str) {
         inc_by(&self.alert_deliveries, &[channel, outcome], 1);
     }
@@ -845,7 +879,8 @@ mod tests {
     #[test]
     fn nodes_report_up_health_and_lag_against_the_wall_clock() {
         let m = Metrics::new(10).unwrap();
-        m.observe_head(95, 100, 2);
+        m.observe_clock(100, 2);
+        m.observe_head(95);
         let node = |name: &str, health, head| NodeReport {
             name: name.into(),
             url: "http://x.invalid/".into(),
@@ -882,7 +917,11 @@ mod tests {
         let a = Metrics::new(10).unwrap();
         let b = Metrics::new(10).unwrap();
         a.record_alert_delivery("email", "sent");
+        a.declare_alert_channels(&["pager".to_owned()]);
         assert!(a.render().contains("valwatch_alert_deliveries_total{"));
         assert!(!b.render().contains("valwatch_alert_deliveries_total{"));
+        assert!(a
+            .render()
+            .contains(r#"valwatch_alert_deliveries_total{channel="pager",outcome="abandoned"} 0"#));
     }
 }

@@ -37,6 +37,8 @@ pub struct Observers {
     pub metrics: Arc<Metrics>,
     /// The alert engine (rules, incidents, outbox); None when no alerting.
     pub alerts: Option<Arc<crate::alerting::Engine>>,
+    /// The dead-man's switch, called after every epoch judged for good.
+    pub heartbeat: Option<Arc<crate::alerting::Heartbeat>>,
 }
 
 /// Attempts at an epoch whose data nodes say is gone before it is stored
@@ -421,14 +423,17 @@ impl Monitor {
             }
             self.check_finality(wall).await;
         }
+        let wall_epoch = self.spec.epoch_of(wall);
+        if let Some(o) = &self.observers {
+            let lag = wall_epoch.0.saturating_sub(self.next_epoch.0);
+            o.metrics.observe_clock(wall.0, lag);
+        }
         self.refresh_watchlist().await;
         self.report_double_signing(self.slashings.take()).await;
         let head = self.follower.update(&self.pool).await?;
-        let wall_epoch = self.spec.epoch_of(wall);
         if let Some(o) = &self.observers {
             o.board.set_head(head.slot, wall);
-            let lag = wall_epoch.0.saturating_sub(self.next_epoch.0);
-            o.metrics.observe_head(head.slot.0, wall.0, lag);
+            o.metrics.observe_head(head.slot.0);
         }
         self.fetch_perishable(wall_epoch).await;
         self.fetch_liveness(wall).await;
@@ -753,6 +758,11 @@ impl Monitor {
             });
             o.metrics
                 .observe_epoch_duration(is_final, started.elapsed());
+            if is_final {
+                if let Some(h) = &o.heartbeat {
+                    h.beat(epoch);
+                }
+            }
         }
         let s = summarize(&record);
         if is_final {

@@ -21,6 +21,7 @@ use valwatch::alerting::{test_alert, Engine, EpochContext};
 use valwatch::analysis::{AttestationStatus, AttestationVerdict};
 use valwatch::chain::{Epoch, Slot, ValidatorIndex};
 use valwatch::config::alerts::{validate, AlertsConfig, RawAlerts};
+use valwatch::metrics::Metrics;
 use valwatch::status::GroupSpec;
 use valwatch::store::{EpochRecord, Store};
 
@@ -345,6 +346,7 @@ fn live(now: SystemTime) -> EpochContext {
 
 struct Running {
     engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -357,16 +359,19 @@ impl Running {
 }
 
 async fn run(store: Store, cfg: &AlertsConfig, groups: &[GroupSpec]) -> Running {
+    let metrics = Arc::new(Metrics::new(100).unwrap());
     let engine = Arc::new(
         Engine::start(store, cfg.clone(), groups, EPOCH, SystemTime::now())
             .await
-            .unwrap(),
+            .unwrap()
+            .with_metrics(metrics.clone()),
     );
     let cancel = CancellationToken::new();
     let outbox = engine.clone().run_outbox(cancel.clone());
     let task = tokio::spawn(async move { outbox.await.unwrap() });
     Running {
         engine,
+        metrics,
         cancel,
         task,
     }
@@ -540,6 +545,32 @@ async fn a_channel_down_during_the_incident_gets_it_once_when_back_and_delays_no
     let attempts = store.delivery_attempts(json.id).await.unwrap();
     assert!(attempts[0].2.as_deref().unwrap().contains("503"));
     assert!(attempts.last().unwrap().1);
+
+    // valwatch_alert_deliveries_total counted the same attempts.
+    let text = r.metrics.render();
+    let count = |channel: &str, outcome: &str| -> u64 {
+        let series = format!(
+            "valwatch_alert_deliveries_total{{channel=\"{channel}\",outcome=\"{outcome}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    let mut json_retries = 0;
+    for n in &notes {
+        for d in store.deliveries(n.id).await.unwrap() {
+            if d.channel == "json" {
+                json_retries += d.attempts - 1;
+            }
+        }
+    }
+    assert_eq!(count("json", "sent"), 2);
+    assert_eq!(count("json", "retry"), json_retries);
+    assert!(json_retries >= 3);
+    assert_eq!(count("json", "abandoned"), 0);
+    assert_eq!(count("slack", "sent"), 2);
     r.stop().await;
 }
 

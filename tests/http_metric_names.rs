@@ -156,7 +156,8 @@ fn every_metric_in_dashboards_and_alerts_is_exported() {
         board.group_of(v).unwrap_or_default()
     });
     m.observe_epoch_duration(true, Duration::from_millis(800));
-    m.observe_head(190, 192, 2);
+    m.observe_clock(192, 2);
+    m.observe_head(190);
     m.observe_nodes(&nodes);
     m.record_node_request(
         "local",

@@ -24,6 +24,7 @@ use crate::analysis::doublesign::DoubleSignEvidence;
 use crate::beacon::NodeReport;
 use crate::chain::{Epoch, Slot, ValidatorIndex};
 use crate::config::alerts::AlertsConfig;
+use crate::metrics::Metrics;
 use crate::status::{GroupSpec, DEFAULT_STALL_EPOCHS};
 use crate::store::{
     AttemptOutcome, DueDelivery, EpochRecord, IncidentRecord, NewNotification, ReportQuery, Store,
@@ -89,6 +90,8 @@ pub struct Engine {
     /// One wake-up per channel name.
     wake: BTreeMap<String, Arc<Notify>>,
     state: Mutex<State>,
+    /// Where delivery attempts are counted (`valwatch_alert_deliveries_total`).
+    metrics: Option<Arc<Metrics>>,
 }
 
 fn groups_of(groups: &[GroupSpec]) -> Vec<(String, Vec<ValidatorIndex>)> {
@@ -174,7 +177,17 @@ impl Engine {
             started_at: now,
             wake,
             state: Mutex::new(State { tracker, open }),
+            metrics: None,
         })
+    }
+
+    /// Counts every delivery attempt in `metrics`, by channel name and
+    /// outcome (`sent`, `retry`, `abandoned`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
+        let names: Vec<String> = self.cfg.channels.iter().map(|c| c.name.clone()).collect();
+        metrics.declare_alert_channels(&names);
+        self.metrics = Some(metrics);
+        self
     }
 
     pub async fn set_groups(&self, groups: &[GroupSpec]) {
@@ -581,6 +594,9 @@ impl Engine {
                 },
             }
         };
+        if let Some(m) = &self.metrics {
+            m.record_alert_delivery(&d.channel, outcome_label(&outcome));
+        }
         match &outcome {
             AttemptOutcome::Delivered => {}
             AttemptOutcome::Retry { error, .. } => {
@@ -596,5 +612,14 @@ impl Engine {
             .record_attempt(d.id, SystemTime::now(), &outcome)
             .await?;
         Ok(!matches!(outcome, AttemptOutcome::Retry { .. }))
+    }
+}
+
+/// The `outcome` label of `valwatch_alert_deliveries_total`.
+fn outcome_label(o: &AttemptOutcome) -> &'static str {
+    match o {
+        AttemptOutcome::Delivered => "sent",
+        AttemptOutcome::Retry { .. } => "retry",
+        AttemptOutcome::Abandoned { .. } => "abandoned",
     }
 }

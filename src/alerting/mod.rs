@@ -18,6 +18,7 @@
 
 pub mod channels;
 pub mod engine;
+pub mod heartbeat;
 pub mod policy;
 pub mod render;
 
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use channels::{test_alert, ChannelError};
 pub use engine::{AlertError, Engine, EpochContext};
+pub use heartbeat::Heartbeat;
 pub use render::Message;
 
 /// Epochs behind the wall clock an epoch may be judged and still count as

@@ -50,6 +50,7 @@ pub struct RawConfig {
     pub monitor: RawMonitor,
     #[serde(default)]
     pub alerts: alerts::RawAlerts,
+    pub heartbeat: Option<RawHeartbeat>,
     /// Where the embedded database lives when no `database.url` is set.
     pub data_dir: Option<String>,
 }
@@ -97,6 +98,102 @@ pub struct RawMonitor {
     pub poll_interval: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    pub url: Option<String>,
+    pub method: Option<String>,
+    pub timeout: Option<String>,
+}
+
+/// Default timeout of one heartbeat request: a dead-man's switch answers
+/// in well under a second; a slow one must not hold up the next beat.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the heartbeat calls its URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeartbeatMethod {
+    Get,
+    /// With a small JSON body (the epoch), which healthchecks-style
+    /// services keep as the ping's log.
+    Post,
+}
+
+/// A dead-man's switch: a URL called after every epoch judged for good,
+/// so that a service that expects the call notices when valwatch dies.
+#[derive(Clone)]
+pub struct HeartbeatConfig {
+    /// May hold a token (healthchecks.io's UUID, Uptime Kuma's push
+    /// token): never logged whole.
+    pub url: url::Url,
+    pub method: HeartbeatMethod,
+    pub timeout: Duration,
+}
+
+impl HeartbeatConfig {
+    /// The URL as logs show it: scheme, host and port only (the path of a
+    /// dead-man's switch is usually its token).
+    pub fn shown_url(&self) -> String {
+        format!("{}/…", self.url.origin().ascii_serialization())
+    }
+}
+
+impl std::fmt::Debug for HeartbeatConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeartbeatConfig")
+            .field("url", &self.shown_url())
+            .field("method", &self.method)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+fn validate_heartbeat(raw: RawHeartbeat, problems: &mut Vec<Problem>) -> Option<HeartbeatConfig> {
+    let url = match raw.url.as_deref() {
+        None => {
+            add(problems, "heartbeat.url".into(), "missing".into());
+            None
+        }
+        Some(u) => match url::Url::parse(u) {
+            Ok(url) if url.scheme() == "http" || url.scheme() == "https" => Some(url),
+            // Not echoed: the URL may carry the switch's token.
+            Ok(_) => {
+                add(
+                    problems,
+                    "heartbeat.url".into(),
+                    "must be an http:// or https:// URL".into(),
+                );
+                None
+            }
+            Err(e) => {
+                add(problems, "heartbeat.url".into(), format!("not a URL: {e}"));
+                None
+            }
+        },
+    };
+    let method = match raw.method.as_deref() {
+        None | Some("get") | Some("GET") => HeartbeatMethod::Get,
+        Some("post") | Some("POST") => HeartbeatMethod::Post,
+        Some(other) => {
+            add(
+                problems,
+                "heartbeat.method".into(),
+                format!("`{other}` is not one of get, post"),
+            );
+            HeartbeatMethod::Get
+        }
+    };
+    let timeout = match raw.timeout.as_deref() {
+        None => Some(DEFAULT_HEARTBEAT_TIMEOUT),
+        Some(v) => parse_duration("heartbeat.timeout", v, problems),
+    };
+    Some(HeartbeatConfig {
+        url: url?,
+        method,
+        timeout: timeout?,
+    })
+}
+
 /// A named set of validators.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Group {
@@ -124,6 +221,7 @@ pub struct Config {
     pub poll_interval: Option<Duration>,
     pub expected_offline: Vec<ValidatorId>,
     pub alerts: alerts::AlertsConfig,
+    pub heartbeat: Option<HeartbeatConfig>,
 }
 
 impl Config {
@@ -506,6 +604,9 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
     );
 
     let alerts = alerts::validate(raw.alerts, &|k| std::env::var(k).ok(), &mut problems);
+    let heartbeat = raw
+        .heartbeat
+        .and_then(|h| validate_heartbeat(h, &mut problems));
 
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
@@ -521,6 +622,7 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
         poll_interval,
         expected_offline,
         alerts,
+        heartbeat,
     })
 }
 
@@ -605,6 +707,39 @@ mod tests {
         assert_eq!(cfg.database_url.as_deref(), Some("postgres://u@h/db"));
         assert_eq!(cfg.all_validators().len(), 3);
         assert_eq!(cfg.beacon_nodes[0].timeout, DEFAULT_NODE_TIMEOUT);
+    }
+
+    #[test]
+    fn heartbeat_is_checked_and_its_token_never_printed() {
+        let base =
+            "[[beacon_nodes]]\nurl = \"http://127.0.0.1:5052\"\n[[groups]]\nvalidators = \"1\"\n";
+        let cfg = from_toml(
+            &format!(
+                "{base}[heartbeat]\nurl = \"https://hc-ping.com/sekret-uuid\"\nmethod = \"post\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let h = cfg.heartbeat.as_ref().unwrap();
+        assert_eq!(h.method, HeartbeatMethod::Post);
+        assert_eq!(h.timeout, DEFAULT_HEARTBEAT_TIMEOUT);
+        assert!(!format!("{h:?}").contains("sekret"), "{h:?}");
+        assert!(from_toml(base, &[]).unwrap().heartbeat.is_none());
+
+        let err = from_toml(
+            &format!("{base}[heartbeat]\nurl = \"ftp://x/sekret\"\nmethod = \"put\"\ntimeout = \"soon\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        let found = problems(err);
+        let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["heartbeat.url", "heartbeat.method", "heartbeat.timeout"]
+        );
+        assert!(found.iter().all(|p| !p.message.contains("sekret")));
+        let err = from_toml(&format!("{base}[heartbeat]\nmethod = \"get\"\n"), &[]).unwrap_err();
+        assert_eq!(problems(err)[0].key, "heartbeat.url");
     }
 
     #[test]
