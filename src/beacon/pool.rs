@@ -385,15 +385,12 @@ impl BeaconPool {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     if e.is_range_limit() {
-                        // "Not for this epoch": a node's normal answer.
+                        // "Not for this epoch": a node's normal answer for
+                        // data it pruned or does not serve; another node
+                        // (an archive) may still have it, so ask on.
                         tracing::debug!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon node declined, trying next node");
                     } else {
-                        if e.is_range_limit() {
-                            // "Not for this epoch" is a node's normal answer.
-                            tracing::debug!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon node declined, trying next node");
-                        } else {
-                            tracing::warn!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon request failed, trying next node");
-                        }
+                        tracing::warn!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon request failed, trying next node");
                     }
                     self.note_error(i, &e);
                     errors.push(e);
@@ -440,15 +437,12 @@ impl BeaconPool {
                 }
                 Err(e) => {
                     if e.is_range_limit() {
-                        // "Not for this epoch": a node's normal answer.
+                        // "Not for this epoch": a node's normal answer for
+                        // data it pruned or does not serve; another node
+                        // (an archive) may still have it, so ask on.
                         tracing::debug!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon node declined, trying next node");
                     } else {
-                        if e.is_range_limit() {
-                            // "Not for this epoch" is a node's normal answer.
-                            tracing::debug!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon node declined, trying next node");
-                        } else {
-                            tracing::warn!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon request failed, trying next node");
-                        }
+                        tracing::warn!(node = %self.nodes[i].name(), endpoint, error = %e, "beacon request failed, trying next node");
                     }
                     self.note_error(i, &e);
                     errors.push(e);
