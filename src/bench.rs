@@ -248,6 +248,7 @@ async fn measure_in(
             &watched,
             epoch,
             spec.inclusion_window_end(epoch),
+            collect::Committees::Fresh,
         )
         .await?;
         let duties = collect::fetch_proposer_duties(&pool, epoch).await.ok();

@@ -483,7 +483,8 @@ impl Monitor {
             let floor = Slot(self.spec.start_slot(self.next_epoch).0.saturating_sub(1));
             self.follower.raise_floor(floor);
             self.cache.prune_below(floor);
-            self.cache.prune_committees_before(self.next_epoch);
+            self.cache
+                .prune_committees_before(self.next_epoch, &self.spec);
             self.seen.prune_below(floor);
         }
 
@@ -684,6 +685,11 @@ impl Monitor {
             &self.watched,
             epoch,
             upto,
+            if is_final {
+                collect::Committees::Fresh
+            } else {
+                collect::Committees::Cached
+            },
         )
         .await?;
         let fetched = started.elapsed();
@@ -1010,7 +1016,7 @@ mod tests {
             epoch: Epoch(1),
             chain: CanonicalChain::new(Slot(8), Slot(23), None, [header(9, 5, 1, Root([7; 32]))]),
             blocks: Vec::new(),
-            committees: Ok(Vec::new()),
+            committees: Ok(Arc::new(Vec::new())),
             sync_committees: HashMap::new(),
             registry: HashMap::new(),
             upto: Slot(23),

@@ -30,7 +30,7 @@ pub struct EpochData {
     /// Full canonical blocks with slots in `[start_slot(epoch), upto]`.
     pub blocks: Vec<Block>,
     /// The beacon committees of `epoch`; `Err` says why none could be read.
-    pub committees: Result<Vec<Committee>, String>,
+    pub committees: Result<Arc<Vec<Committee>>, String>,
     /// Sync committee members by position, per sync period.
     pub sync_committees: HashMap<u64, Vec<ValidatorIndex>>,
     pub registry: HashMap<ValidatorIndex, ValidatorInfo>,
@@ -50,13 +50,18 @@ pub enum CollectError {
 }
 
 /// Blocks are immutable by root: read each once. Committees of an epoch
-/// are read once too (the provisional and the final pass share them): they
-/// are fixed by the RANDAO of epoch N-2, so only a reorg deeper than an
-/// epoch could change them. Pruned below the floor.
+/// are read once for all its provisional passes (they are fixed by the
+/// RANDAO of epoch N-2, so only a reorg deeper than an epoch could change
+/// them; the cache is keyed by that dependent block) and once more for the
+/// final pass. Sync committees likewise, per period. Pruned below the floor.
 #[derive(Debug, Default)]
 pub struct BlockCache {
     blocks: BTreeMap<(Slot, Root), Arc<Block>>,
-    committees: BTreeMap<Epoch, Arc<Vec<Committee>>>,
+    /// By epoch, with the block their shuffling depends on (None when the
+    /// follower no longer holds it).
+    committees: BTreeMap<Epoch, (Option<Root>, Arc<Vec<Committee>>)>,
+    /// Sync committee members by period.
+    sync_committees: BTreeMap<u64, Vec<ValidatorIndex>>,
 }
 
 impl BlockCache {
@@ -65,8 +70,9 @@ impl BlockCache {
     }
 
     /// Forgets committees of epochs before `epoch`.
-    pub fn prune_committees_before(&mut self, epoch: Epoch) {
+    pub fn prune_committees_before(&mut self, epoch: Epoch, spec: &ChainSpec) {
         self.committees = self.committees.split_off(&epoch);
+        self.sync_committees = self.sync_committees.split_off(&spec.sync_period_of(epoch));
     }
 
     pub fn len(&self) -> usize {
@@ -102,7 +108,20 @@ impl BlockCache {
     }
 }
 
+/// Whether committees may come from the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committees {
+    /// Provisional passes (every slot or so): the cached committees of the
+    /// epoch, if their dependent block is still canonical. On mainnet the
+    /// committees are ~10 MB of JSON; a pass per slot must not re-read them.
+    Cached,
+    /// The final pass reads them again from the node, so that a verdict
+    /// kept for good never rests on a cached answer.
+    Fresh,
+}
+
 /// Gathers the data to judge `epoch` with the chain known up to `upto`.
+#[allow(clippy::too_many_arguments)]
 pub async fn gather_epoch(
     pool: &BeaconPool,
     spec: &ChainSpec,
@@ -111,6 +130,7 @@ pub async fn gather_epoch(
     watched: &[ValidatorIndex],
     epoch: Epoch,
     upto: Slot,
+    committees_from: Committees,
 ) -> Result<EpochData, CollectError> {
     let start = spec.start_slot(epoch);
     let headers = follower.range(start, upto);
@@ -138,15 +158,43 @@ pub async fn gather_epoch(
     }
     states.push(StateId::Head);
 
-    let committees = first_served(&states, |state| async move {
-        pool.call(
-            "/eth/v1/beacon/states/{state_id}/committees",
-            |c| async move { c.committees(state, epoch).await },
-        )
-        .await
-    })
-    .await
-    .map_err(|e| format!("committees of epoch {epoch}: {e}"));
+    // The attester shuffling of epoch N is fixed by the state at the end of
+    // N-2 (`get_seed` uses the RANDAO mix of epoch N - 1 - lookahead): its
+    // dependent block is the last canonical block before the first slot of
+    // N-1. Same dependent block, same committees.
+    // When the follower no longer holds that block (it lies below the
+    // floor of epochs judged for good), what was cached under it stands;
+    // the final pass reads afresh anyway.
+    let shuffling_start = spec.start_slot(Epoch(epoch.0.saturating_sub(1)));
+    let dependent = follower
+        .before(shuffling_start)
+        .filter(|h| h.slot < shuffling_start)
+        .map(|h| h.root);
+    let cached = match (committees_from, cache.committees.get(&epoch)) {
+        (Committees::Cached, Some((dep, c))) if dependent.is_none() || *dep == dependent => {
+            Some(c.clone())
+        }
+        _ => None,
+    };
+    let committees = match cached {
+        Some(c) => Ok(c),
+        None => {
+            let fetched = first_served(&states, |state| async move {
+                pool.call(
+                    "/eth/v1/beacon/states/{state_id}/committees",
+                    |c| async move { c.committees(state, epoch).await },
+                )
+                .await
+            })
+            .await
+            .map(Arc::new)
+            .map_err(|e| format!("committees of epoch {epoch}: {e}"));
+            if let Ok(c) = &fetched {
+                cache.committees.insert(epoch, (dependent, c.clone()));
+            }
+            fetched
+        }
+    };
 
     // Sync committees of the periods of slots S+1 for S in the epoch.
     let mut sync_committees = HashMap::new();
@@ -157,6 +205,14 @@ pub async fn gather_epoch(
             periods.push((spec.sync_period_of(next), next));
         }
         for (period, e) in periods {
+            // Fixed for the whole period (256 epochs on mainnet), chosen a
+            // period ahead: provisional passes reuse the last read.
+            if committees_from == Committees::Cached {
+                if let Some(members) = cache.sync_committees.get(&period) {
+                    sync_committees.insert(period, members.clone());
+                    continue;
+                }
+            }
             let served = first_served(&states, |state| async move {
                 pool.call(
                     "/eth/v1/beacon/states/{state_id}/sync_committees",
@@ -167,6 +223,7 @@ pub async fn gather_epoch(
             .await;
             match served {
                 Ok(members) => {
+                    cache.sync_committees.insert(period, members.clone());
                     sync_committees.insert(period, members);
                 }
                 Err(e) => tracing::warn!(epoch = epoch.0, error = %e, "sync committee not served"),
