@@ -388,6 +388,44 @@ mod tests {
     }
 
     #[test]
+    fn pool_votes_and_pool_slashings_are_evidence_by_their_own_epochs() {
+        use crate::chain::{AttesterSlashing, ProposerSlashing};
+        use EvidenceKind::{DoubleSign as D, PoolAttestation as P};
+        let ix = index(&[1]);
+        let slashings = [AttesterSlashing {
+            attesting_indices_1: [3, 5].map(ValidatorIndex).to_vec(),
+            attesting_indices_2: [5].map(ValidatorIndex).to_vec(),
+            target_epoch: Epoch(2),
+        }];
+        let proposers = [ProposerSlashing {
+            proposer_index: ValidatorIndex(4),
+            slot: Slot(25),
+        }];
+        let got: Vec<(u64, u64, EvidenceKind)> = pool_evidence(
+            &spec(),
+            // Slot 9: committee 1 = 12..15, bit 2 is 14; slot 7 has no
+            // committees here and is skipped.
+            &[electra(9, &[1], &[2]), electra(7, &[0], &[0])],
+            &slashings,
+            &proposers,
+            &ix,
+            &watched(&[14, 5, 4, 3, 56]),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.validator_index.0, s.epoch.0, s.kind))
+        .collect();
+        // 3 is in one attestation of the slashing only.
+        assert_eq!(got, vec![(4, 3, D), (5, 2, D), (14, 1, P)]);
+        // An aggregate that does not fit its committee is an error.
+        let bad = Attestation {
+            aggregation_bits: BitList::from_bits(7, [0]),
+            ..electra(9, &[1], &[])
+        };
+        assert!(pool_evidence(&spec(), &[bad], &[], &[], &ix, &watched(&[12])).is_err());
+    }
+
+    #[test]
     fn phase0_aggregates_use_the_data_index() {
         let ix = index(&[1]);
         let att = Attestation {

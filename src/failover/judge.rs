@@ -500,6 +500,16 @@ mod tests {
                 "seen by a, b",
             ),
             (
+                "a vote only in one node's pool, otherwise quiet: not safe",
+                68,
+                vec![
+                    with(live(node("a", 67), 7, false), 7, PoolAttestation),
+                    live(node("b", 67), 7, false),
+                ],
+                NotSafe,
+                "active in epoch 7 (pool_attestation) seen by node a",
+            ),
+            (
                 "epoch 7 open without liveness and epoch 5 active: unknown",
                 68,
                 vec![
