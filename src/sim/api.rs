@@ -637,16 +637,16 @@ fn route(
                 .iter()
                 // v1 knows only the one-committee format of before Electra.
                 .filter(|a| *version == "v2" || a.committee_bits.is_none())
-                .filter(|a| slot_f.is_none_or(|s| a.data.slot.0 == s))
+                .filter(|a| slot_f.map_or(true, |s| a.data.slot.0 == s))
                 .filter(|a| {
-                    index_f.is_none_or(|k| match &a.committee_bits {
+                    index_f.map_or(true, |k| match &a.committee_bits {
                         Some(bits) => bits.ones().any(|i| i as u64 == k),
                         None => a.data.index == k,
                     })
                 })
                 .map(attestation_json)
                 .collect();
-            pool_reply(*version, fork, atts)
+            pool_reply(version, fork, atts)
         }
         ("GET", ["eth", version @ ("v1" | "v2"), "beacon", "pool", "attester_slashings"]) => {
             let fork = sim.fork_at(view.head / spe);
@@ -655,7 +655,7 @@ fn route(
                 .filter(|p| p.kind == SlashingKind::Attester)
                 .map(pool_slashing_json)
                 .collect();
-            pool_reply(*version, fork, data)
+            pool_reply(version, fork, data)
         }
         ("GET", ["eth", "v1", "beacon", "pool", "proposer_slashings"]) => {
             let data: Vec<Value> = sim
