@@ -3,7 +3,8 @@
 //! pool's failover), because the check needs each node's view.
 //!
 //! Owns: the requests per node (head, canonical chain walk, committees,
-//! sync committees, liveness, the attestation and slashing pools), the fallbacks between state ids, and the
+//! sync committees, liveness, the attestation and slashing pools), the
+//! fallbacks between state ids and between pool route versions, and the
 //! per-node block cache. Must not: decide anything (it records what it saw
 //! and what failed in a `NodeView`; `judge` decides).
 
