@@ -616,3 +616,127 @@ fn the_shape_comparison_notices_differences() {
         "/eth/v1/beacon/states/N/committees?epoch=N"
     );
 }
+
+/// The first recorded event of each topic (events.jsonl of the devnet).
+fn recorded_events() -> BTreeMap<String, Value> {
+    let path = RECORDING.replace("recording.jsonl", "events.jsonl");
+    let text = std::fs::read_to_string(path).expect("the recording is in /work/shared");
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if let Some(topic) = v["event"].as_str() {
+            out.entry(topic.to_string())
+                .or_insert_with(|| v["data"].clone());
+        }
+    }
+    out
+}
+
+/// Frames of an SSE body: (event, data as JSON).
+fn sse_frames(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let mut event = None;
+            let mut data = None;
+            for line in frame.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(d).ok();
+                }
+            }
+            Some((event?, data?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn events_and_pool_items_have_the_shapes_lodestar_sends() {
+    use futures::StreamExt;
+    // A live node a few slots after genesis, half-second slots.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sc = Scenario {
+        slot_duration_ms: 500,
+        genesis_time: now - 2,
+        ..devnet()
+    };
+    let node = SimNode::start(
+        sc,
+        NodeOptions {
+            mode: valwatch::sim::Mode::Live { max_epochs: 20 },
+            ..NodeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let resp = http
+        .get(format!(
+            "{}/eth/v1/events?topics=head,block",
+            node.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut stream = resp.bytes_stream();
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut frames = Vec::new();
+    while !(frames.iter().any(|(e, _): &(String, Value)| e == "head")
+        && frames.iter().any(|(e, _)| e == "block"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no events: {text}");
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        frames = sse_frames(&text);
+    }
+    let real = recorded_events();
+    let mut diffs = Vec::new();
+    for (event, data) in &frames {
+        shape_diff(event, "", data, &real[event], &mut diffs);
+    }
+    assert!(diffs.is_empty(), "{diffs:#?}");
+
+    // Pool aggregates have the shape of the recorded blocks' aggregates.
+    let block_att = recorded()
+        .into_iter()
+        .filter(|((m, p, s), _)| m == "GET" && p == "/eth/v2/beacon/blocks/N" && *s == 200)
+        .find_map(|(_, ex)| {
+            ex.response["data"]["message"]["body"]["attestations"]
+                .get(0)
+                .cloned()
+        })
+        .expect("a recorded block with attestations");
+    let pool: Value = http
+        .get(format!(
+            "{}/eth/v2/beacon/pool/attestations",
+            node.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pool["version"], "electra", "{pool:#}");
+    let items = pool["data"].as_array().unwrap();
+    assert!(!items.is_empty(), "the head slot's votes wait in the pool");
+    let mut diffs = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        shape_diff(&format!("pool[{i}]"), "", item, &block_att, &mut diffs);
+    }
+    assert!(diffs.is_empty(), "{diffs:#?}");
+    node.shutdown().await;
+}

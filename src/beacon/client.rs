@@ -12,8 +12,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT};
 use reqwest::Method;
 
 use crate::chain::{
-    Attestation, Block, BlockHeader, ChainSpec, Checkpoint, Committee, Epoch, Fork, ProposerDuties,
-    Pubkey, Root, ValidatorIndex, ValidatorInfo,
+    Attestation, AttesterSlashing, Block, BlockHeader, ChainSpec, Checkpoint, Committee, Epoch,
+    Fork, ProposerDuties, ProposerSlashing, Pubkey, Root, ValidatorIndex, ValidatorInfo,
 };
 
 use super::wire::{self, DecodeError};
@@ -556,6 +556,64 @@ impl BeaconClient {
         let path = format!("/eth/v1/beacon/states/{state}/finality_checkpoints");
         let a = self.ok(EP, self.get(EP, &path).await?)?;
         self.decoded(EP, wire::parse_finality(&a.body))
+    }
+
+    /// `GET /eth/v2/beacon/pool/attestations` (`/eth/v1/…` when the node
+    /// answers v2 with 404 or 400, as nodes from before Electra do): the
+    /// aggregates the node holds, included in a block or not. `None` when
+    /// neither route is served.
+    pub async fn pool_attestations(&self) -> Result<Option<(Fork, Vec<Attestation>)>, BeaconError> {
+        const V2: &str = "/eth/v2/beacon/pool/attestations";
+        const V1: &str = "/eth/v1/beacon/pool/attestations";
+        let mut ep = V2;
+        let mut answer = self.get(V2, V2).await?;
+        if matches!(answer.status, 400 | 404) {
+            ep = V1;
+            answer = self.get(V1, V1).await?;
+        }
+        match self.found(ep, answer)? {
+            None => Ok(None),
+            Some(a) => self
+                .decoded(
+                    ep,
+                    wire::decode_block_attestations(&a.body, a.consensus_version.as_deref()),
+                )
+                .map(Some),
+        }
+    }
+
+    /// `GET /eth/v2/beacon/pool/attester_slashings` (v1 on 404 or 400);
+    /// `None` when neither route is served.
+    pub async fn pool_attester_slashings(
+        &self,
+    ) -> Result<Option<Vec<AttesterSlashing>>, BeaconError> {
+        const V2: &str = "/eth/v2/beacon/pool/attester_slashings";
+        const V1: &str = "/eth/v1/beacon/pool/attester_slashings";
+        let mut ep = V2;
+        let mut answer = self.get(V2, V2).await?;
+        if matches!(answer.status, 400 | 404) {
+            ep = V1;
+            answer = self.get(V1, V1).await?;
+        }
+        match self.found(ep, answer)? {
+            None => Ok(None),
+            Some(a) => self
+                .decoded(ep, wire::parse_pool_attester_slashings(&a.body))
+                .map(Some),
+        }
+    }
+
+    /// `GET /eth/v1/beacon/pool/proposer_slashings`; `None` on 404.
+    pub async fn pool_proposer_slashings(
+        &self,
+    ) -> Result<Option<Vec<ProposerSlashing>>, BeaconError> {
+        const EP: &str = "/eth/v1/beacon/pool/proposer_slashings";
+        match self.found(EP, self.get(EP, EP).await?)? {
+            None => Ok(None),
+            Some(a) => self
+                .decoded(EP, wire::parse_pool_proposer_slashings(&a.body))
+                .map(Some),
+        }
     }
 
     /// `POST /eth/v1/validator/liveness/{epoch}` with the indices as strings,

@@ -857,6 +857,37 @@ pub fn decode_block_attestations(
     Ok((fork, list))
 }
 
+/// Decodes a pool's attester slashings (`GET /eth/v1|v2/beacon/pool/attester_slashings`):
+/// `data` is a list of `AttesterSlashing` (the v2 `version` is not needed:
+/// the JSON shape is the same in every fork).
+pub fn parse_pool_attester_slashings(body: &[u8]) -> Result<Vec<AttesterSlashing>, DecodeError> {
+    let env: Envelope<serde_json::Value> = parse(body)?;
+    Ok(
+        from_list::<WireAttesterSlashing>(env.data, "attester_slashings")?
+            .into_iter()
+            .map(|s| AttesterSlashing {
+                target_epoch: Epoch(s.attestation_1.data.target.epoch.0),
+                attesting_indices_1: indices(s.attestation_1.attesting_indices),
+                attesting_indices_2: indices(s.attestation_2.attesting_indices),
+            })
+            .collect(),
+    )
+}
+
+/// Decodes `GET /eth/v1/beacon/pool/proposer_slashings`.
+pub fn parse_pool_proposer_slashings(body: &[u8]) -> Result<Vec<ProposerSlashing>, DecodeError> {
+    let env: Envelope<serde_json::Value> = parse(body)?;
+    Ok(
+        from_list::<WireProposerSlashing>(env.data, "proposer_slashings")?
+            .into_iter()
+            .map(|s| ProposerSlashing {
+                proposer_index: ValidatorIndex(s.signed_header_1.message.proposer_index.0),
+                slot: Slot(s.signed_header_1.message.slot.0),
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,10 @@
 use std::collections::{HashMap, HashSet};
 
 use super::judge::EvidenceKind;
-use crate::chain::{Attestation, Block, ChainSpec, Committee, Epoch, Slot, ValidatorIndex};
+use crate::chain::{
+    Attestation, AttesterSlashing, Block, ChainSpec, Committee, Epoch, ProposerSlashing, Slot,
+    ValidatorIndex,
+};
 
 /// One activity found in a block, before a node name is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,6 +143,63 @@ pub fn block_evidence(
                     });
                 }
             }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// What a node's pools show of the watched validators: an aggregate in the
+/// attestation pool is a vote for its slot's epoch (it was signed, whether
+/// or not a block ever carries it); a pool slashing is double-signing
+/// evidence, for its votes' target epoch or its headers' epoch. Aggregates
+/// of epochs whose committees are not in `committees` are skipped, and one
+/// that does not fit its committees is an error (like in blocks). `slot`
+/// of each `Seen` is the vote's or header's slot.
+pub fn pool_evidence(
+    spec: &ChainSpec,
+    attestations: &[Attestation],
+    attester_slashings: &[AttesterSlashing],
+    proposer_slashings: &[ProposerSlashing],
+    committees: &CommitteeIndex,
+    watched: &HashSet<ValidatorIndex>,
+) -> Result<Vec<Seen>, String> {
+    let mut out = Vec::new();
+    for att in attestations {
+        let epoch = spec.epoch_of(att.data.slot);
+        if att.data.target.epoch != epoch || !committees.has_epoch(epoch) {
+            continue;
+        }
+        for v in attesters(att, committees, watched)
+            .map_err(|e| format!("pool aggregate of slot {}: {e}", att.data.slot))?
+        {
+            out.push(Seen {
+                validator_index: v,
+                epoch,
+                kind: EvidenceKind::PoolAttestation,
+                slot: att.data.slot,
+            });
+        }
+    }
+    for s in proposer_slashings {
+        if watched.contains(&s.proposer_index) {
+            out.push(Seen {
+                validator_index: s.proposer_index,
+                epoch: spec.epoch_of(s.slot),
+                kind: EvidenceKind::DoubleSign,
+                slot: s.slot,
+            });
+        }
+    }
+    for s in attester_slashings {
+        for v in s.slashed().into_iter().filter(|v| watched.contains(v)) {
+            out.push(Seen {
+                validator_index: v,
+                epoch: s.target_epoch,
+                kind: EvidenceKind::DoubleSign,
+                slot: spec.start_slot(s.target_epoch),
+            });
         }
     }
     out.sort();
@@ -325,6 +385,44 @@ mod tests {
             found(&b, &index(&[1]), &HashMap::new(), &[4, 5, 7]),
             vec![(4, 0, D), (5, 1, D)]
         );
+    }
+
+    #[test]
+    fn pool_votes_and_pool_slashings_are_evidence_by_their_own_epochs() {
+        use crate::chain::{AttesterSlashing, ProposerSlashing};
+        use EvidenceKind::{DoubleSign as D, PoolAttestation as P};
+        let ix = index(&[1]);
+        let slashings = [AttesterSlashing {
+            attesting_indices_1: [3, 5].map(ValidatorIndex).to_vec(),
+            attesting_indices_2: [5].map(ValidatorIndex).to_vec(),
+            target_epoch: Epoch(2),
+        }];
+        let proposers = [ProposerSlashing {
+            proposer_index: ValidatorIndex(4),
+            slot: Slot(25),
+        }];
+        let got: Vec<(u64, u64, EvidenceKind)> = pool_evidence(
+            &spec(),
+            // Slot 9: committee 1 = 12..15, bit 2 is 14; slot 7 has no
+            // committees here and is skipped.
+            &[electra(9, &[1], &[2]), electra(7, &[0], &[0])],
+            &slashings,
+            &proposers,
+            &ix,
+            &watched(&[14, 5, 4, 3, 56]),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.validator_index.0, s.epoch.0, s.kind))
+        .collect();
+        // 3 is in one attestation of the slashing only.
+        assert_eq!(got, vec![(4, 3, D), (5, 2, D), (14, 1, P)]);
+        // An aggregate that does not fit its committee is an error.
+        let bad = Attestation {
+            aggregation_bits: BitList::from_bits(7, [0]),
+            ..electra(9, &[1], &[])
+        };
+        assert!(pool_evidence(&spec(), &[bad], &[], &[], &ix, &watched(&[12])).is_err());
     }
 
     #[test]

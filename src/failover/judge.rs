@@ -13,13 +13,14 @@
 //!
 //! 1. No node, whatever its health, shows activity of the validator in any
 //!    epoch from C−N to C (an attestation whose vote is for that epoch, a
-//!    proposal in it, a sync signature for one of its slots, or liveness
-//!    `is_live: true` for it). Any such evidence makes it `not_safe`, even
+//!    proposal in it, a sync signature for one of its slots, a vote for it
+//!    in the node's attestation pool, or liveness `is_live: true` for it). Any such evidence makes it `not_safe`, even
 //!    from a lagging node: evidence of signing is never discarded.
 //! 2. Every configured node is usable: reachable, on the same network,
 //!    synced, at the head (not behind the other nodes, and its head not more
 //!    than `MAX_HEAD_AGE_EPOCHS` behind the clock), and answered every
-//!    request (a 400/500 range limit of liveness is not a failure).
+//!    request (a 400/500 range limit of liveness is not a failure, nor is
+//!    a node that serves no pool routes at all: 404).
 //!    With two or more nodes configured this is the "at least two healthy
 //!    nodes at the head agree" rule, made stricter: one broken node makes
 //!    the answer `unknown`, because the operator asked for it to be checked.
@@ -89,6 +90,9 @@ pub enum EvidenceKind {
     SyncSignature,
     /// The node's `/validator/liveness/{epoch}` said `is_live: true`.
     Liveness,
+    /// The validator's vote for `epoch` is in the node's attestation pool
+    /// (signed, whether or not a block carries it yet).
+    PoolAttestation,
     /// A slashing operation (or conflicting signatures) names the
     /// validator: its keys sign in two places already. `not_safe` whatever
     /// the epoch, since starting a backup would add a third signer.
@@ -102,6 +106,7 @@ impl EvidenceKind {
             EvidenceKind::Proposal => "proposal",
             EvidenceKind::SyncSignature => "sync_signature",
             EvidenceKind::Liveness => "liveness",
+            EvidenceKind::PoolAttestation => "pool_attestation",
             EvidenceKind::DoubleSign => "double_sign",
         }
     }
@@ -109,7 +114,7 @@ impl EvidenceKind {
 
 /// One piece of evidence: `validator_index` was active in `epoch`, as `node`
 /// showed it. `slot` is the canonical block that carries it (none for
-/// liveness).
+/// liveness and for what the node's pools hold).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Evidence {
     #[serde(skip)]
@@ -493,6 +498,16 @@ mod tests {
                 vec![node("a", 67), live(node("b", 67), 7, false)],
                 Safe,
                 "seen by a, b",
+            ),
+            (
+                "a vote only in one node's pool, otherwise quiet: not safe",
+                68,
+                vec![
+                    with(live(node("a", 67), 7, false), 7, PoolAttestation),
+                    live(node("b", 67), 7, false),
+                ],
+                NotSafe,
+                "active in epoch 7 (pool_attestation) seen by node a",
             ),
             (
                 "epoch 7 open without liveness and epoch 5 active: unknown",

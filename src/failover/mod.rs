@@ -54,8 +54,12 @@
 //! `wrong_network`, `unknown`; `kind` is one of `attestation` (the vote for
 //! `epoch` is in the canonical block at `slot`), `proposal` (the canonical
 //! block at `slot`), `sync_signature` (the signature for slot `slot − 1`,
-//! in the block at `slot`) and `liveness` (the node's liveness endpoint
-//! said live for `epoch`; no `slot`). See `judge` for the exact rule.
+//! in the block at `slot`), `liveness` (the node's liveness endpoint
+//! said live for `epoch`; no `slot`), `pool_attestation` (the vote for
+//! `epoch` is in the node's attestation pool; no `slot`) and `double_sign`
+//! (a slashing in a canonical block, at `slot`, or in the node's pool, no
+//! `slot`, names the validator; `epoch` is the votes' target or the
+//! header's epoch). See `judge` for the exact rule.
 
 pub mod evidence;
 pub mod judge;

@@ -3,7 +3,8 @@
 //! pool's failover), because the check needs each node's view.
 //!
 //! Owns: the requests per node (head, canonical chain walk, committees,
-//! sync committees, liveness), the fallbacks between state ids, and the
+//! sync committees, liveness, the attestation and slashing pools), the
+//! fallbacks between state ids and between pool route versions, and the
 //! per-node block cache. Must not: decide anything (it records what it saw
 //! and what failed in a `NodeView`; `judge` decides).
 
@@ -11,10 +12,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 
-use super::evidence::{block_evidence, CommitteeIndex, SyncCommittees};
+use super::evidence::{block_evidence, pool_evidence, CommitteeIndex, SyncCommittees};
 use super::judge::{scanned_epochs, Evidence, EvidenceKind, NodeView};
 use crate::beacon::{BeaconClient, BeaconError, BlockId, NodeHealth, NodeReport, StateId};
-use crate::chain::{Block, ChainSpec, Epoch, Root, Slot, ValidatorIndex};
+use crate::chain::{
+    Attestation, AttesterSlashing, Block, ChainSpec, Epoch, ProposerSlashing, Root, Slot,
+    ValidatorIndex,
+};
 
 /// Blocks of one node, by root (a block never changes under its root), so
 /// `--watch` reads each block once.
@@ -229,6 +233,33 @@ pub async fn observe(
         }
     }
 
+    // The pools: votes signed but not (yet) in a block, and slashings not
+    // yet included. A node that serves no pool route (404 on v2 and v1)
+    // adds no evidence; any other failure keeps it from confirming.
+    if !watched.is_empty() {
+        let pool = read_pools(client).await;
+        for p in &pool.problems {
+            view.problems.push(p.clone());
+        }
+        match pool_evidence(
+            spec,
+            &pool.attestations,
+            &pool.attester_slashings,
+            &pool.proposer_slashings,
+            &committees,
+            &watched_set,
+        ) {
+            Ok(seen) => evidence.extend(seen.into_iter().map(|s| Evidence {
+                validator_index: s.validator_index,
+                node: name.clone(),
+                epoch: s.epoch,
+                kind: s.kind,
+                slot: None,
+            })),
+            Err(e) => view.problems.push(e),
+        }
+    }
+
     // One piece per (validator, epoch, kind) and node: an aggregate that
     // sits in two blocks is one vote.
     evidence.sort_by(|a, b| {
@@ -244,6 +275,36 @@ pub async fn observe(
     });
     view.evidence = evidence;
     view
+}
+
+/// What one node's pools hold, and what could not be read.
+#[derive(Default)]
+struct Pools {
+    attestations: Vec<Attestation>,
+    attester_slashings: Vec<AttesterSlashing>,
+    proposer_slashings: Vec<ProposerSlashing>,
+    problems: Vec<String>,
+}
+
+async fn read_pools(client: &BeaconClient) -> Pools {
+    let mut out = Pools::default();
+    let name = client.name();
+    match client.pool_attestations().await {
+        Ok(Some((_, a))) => out.attestations = a,
+        Ok(None) => tracing::debug!(node = %name, "attestation pool not served"),
+        Err(e) => out.problems.push(format!("attestation pool: {e}")),
+    }
+    match client.pool_attester_slashings().await {
+        Ok(Some(s)) => out.attester_slashings = s,
+        Ok(None) => tracing::debug!(node = %name, "attester slashing pool not served"),
+        Err(e) => out.problems.push(format!("attester slashing pool: {e}")),
+    }
+    match client.pool_proposer_slashings().await {
+        Ok(Some(s)) => out.proposer_slashings = s,
+        Ok(None) => tracing::debug!(node = %name, "proposer slashing pool not served"),
+        Err(e) => out.problems.push(format!("proposer slashing pool: {e}")),
+    }
+    out
 }
 
 /// The node's canonical blocks from `scan_start` to its head, newest first,

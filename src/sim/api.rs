@@ -11,7 +11,10 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use super::chain::{credentials_of, fake_root, index_of_pubkey, pubkey_of, Sim, SimBlock};
+use super::chain::{
+    credentials_of, fake_root, index_of_pubkey, pubkey_of, PoolSlashing, Sim, SimBlock,
+};
+use crate::analysis::SlashingKind;
 use crate::chain::{Attestation, AttestationData, Fork, Pubkey, Root, FAR_FUTURE_EPOCH};
 
 /// 96 zero-ish bytes stand in for every BLS signature.
@@ -181,7 +184,7 @@ impl View<'_> {
     }
 
     fn canonical(&self, b: &SimBlock) -> bool {
-        b.canonical || b.slot == self.head
+        b.canonical || (b.slot == self.head && !b.equivocation)
     }
 
     /// Resolves a block id among the blocks this node has.
@@ -305,13 +308,13 @@ fn attestation_json(a: &Attestation) -> Value {
     v
 }
 
-fn block_json(sim: &Sim, b: &SimBlock, genesis_time: u64) -> Value {
-    let spe = sim.slots_per_epoch();
-    let electra = b.fork.has_committee_bits();
-    let signed_header = |v: u32, n: u64| {
+/// A `ProposerSlashing`: two different signed headers of validator `v`
+/// for `slot`.
+fn proposer_slashing_json(v: u32, slot: u64) -> Value {
+    let signed_header = |n: u64| {
         json!({
             "message": {
-                "slot": q(b.slot.saturating_sub(1)),
+                "slot": q(slot),
                 "proposer_index": q(v as u64),
                 "parent_root": fake_root(&[v as u64, n, 1]).to_hex(),
                 "state_root": fake_root(&[v as u64, n, 2]).to_hex(),
@@ -320,12 +323,18 @@ fn block_json(sim: &Sim, b: &SimBlock, genesis_time: u64) -> Value {
             "signature": sig(),
         })
     };
-    let indexed = |vs: &[u32], n: u64| {
-        let target = (b.slot / spe).saturating_sub(1);
+    json!({ "signed_header_1": signed_header(1), "signed_header_2": signed_header(2) })
+}
+
+/// An `AttesterSlashing`: the same validators in two indexed attestations
+/// of `slot` for target epoch `target`, with different head and target
+/// roots (a double vote).
+fn attester_slashing_json(vs: &[u32], slot: u64, target: u64) -> Value {
+    let indexed = |n: u64| {
         json!({
             "attesting_indices": vs.iter().map(|&v| q(v as u64)).collect::<Vec<_>>(),
             "data": {
-                "slot": q(target * spe),
+                "slot": q(slot),
                 "index": "0",
                 "beacon_block_root": fake_root(&[target, n, 4]).to_hex(),
                 "source": { "epoch": "0", "root": zeros(32) },
@@ -334,6 +343,24 @@ fn block_json(sim: &Sim, b: &SimBlock, genesis_time: u64) -> Value {
             "signature": sig(),
         })
     };
+    json!({ "attestation_1": indexed(1), "attestation_2": indexed(2) })
+}
+
+fn pool_slashing_json(p: &PoolSlashing) -> Value {
+    match p.kind {
+        SlashingKind::Attester => attester_slashing_json(&p.validators, p.slot, p.epoch),
+        SlashingKind::Proposer => {
+            proposer_slashing_json(p.validators.first().copied().unwrap_or(0), p.slot)
+        }
+    }
+}
+
+fn block_json(sim: &Sim, b: &SimBlock, genesis_time: u64) -> Value {
+    let spe = sim.slots_per_epoch();
+    let electra = b.fork.has_committee_bits();
+    // Slashings in blocks are for votes of the previous epoch's first slot
+    // and headers of the previous slot.
+    let target = (b.slot / spe).saturating_sub(1);
     let mut payload = json!({
         "parent_hash": fake_root(&[b.slot, 6]).to_hex(),
         "fee_recipient": zeros(20),
@@ -380,10 +407,10 @@ fn block_json(sim: &Sim, b: &SimBlock, genesis_time: u64) -> Value {
                 },
                 "graffiti": zeros(32),
                 "proposer_slashings": b.proposer_slashings.iter()
-                    .map(|&v| json!({ "signed_header_1": signed_header(v, 1), "signed_header_2": signed_header(v, 2) }))
+                    .map(|&v| proposer_slashing_json(v, b.slot.saturating_sub(1)))
                     .collect::<Vec<_>>(),
                 "attester_slashings": b.attester_slashings.iter()
-                    .map(|vs| json!({ "attestation_1": indexed(vs, 1), "attestation_2": indexed(vs, 2) }))
+                    .map(|vs| attester_slashing_json(vs, target * spe, target))
                     .collect::<Vec<_>>(),
                 "attestations": b.attestations.iter().map(attestation_json).collect::<Vec<_>>(),
                 "deposits": [],
@@ -596,6 +623,47 @@ fn route(
                 "data": b.attestations.iter().map(attestation_json).collect::<Vec<_>>(),
             }))
             .map(|r| with_headers(r, &h))
+        }
+        ("GET", ["eth", version @ ("v1" | "v2"), "beacon", "pool", "attestations"]) => {
+            let slot_f = param("slot")
+                .map(|s| s.parse::<u64>().map_err(|_| bad("Invalid slot")))
+                .transpose()?;
+            let index_f = param("committee_index")
+                .map(|s| s.parse::<u64>().map_err(|_| bad("Invalid committee_index")))
+                .transpose()?;
+            let fork = sim.fork_at(view.head / spe);
+            let atts: Vec<Value> = sim
+                .pool_attestations(view.head)
+                .iter()
+                // v1 knows only the one-committee format of before Electra.
+                .filter(|a| *version == "v2" || a.committee_bits.is_none())
+                .filter(|a| slot_f.map_or(true, |s| a.data.slot.0 == s))
+                .filter(|a| {
+                    index_f.map_or(true, |k| match &a.committee_bits {
+                        Some(bits) => bits.ones().any(|i| i as u64 == k),
+                        None => a.data.index == k,
+                    })
+                })
+                .map(attestation_json)
+                .collect();
+            pool_reply(version, fork, atts)
+        }
+        ("GET", ["eth", version @ ("v1" | "v2"), "beacon", "pool", "attester_slashings"]) => {
+            let fork = sim.fork_at(view.head / spe);
+            let data: Vec<Value> = sim
+                .pool_slashings(view.head)
+                .filter(|p| p.kind == SlashingKind::Attester)
+                .map(pool_slashing_json)
+                .collect();
+            pool_reply(version, fork, data)
+        }
+        ("GET", ["eth", "v1", "beacon", "pool", "proposer_slashings"]) => {
+            let data: Vec<Value> = sim
+                .pool_slashings(view.head)
+                .filter(|p| p.kind == SlashingKind::Proposer)
+                .map(pool_slashing_json)
+                .collect();
+            ok(json!({ "data": data }))
         }
         (_, ["eth", "v1", "beacon", "states", id, what]) => {
             let slot = view.state(id)?;
@@ -850,6 +918,81 @@ fn route(
         }
         _ => Err((404, format!("Unknown route {method} /{}", segs.join("/")))),
     }
+}
+
+/// A pool list: v1 as `{data}`, v2 with the fork's `version` (body and
+/// `Eth-Consensus-Version` header).
+fn pool_reply(version: &str, fork: Fork, data: Vec<Value>) -> Answer {
+    if version == "v1" {
+        return ok(json!({ "data": data }));
+    }
+    ok(json!({ "version": fork.to_string(), "data": data }))
+        .map(|r| with_headers(r, &[("Eth-Consensus-Version", fork.to_string())]))
+}
+
+/// Topics the event stream serves; others are accepted and stay silent,
+/// as a node would for events that never happen.
+pub const EVENT_TOPICS: [&str; 4] = ["head", "block", "attester_slashing", "proposer_slashing"];
+
+/// The event-stream frames of slots `from..=to` as a node whose head
+/// reached `to` sends them: `block` for every block imported at the slot
+/// (canonical, later orphaned, second of a double proposal), `head` for
+/// the head block, and the pool slashings that arrive at the slot.
+pub fn events(view: &View, from: u64, to: u64, topics: &[String]) -> String {
+    let want = |t: &str| topics.iter().any(|x| x == t);
+    let sim = view.sim;
+    let spe = view.spe();
+    let mut out = String::new();
+    let mut frame = |event: &str, data: Value| {
+        let _ = write!(out, "event: {event}\ndata: {data}\n\n");
+    };
+    for s in from..=to.min(view.head) {
+        let imported: Vec<&SimBlock> = sim
+            .canonical_block(s)
+            .into_iter()
+            .chain(sim.orphan_at(s))
+            .chain(sim.seconds_at(s))
+            .collect();
+        for b in &imported {
+            if want("block") {
+                frame(
+                    "block",
+                    json!({ "slot": q(s), "block": view.root_of(b).to_hex(), "execution_optimistic": false }),
+                );
+            }
+        }
+        if want("head") {
+            if let Some(b) = imported.iter().find(|b| !b.equivocation) {
+                let e = s / spe;
+                let dep = |epoch: u64| {
+                    let slot = (epoch * spe).saturating_sub(1);
+                    view.root_of(sim.block_at_or_before(slot)).to_hex()
+                };
+                frame(
+                    "head",
+                    json!({
+                        "slot": q(s),
+                        "block": view.root_of(b).to_hex(),
+                        "state": b.state_root.to_hex(),
+                        "epoch_transition": s % spe == 0,
+                        "previous_duty_dependent_root": dep(e.saturating_sub(1)),
+                        "current_duty_dependent_root": dep(e),
+                        "execution_optimistic": false,
+                    }),
+                );
+            }
+        }
+        for p in sim.slashings_announced_at(s) {
+            let topic = match p.kind {
+                SlashingKind::Attester => "attester_slashing",
+                SlashingKind::Proposer => "proposer_slashing",
+            };
+            if want(topic) {
+                frame(topic, pool_slashing_json(p));
+            }
+        }
+    }
+    out
 }
 
 /// `dependent_root` of duties decided by the end of `epoch - 1`: the block

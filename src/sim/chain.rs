@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::scenario::{
     mix, Behaviour, BehaviourKind, Preset, Rng, Scenario, ScenarioError, START_BALANCE,
 };
+use crate::analysis::doublesign::DoubleSignKind;
 use crate::analysis::{
     AttestationStatus, AttestationVerdict, BalanceRecord, ProposalStatus, ProposalVerdict,
     SlashingKind, SlashingRecord, SyncVerdict,
@@ -243,6 +244,8 @@ impl Life {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conduct {
     pub offline: bool,
+    /// Votes go to the pool, never into a block.
+    pub unincluded: bool,
     pub delay: u64,
     pub wrong_head: bool,
     pub wrong_target: bool,
@@ -275,6 +278,46 @@ pub struct SimBlock {
     /// (validator, epoch of the exit message).
     pub exits: Vec<(u32, u64)>,
     pub canonical: bool,
+    /// The second block of a double proposal: imported, never canonical,
+    /// never the head.
+    pub equivocation: bool,
+}
+
+/// A slashing waiting in the nodes' pools (`PoolSlashing`), never included.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSlashing {
+    /// The slot from which nodes hold it (and announce it on the stream).
+    pub announced_slot: u64,
+    pub kind: SlashingKind,
+    /// Sorted; one validator for a proposer slashing.
+    pub validators: Vec<u32>,
+    /// The votes' target epoch, or the epoch of the doubly signed header.
+    pub epoch: u64,
+    /// The votes' slot, or the headers' slot.
+    pub slot: u64,
+}
+
+/// Made-up danger the scenario produced: what a double-signing watch must
+/// find, one entry per validator and kind (keyed like
+/// `DoubleSignEvidence::key`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Danger {
+    pub validator_index: ValidatorIndex,
+    pub kind: DoubleSignKind,
+    pub epoch: Epoch,
+    /// The votes' slot, the doubly proposed slot, or the slashing's slot.
+    pub slot: Slot,
+    /// Where it shows first: the slot of the block carrying the second
+    /// vote, of the second block, or from which the pool holds the slashing.
+    pub visible_from: Slot,
+}
+
+/// Where a block lives.
+#[derive(Clone, Copy, Debug)]
+enum Loc {
+    Canonical(usize),
+    Orphan(usize),
+    Second(usize),
 }
 
 /// Justification and finality of a state in a given epoch.
@@ -307,6 +350,10 @@ struct PendingVote {
     committee: u16,
     pos: u32,
     validator: u32,
+    /// The second, conflicting vote of a `DoubleVote`.
+    double: bool,
+    /// In the pool only (`Unincluded`): no block takes it.
+    unincluded: bool,
 }
 
 /// The chain of one simulated network.
@@ -322,7 +369,12 @@ pub struct Sim {
     next_slot: u64,
     canonical: Vec<Option<SimBlock>>,
     orphans: Vec<SimBlock>,
-    by_root: HashMap<Root, (bool, usize)>,
+    seconds: Vec<SimBlock>,
+    double_proposals: HashSet<u64>,
+    double_votes: HashSet<(u32, u64)>,
+    pool_slashings: Vec<PoolSlashing>,
+    danger: Vec<Danger>,
+    by_root: HashMap<Root, Loc>,
     by_state_root: HashMap<Root, u64>,
     last_canonical: u64,
     epochs: Vec<EpochData>,
@@ -341,10 +393,49 @@ impl Sim {
         let key = mix(&[sc.seed, sc.fingerprint()]);
         let mut lives: HashMap<u32, Life> = HashMap::new();
         let mut ops = Vec::new();
+        let mut double_votes = HashSet::new();
+        let mut pool_slashings = Vec::new();
+        let mut danger = Vec::new();
         let spe = sc.slots_per_epoch;
         for b in &sc.behaviours {
             let members = || b.validators.iter().map(|v| v as u32);
             match b.kind {
+                BehaviourKind::DoubleVote { epoch } => {
+                    double_votes.extend(members().map(|v| (v, epoch)));
+                }
+                BehaviourKind::PoolSlashing { epoch, by } => {
+                    let slot = epoch * spe;
+                    let mut add = |validators: Vec<u32>| {
+                        for &v in &validators {
+                            danger.push(Danger {
+                                validator_index: ValidatorIndex(v as u64),
+                                kind: match by {
+                                    SlashingKind::Attester => DoubleSignKind::AttesterSlashing,
+                                    SlashingKind::Proposer => DoubleSignKind::ProposerSlashing,
+                                },
+                                epoch: Epoch(epoch),
+                                slot: Slot(slot),
+                                visible_from: Slot(slot),
+                            });
+                        }
+                        pool_slashings.push(PoolSlashing {
+                            announced_slot: slot,
+                            kind: by,
+                            validators,
+                            epoch,
+                            slot,
+                        });
+                    };
+                    match by {
+                        SlashingKind::Attester => {
+                            let mut vs: Vec<u32> = members().collect();
+                            vs.sort_unstable();
+                            vs.dedup();
+                            add(vs);
+                        }
+                        SlashingKind::Proposer => members().for_each(|v| add(vec![v])),
+                    }
+                }
                 BehaviourKind::Activation { epoch } => {
                     for v in members() {
                         lives.entry(v).or_default().activation = epoch;
@@ -386,6 +477,8 @@ impl Sim {
                     BehaviourKind::Activation { .. }
                         | BehaviourKind::Exit { .. }
                         | BehaviourKind::Slashed { .. }
+                        | BehaviourKind::DoubleVote { .. }
+                        | BehaviourKind::PoolSlashing { .. }
                 )
             })
             .cloned()
@@ -393,6 +486,11 @@ impl Sim {
         let mut sim = Sim {
             missed: sc.missed_slots.iter().copied().collect(),
             orphaned: sc.orphaned_slots.iter().copied().collect(),
+            double_proposals: sc.double_proposal_slots.iter().copied().collect(),
+            double_votes,
+            pool_slashings,
+            danger,
+            seconds: Vec::new(),
             sc,
             preset,
             key,
@@ -467,6 +565,7 @@ impl Sim {
     pub fn conduct(&self, v: u64, e: u64) -> Conduct {
         let mut c = Conduct {
             offline: self.life(v).slashed(e),
+            unincluded: false,
             delay: 1,
             wrong_head: false,
             wrong_target: false,
@@ -479,6 +578,7 @@ impl Sim {
                 BehaviourKind::WrongHead => c.wrong_head = true,
                 BehaviourKind::WrongTarget => c.wrong_target = true,
                 BehaviourKind::NoSync => c.no_sync = true,
+                BehaviourKind::Unincluded => c.unincluded = true,
                 _ => {}
             }
         }
@@ -586,10 +686,78 @@ impl Sim {
     }
 
     pub fn block_by_root(&self, root: &Root) -> Option<&SimBlock> {
-        match self.by_root.get(root)? {
-            (false, i) => self.canonical.get(*i)?.as_ref(),
-            (true, i) => self.orphans.get(*i),
+        match *self.by_root.get(root)? {
+            Loc::Canonical(i) => self.canonical.get(i)?.as_ref(),
+            Loc::Orphan(i) => self.orphans.get(i),
+            Loc::Second(i) => self.seconds.get(i),
         }
+    }
+
+    /// Second blocks of double proposals at `slot`.
+    pub fn seconds_at(&self, slot: u64) -> impl Iterator<Item = &SimBlock> {
+        self.seconds.iter().filter(move |b| b.slot == slot)
+    }
+
+    /// Slashings the nodes' pools hold once their head reached `head`.
+    pub fn pool_slashings(&self, head: u64) -> impl Iterator<Item = &PoolSlashing> {
+        self.pool_slashings
+            .iter()
+            .filter(move |p| p.announced_slot <= head)
+    }
+
+    /// Slashings that reach the pools exactly at `slot` (event stream).
+    pub fn slashings_announced_at(&self, slot: u64) -> impl Iterator<Item = &PoolSlashing> {
+        self.pool_slashings
+            .iter()
+            .filter(move |p| p.announced_slot == slot)
+    }
+
+    /// The attestation pool as a node at `head` shows it: one aggregate per
+    /// (slot, vote, committee) — gossip aggregates cover one committee, in
+    /// Electra too — of the votes cast and not yet included (plus those no
+    /// block takes). The pool is that of the last generated slot, which is
+    /// the head except on lagging nodes.
+    pub fn pool_attestations(&self, head: u64) -> Vec<Attestation> {
+        let electra = self.fork_at(self.epoch_of(head)).has_committee_bits();
+        let mut groups: BTreeMap<(u64, u8, u16), Vec<usize>> = BTreeMap::new();
+        for (i, p) in self.pool.iter().enumerate() {
+            if p.slot <= head && p.ready <= head + 1 {
+                groups
+                    .entry((p.slot, p.variant, p.committee))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        let mut out = Vec::new();
+        for ((slot, variant, committee), members) in groups {
+            let Some(data) = self.votes.get(&(slot, variant)) else {
+                continue;
+            };
+            let sh = self.shuffle(self.epoch_of(slot));
+            let len = sh
+                .committee(slot % self.sc.slots_per_epoch, committee as u64)
+                .len();
+            let mut data = data.clone();
+            let bits = BitList::from_bits(len, members.iter().map(|&i| self.pool[i].pos as usize));
+            out.push(if electra {
+                Attestation {
+                    aggregation_bits: bits,
+                    committee_bits: Some(BitVector::from_bits(
+                        self.preset.max_committees_per_slot as usize,
+                        [committee as usize],
+                    )),
+                    data,
+                }
+            } else {
+                data.index = committee as u64;
+                Attestation {
+                    aggregation_bits: bits,
+                    committee_bits: None,
+                    data,
+                }
+            });
+        }
+        out
     }
 
     pub fn slot_of_state_root(&self, root: &Root) -> Option<u64> {
@@ -709,6 +877,7 @@ impl Sim {
             attester_slashings: Vec::new(),
             exits: Vec::new(),
             canonical: orphan == 0,
+            equivocation: false,
         };
         for op in ops {
             match op {
@@ -725,17 +894,23 @@ impl Sim {
     }
 
     fn store(&mut self, b: SimBlock) {
+        if b.equivocation {
+            // Its state is never asked for by slot or root: no state entry.
+            self.by_root.insert(b.root, Loc::Second(self.seconds.len()));
+            self.seconds.push(b);
+            return;
+        }
         self.by_state_root.insert(b.state_root, b.slot);
         if b.canonical {
             let slot = b.slot as usize;
             if self.canonical.len() <= slot {
                 self.canonical.resize(slot + 1, None);
             }
-            self.by_root.insert(b.root, (false, slot));
+            self.by_root.insert(b.root, Loc::Canonical(slot));
             self.last_canonical = b.slot;
             self.canonical[slot] = Some(b);
         } else {
-            self.by_root.insert(b.root, (true, self.orphans.len()));
+            self.by_root.insert(b.root, Loc::Orphan(self.orphans.len()));
             self.orphans.push(b);
         }
     }
@@ -874,9 +1049,32 @@ impl Sim {
         }
         self.proposals
             .push(duty(ProposalStatus::Proposed, Some(b.root)));
+        if self.double_proposals.contains(&s) {
+            // Same slot, proposer and parent; another body, so another root.
+            let mut second = b.clone();
+            second.root = fake_root(&[self.key, TAG_BLOCK, s, 2]);
+            second.state_root = fake_root(&[self.key, TAG_STATE, s, 2]);
+            second.body_root = fake_root(&[self.key, TAG_BODY, s, 2]);
+            second.attestations = Vec::new();
+            second.canonical = false;
+            second.equivocation = true;
+            self.danger.push(Danger {
+                validator_index: ValidatorIndex(proposer),
+                kind: DoubleSignKind::DoubleProposal,
+                epoch: Epoch(e),
+                slot: Slot(s),
+                visible_from: Slot(s),
+            });
+            self.store(second);
+        }
         // Record first inclusions.
         let spe = self.sc.slots_per_epoch;
         let mut keep = vec![true; self.pool.len()];
+        let used_doubles: Vec<usize> = used
+            .iter()
+            .copied()
+            .filter(|&i| self.pool[i].double)
+            .collect();
         for i in used {
             keep[i] = false;
             let p = self.pool[i];
@@ -896,6 +1094,22 @@ impl Sim {
                     ed.target_votes += 1;
                 }
                 ed.flags[v] = fl;
+            }
+        }
+        for &i in &used_doubles {
+            let p = self.pool[i];
+            let epoch = p.slot / spe;
+            let v = ValidatorIndex(p.validator as u64);
+            if !self.danger.iter().any(|d| {
+                d.validator_index == v && d.kind == DoubleSignKind::DoubleVote && d.epoch.0 == epoch
+            }) {
+                self.danger.push(Danger {
+                    validator_index: v,
+                    kind: DoubleSignKind::DoubleVote,
+                    epoch: Epoch(epoch),
+                    slot: Slot(p.slot),
+                    visible_from: Slot(s),
+                });
             }
         }
         let mut it = keep.into_iter();
@@ -975,7 +1189,7 @@ impl Sim {
         let electra = fork.has_committee_bits();
         let mut groups: BTreeMap<(u64, u8, u16), Vec<usize>> = BTreeMap::new();
         for (i, p) in self.pool.iter().enumerate() {
-            if p.ready <= s {
+            if p.ready <= s && !p.unincluded {
                 let c = if electra { 0 } else { p.committee };
                 groups.entry((p.slot, p.variant, c)).or_default().push(i);
             }
@@ -1072,14 +1286,28 @@ impl Sim {
                 }
                 let variant =
                     ((c.wrong_head as u8) * WRONG_HEAD) | ((c.wrong_target as u8) * WRONG_TARGET);
-                self.pool.push(PendingVote {
+                let vote = PendingVote {
                     slot: s,
                     ready: s + c.delay,
                     variant,
                     committee: k as u16,
                     pos: pos as u32,
                     validator: v,
-                });
+                    double: false,
+                    unincluded: c.unincluded,
+                };
+                self.pool.push(vote);
+                if self.double_votes.contains(&(v, e)) {
+                    // Another head root, same target: a slashable double
+                    // vote, includable one slot after the first so the
+                    // first stays the first inclusion.
+                    self.pool.push(PendingVote {
+                        ready: vote.ready + 1,
+                        variant: variant ^ WRONG_HEAD,
+                        double: true,
+                        ..vote
+                    });
+                }
             }
         }
     }
@@ -1190,6 +1418,15 @@ impl Sim {
             })
             .cloned()
             .collect();
+        t.danger = self
+            .danger
+            .iter()
+            .filter(|d| {
+                (first..=last).contains(&d.epoch.0) && watched.contains(&d.validator_index.0)
+            })
+            .cloned()
+            .collect();
+        t.danger.sort();
         t
     }
 }
@@ -1213,6 +1450,7 @@ fn unreachable_genesis() -> &'static SimBlock {
         attester_slashings: Vec::new(),
         exits: Vec::new(),
         canonical: true,
+        equivocation: false,
     })
 }
 
@@ -1225,6 +1463,9 @@ pub struct GroundTruth {
     /// Balances at the start of each epoch (the state of its first slot).
     pub balances: Vec<BalanceRecord>,
     pub slashings: Vec<SlashingRecord>,
+    /// Double votes, double proposals and pool slashings of the watched
+    /// validators, by the epoch they are for.
+    pub danger: Vec<Danger>,
     /// Checkpoints of the state in each epoch.
     pub finality: Vec<(Epoch, Finality)>,
 }
@@ -1276,6 +1517,150 @@ mod tests {
             .iter()
             .all(|p| p.status == ProposalStatus::Proposed));
         assert!(s.balance(3, 4) > START_BALANCE);
+    }
+
+    #[test]
+    fn made_up_danger_is_in_the_chain_and_in_the_ground_truth() {
+        let sc = Scenario {
+            double_proposal_slots: vec![27],
+            behaviours: vec![
+                Behaviour::new(ValidatorSet::one(5), BehaviourKind::DoubleVote { epoch: 2 }),
+                Behaviour::new(
+                    ValidatorSet::range(6, 7),
+                    BehaviourKind::PoolSlashing {
+                        epoch: 3,
+                        by: SlashingKind::Attester,
+                    },
+                ),
+                Behaviour::new(
+                    ValidatorSet::one(9),
+                    BehaviourKind::PoolSlashing {
+                        epoch: 4,
+                        by: SlashingKind::Proposer,
+                    },
+                ),
+            ],
+            ..Scenario::default()
+        };
+        let s = sim(sc, 6);
+        let t = s.truth(0, 5, None);
+        let got: Vec<(u64, DoubleSignKind, u64)> = t
+            .danger
+            .iter()
+            .map(|d| (d.validator_index.0, d.kind, d.epoch.0))
+            .collect();
+        let proposer = s.proposer(27).unwrap();
+        let mut want = vec![
+            (5, DoubleSignKind::DoubleVote, 2),
+            (6, DoubleSignKind::AttesterSlashing, 3),
+            (7, DoubleSignKind::AttesterSlashing, 3),
+            (9, DoubleSignKind::ProposerSlashing, 4),
+            (proposer, DoubleSignKind::DoubleProposal, 3),
+        ];
+        want.sort();
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        assert_eq!(got_sorted, want);
+
+        // Two different votes of validator 5 for target epoch 2 are in
+        // canonical blocks; its first inclusion is the honest one.
+        let (sie, k, pos, _) = s.shuffle(2).duty_of(5).unwrap();
+        let duty = 16 + sie;
+        let votes: Vec<&AttestationData> = (duty + 1..=31)
+            .filter_map(|x| s.canonical_block(x))
+            .flat_map(|b| b.attestations.iter())
+            .filter(|a| a.data.slot.0 == duty)
+            .filter(|a| {
+                let committees: Vec<usize> = match &a.committee_bits {
+                    Some(bits) => bits.ones().collect(),
+                    None => vec![a.data.index as usize],
+                };
+                let mut offset = 0;
+                for c in 0..s.shuffle(2).committees_per_slot as usize {
+                    if c == k as usize {
+                        return committees.contains(&c)
+                            && a.aggregation_bits.get(offset + pos as usize);
+                    }
+                    if committees.contains(&c) {
+                        offset += s.shuffle(2).committee(sie, c as u64).len();
+                    }
+                }
+                false
+            })
+            .map(|a| &a.data)
+            .collect();
+        assert_eq!(votes.len(), 2, "{votes:?}");
+        assert_ne!(votes[0].beacon_block_root, votes[1].beacon_block_root);
+        assert_eq!(votes[0].target, votes[1].target);
+        let v5 = s.attestation_truth(5, 2);
+        assert_eq!(v5.status, AttestationStatus::Included);
+        assert_eq!(v5.head_correct, Some(true));
+
+        // The second block of slot 27: same proposer and parent, another
+        // root, never canonical; the first block stays canonical.
+        let first = s.canonical_block(27).unwrap();
+        let second: Vec<&SimBlock> = s.seconds_at(27).collect();
+        assert_eq!(second.len(), 1);
+        assert_ne!(second[0].root, first.root);
+        assert_eq!(
+            (second[0].proposer, second[0].parent_root),
+            (first.proposer, first.parent_root)
+        );
+        assert!(!second[0].canonical && second[0].equivocation);
+        assert_eq!(s.block_by_root(&second[0].root).unwrap().slot, 27);
+        assert_eq!(
+            t.proposals.iter().find(|p| p.slot.0 == 27).unwrap().status,
+            ProposalStatus::Proposed
+        );
+
+        // Pool slashings show from their epoch's first slot; nobody is
+        // slashed on chain.
+        assert_eq!(s.pool_slashings(23).count(), 0);
+        assert_eq!(s.pool_slashings(24).count(), 1);
+        assert_eq!(s.pool_slashings(47).count(), 2);
+        assert_eq!(s.slashings_announced_at(32).count(), 1);
+        assert!(t.slashings.is_empty());
+        assert!(!s.life(6).slashed(5));
+    }
+
+    #[test]
+    fn unincluded_votes_wait_in_the_pool_and_never_reach_a_block() {
+        let sc = Scenario {
+            behaviours: vec![Behaviour::new(
+                ValidatorSet::range(0, 3),
+                BehaviourKind::Unincluded,
+            )],
+            ..Scenario::default()
+        };
+        let mut s = Sim::new(sc).unwrap();
+        s.advance_to(4 * 8 + 7);
+        for v in 0..4 {
+            assert_eq!(s.attestation_truth(v, 2).status, AttestationStatus::Missed);
+        }
+        assert_eq!(
+            s.attestation_truth(4, 2).status,
+            AttestationStatus::Included
+        );
+        // The pool at the head holds the votes of the head slot (no block
+        // could take them yet) and, before it, only those of the unincluded
+        // validators, of this and the previous epoch.
+        let head = s.generated_slot();
+        let pool = s.pool_attestations(head);
+        assert!(pool.iter().any(|a| a.data.slot.0 == head));
+        let mut members = std::collections::BTreeSet::new();
+        for a in pool.iter().filter(|a| a.data.slot.0 < head) {
+            let slot = a.data.slot.0;
+            assert!(slot / 8 + 1 >= head / 8, "slot {slot} is out of the window");
+            let sh = s.shuffle(slot / 8);
+            let k = a
+                .committee_bits
+                .as_ref()
+                .map_or(a.data.index, |b| b.ones().next().unwrap() as u64);
+            for i in (0..a.aggregation_bits.len()).filter(|&i| a.aggregation_bits.get(i)) {
+                members.insert(sh.committee(slot % 8, k)[i]);
+            }
+        }
+        assert_eq!(members.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
     }
 
     #[test]

@@ -153,6 +153,26 @@ pub enum BehaviourKind {
     /// Active until `epoch`, exited from it (a voluntary exit is included
     /// `EXIT_NOTICE_EPOCHS` earlier).
     Exit { epoch: u64 },
+    /// Made-up danger: in `epoch` the validator signs its vote and then a
+    /// second, conflicting one for the same target epoch (another head
+    /// block root), as a second client running the same keys would. Both
+    /// wait in the pool; the second is included one slot after the first.
+    DoubleVote { epoch: u64 },
+    /// Made-up danger: a slashing naming the validators reaches the nodes'
+    /// pools at the first slot of `epoch` — served at the pool routes and
+    /// announced on the event stream — and no block includes it within the
+    /// simulation, so they keep their duties and stay unslashed on chain.
+    /// An attester slashing's votes and a proposer slashing's headers are
+    /// for `epoch` (its first slot).
+    PoolSlashing {
+        epoch: u64,
+        #[serde(default = "attester")]
+        by: SlashingKind,
+    },
+    /// Votes reach the nodes' pools but no block includes them (as when
+    /// they arrive after every proposer built its block): liveness without
+    /// any trace on chain.
+    Unincluded,
 }
 
 fn attester() -> SlashingKind {
@@ -235,6 +255,13 @@ pub struct Scenario {
     /// Blocks produced at these slots and then built around.
     #[serde(default)]
     pub orphaned_slots: Vec<u64>,
+    /// Made-up danger: the proposer of each of these slots signs a second,
+    /// different block for it. The nodes import it (event stream, served by
+    /// root) and it never becomes canonical; the first block does.
+    /// (Not written when empty, so older scenarios keep their fingerprint,
+    /// and with it their shufflings and roots.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub double_proposal_slots: Vec<u64>,
     #[serde(default)]
     pub behaviours: Vec<Behaviour>,
 }
@@ -252,6 +279,7 @@ impl Default for Scenario {
             electra_fork_epoch: 0,
             missed_slots: Vec::new(),
             orphaned_slots: Vec::new(),
+            double_proposal_slots: Vec::new(),
             behaviours: Vec::new(),
         }
     }
@@ -268,6 +296,8 @@ pub enum ScenarioError {
     SlotDuration,
     #[error("committees_per_slot must be 1..={max}, got {got}")]
     Committees { max: u64, got: u64 },
+    #[error("double_proposal_slots: slot {0} is genesis, missed or orphaned (a double proposal needs a canonical first block)")]
+    DoubleProposal(u64),
     #[error("behaviour {index}: {problem}")]
     Behaviour { index: usize, problem: String },
 }
@@ -305,6 +335,13 @@ impl Scenario {
             if let BehaviourKind::Late { delay: 0 } = b.kind {
                 return Err(problem("an inclusion delay is at least 1".into()));
             }
+        }
+        if let Some(s) = self
+            .double_proposal_slots
+            .iter()
+            .find(|s| **s == 0 || self.missed_slots.contains(s) || self.orphaned_slots.contains(s))
+        {
+            return Err(ScenarioError::DoubleProposal(*s));
         }
         Ok(())
     }
@@ -396,6 +433,61 @@ mod tests {
         );
         let back: Scenario = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn made_up_danger_reads_from_toml() {
+        let s: Scenario = toml::from_str(
+            r#"
+            double_proposal_slots = [27]
+            [[behaviours]]
+            validators = "5"
+            kind = "double_vote"
+            epoch = 2
+            [[behaviours]]
+            validators = "6-7"
+            kind = "pool_slashing"
+            epoch = 3
+            [[behaviours]]
+            validators = "9"
+            kind = "pool_slashing"
+            epoch = 4
+            by = "proposer"
+            [[behaviours]]
+            validators = "10"
+            kind = "unincluded"
+            "#,
+        )
+        .unwrap();
+        s.check().unwrap();
+        assert_eq!(s.double_proposal_slots, vec![27]);
+        assert_eq!(s.behaviours[0].kind, BehaviourKind::DoubleVote { epoch: 2 });
+        assert_eq!(
+            s.behaviours[1].kind,
+            BehaviourKind::PoolSlashing {
+                epoch: 3,
+                by: SlashingKind::Attester
+            }
+        );
+        assert_eq!(
+            s.behaviours[2].kind,
+            BehaviourKind::PoolSlashing {
+                epoch: 4,
+                by: SlashingKind::Proposer
+            }
+        );
+        assert_eq!(s.behaviours[3].kind, BehaviourKind::Unincluded);
+        // A double proposal needs a canonical first block.
+        let bad = Scenario {
+            double_proposal_slots: vec![5],
+            missed_slots: vec![5],
+            ..Scenario::default()
+        };
+        assert_eq!(bad.check(), Err(ScenarioError::DoubleProposal(5)));
+        // Scenarios without the new field keep their fingerprint.
+        assert!(!serde_json::to_string(&Scenario::default())
+            .unwrap()
+            .contains("double_proposal_slots"));
     }
 
     #[test]

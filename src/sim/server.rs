@@ -31,6 +31,11 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Not a Beacon API route: the node's request and byte counters as JSON,
 /// for `valwatch bench` in another process. Not counted itself.
 pub const SERVED_PATH: &str = "/_sim/served";
+/// The Beacon API's event stream.
+const EVENTS_PATH: &str = "/eth/v1/events";
+/// How often an open event stream looks for new slots: well inside the
+/// shortest slot the demo accepts (100 ms).
+const EVENTS_POLL: Duration = Duration::from_millis(25);
 
 /// Where the head is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +155,9 @@ struct Node {
     opts: NodeOptions,
     faults: Mutex<Vec<Fault>>,
     served: Served,
+    /// Ends open event streams when the node stops (a graceful shutdown
+    /// waits for every connection, and a stream never ends by itself).
+    cancel: CancellationToken,
 }
 
 /// What a node has answered: requests and response body bytes.
@@ -250,11 +258,13 @@ impl SimNode {
     /// Serves a chain shared with other nodes (one generation for several
     /// nodes of one network).
     pub async fn with_chain(sim: Arc<RwLock<Sim>>, opts: NodeOptions) -> Result<SimNode, SimError> {
+        let cancel = CancellationToken::new();
         let node = Arc::new(Node {
             sim,
             faults: Mutex::new(opts.faults.clone()),
             opts,
             served: Served::default(),
+            cancel: cancel.clone(),
         });
         let target = {
             let sim = node.sim.read().unwrap_or_else(|e| e.into_inner());
@@ -270,7 +280,6 @@ impl SimNode {
         .map_err(|e| SimError::Bind(std::io::Error::other(e)))?;
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let cancel = CancellationToken::new();
         let task = tokio::spawn(supervise(node.clone(), listener, cancel.clone()));
         Ok(SimNode {
             addr,
@@ -382,6 +391,9 @@ async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, body: B
             headers: Vec::new(),
         });
     }
+    if uri.path() == EVENTS_PATH && method == Method::GET {
+        return events(node, &uri).await;
+    }
     let reply = answer(&node, method, uri, body).await;
     node.served.requests.fetch_add(1, Ordering::Relaxed);
     node.served
@@ -390,73 +402,205 @@ async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, body: B
     http(reply)
 }
 
-async fn answer(node: &Arc<Node>, method: Method, uri: Uri, body: Bytes) -> Reply {
-    let path = uri.path().to_string();
-    let query = uri.query().unwrap_or("").to_string();
+/// Generates up to the clock (live mode) and returns the node's (head,
+/// current) slots after a `lag` fault.
+fn advance(n: &Node, lag: u64) -> (u64, u64) {
+    let (head, _) = {
+        let sim = n.sim.read().unwrap_or_else(|e| e.into_inner());
+        n.slots(&sim)
+    };
+    let behind = n
+        .sim
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .generated_slot()
+        < head;
+    if behind {
+        n.sim
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .advance_to(head);
+    }
+    let sim = n.sim.read().unwrap_or_else(|e| e.into_inner());
+    let (head, current) = n.slots(&sim);
+    (head.saturating_sub(lag), current)
+}
+
+/// What the faults of this moment do to a request on `path`: an error
+/// reply, or the lag, other-network and wrong-root effects (and a sleep
+/// for `Slow`).
+async fn apply_faults(node: &Node, path: &str) -> Result<(Vec<FaultKind>, Effects), Reply> {
     let (clock_slot, errors) = {
         let sim = node.sim.read().unwrap_or_else(|e| e.into_inner());
         (node.clock_slot(&sim), node.opts.errors)
     };
-    let faults = node.active_faults(clock_slot, Some(&path));
-    let (mut lag, mut other, mut wrong_root) = (0, false, None);
+    let faults = node.active_faults(clock_slot, Some(path));
+    let mut fx = Effects::default();
     for f in &faults {
         match f {
             FaultKind::Refuse | FaultKind::Unavailable => {
-                return error_reply(errors, 503, "Node is unavailable")
+                return Err(error_reply(errors, 503, "Node is unavailable"))
             }
-            FaultKind::Status { code } => return error_reply(errors, *code, "Injected failure"),
+            FaultKind::Status { code } => {
+                return Err(error_reply(errors, *code, "Injected failure"))
+            }
             FaultKind::Slow { delay_ms } => {
                 tokio::time::sleep(Duration::from_millis(*delay_ms)).await
             }
-            FaultKind::Lagging { slots } => lag = lag.max(*slots),
-            FaultKind::OtherNetwork => other = true,
-            FaultKind::WrongRoot { slot } => wrong_root = Some(*slot),
+            FaultKind::Lagging { slots } => fx.lag = fx.lag.max(*slots),
+            FaultKind::OtherNetwork => fx.other = true,
+            FaultKind::WrongRoot { slot } => fx.wrong_root = Some(*slot),
             FaultKind::Truncated | FaultKind::Malformed => {}
         }
     }
+    Ok((faults, fx))
+}
+
+#[derive(Default, Clone, Copy)]
+struct Effects {
+    lag: u64,
+    other: bool,
+    wrong_root: Option<u64>,
+}
+
+/// Builds the node's view with `fx` applied and passes it to `f`.
+fn with_view<T>(n: &Node, fx: Effects, f: impl FnOnce(&View) -> T) -> T {
+    let (head, current) = advance(n, fx.lag);
+    let sim = n.sim.read().unwrap_or_else(|e| e.into_inner());
+    let gvr = sim.genesis_validators_root();
+    let sc = sim.scenario();
+    let view = View {
+        sim: &sim,
+        head,
+        current,
+        genesis_time: if fx.other {
+            sc.genesis_time + 1
+        } else {
+            sc.genesis_time
+        },
+        genesis_validators_root: if fx.other {
+            fake_root(&[gvr.0[0] as u64, 0x07e1])
+        } else {
+            gvr
+        },
+        wrong_root: fx.wrong_root,
+        errors: n.opts.errors,
+        windows: n.opts.windows,
+        version: &n.opts.version,
+    };
+    f(&view)
+}
+
+/// `GET /eth/v1/events`: server-sent events from the head at connection
+/// time on (like a node, no history). The stream looks for new slots every
+/// `EVENTS_POLL`, and ends when the node stops or a fault takes it down
+/// (refuse, unavailable, error status); the client reconnects.
+async fn events(node: Arc<Node>, uri: &Uri) -> Response {
+    let path = uri.path().to_string();
+    let topics: Vec<String> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "topics")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(|t| t.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    node.served.requests.fetch_add(1, Ordering::Relaxed);
+    if topics.is_empty() {
+        return http(error_reply(node.opts.errors, 400, "No topics given"));
+    }
+    let fx = match apply_faults(&node, &path).await {
+        Ok((_, fx)) => fx,
+        Err(reply) => return http(reply),
+    };
+    let start = {
+        let n = node.clone();
+        tokio::task::spawn_blocking(move || advance(&n, fx.lag).0)
+            .await
+            .unwrap_or(0)
+    };
+    struct St {
+        node: Arc<Node>,
+        path: String,
+        topics: Vec<String>,
+        last: u64,
+        first: bool,
+    }
+    let st = St {
+        node,
+        path,
+        topics,
+        last: start,
+        first: true,
+    };
+    let stream = futures::stream::unfold(st, |mut st| async move {
+        if st.first {
+            // Headers go out at once; a comment opens the body.
+            st.first = false;
+            return Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(": ok\n\n")),
+                st,
+            ));
+        }
+        loop {
+            tokio::select! {
+                _ = st.node.cancel.cancelled() => return None,
+                _ = tokio::time::sleep(EVENTS_POLL) => {}
+            }
+            let fx = match apply_faults(&st.node, &st.path).await {
+                Ok((_, fx)) => fx,
+                Err(_) => return None,
+            };
+            let (n, topics, from) = (st.node.clone(), st.topics.clone(), st.last + 1);
+            let got = tokio::task::spawn_blocking(move || {
+                with_view(&n, fx, |view| {
+                    (
+                        view.head,
+                        super::api::events(view, from, view.head, &topics),
+                    )
+                })
+            })
+            .await;
+            let Ok((head, text)) = got else {
+                return None;
+            };
+            if head < from {
+                continue;
+            }
+            st.last = head;
+            if !text.is_empty() {
+                st.node
+                    .served
+                    .bytes
+                    .fetch_add(text.len() as u64, Ordering::Relaxed);
+                return Some((Ok(Bytes::from(text)), st));
+            }
+        }
+    });
+    let mut resp = Response::new(axum::body::Body::from_stream(stream));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    resp.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-cache"));
+    resp
+}
+
+async fn answer(node: &Arc<Node>, method: Method, uri: Uri, body: Bytes) -> Reply {
+    let path = uri.path().to_string();
+    let query = uri.query().unwrap_or("").to_string();
+    let errors = node.opts.errors;
+    let (faults, fx) = match apply_faults(node, &path).await {
+        Ok(x) => x,
+        Err(reply) => return reply,
+    };
     let n = Arc::clone(node);
     let answer = tokio::task::spawn_blocking(move || {
-        // Live mode: generate up to the clock first (write lock only then).
-        let (head, _) = {
-            let sim = n.sim.read().unwrap_or_else(|e| e.into_inner());
-            n.slots(&sim)
-        };
-        let behind = n
-            .sim
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .generated_slot()
-            < head;
-        if behind {
-            n.sim
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .advance_to(head);
-        }
-        let sim = n.sim.read().unwrap_or_else(|e| e.into_inner());
-        let (head, current) = n.slots(&sim);
-        let gvr = sim.genesis_validators_root();
-        let sc = sim.scenario();
-        let view = View {
-            sim: &sim,
-            head: head.saturating_sub(lag),
-            current,
-            genesis_time: if other {
-                sc.genesis_time + 1
-            } else {
-                sc.genesis_time
-            },
-            genesis_validators_root: if other {
-                fake_root(&[gvr.0[0] as u64, 0x07e1])
-            } else {
-                gvr
-            },
-            wrong_root,
-            errors: n.opts.errors,
-            windows: n.opts.windows,
-            version: &n.opts.version,
-        };
-        respond(&view, method.as_str(), &path, &query, &body)
+        with_view(&n, fx, |view| {
+            respond(view, method.as_str(), &path, &query, &body)
+        })
     })
     .await;
     let mut reply = match answer {
