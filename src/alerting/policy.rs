@@ -120,7 +120,7 @@ pub struct Tracker {
     nodes: BTreeMap<String, NodeTrack>,
     blind_since: Option<SystemTime>,
     disagreeing: BTreeSet<String>,
-    /// (finalized epoch, head epoch).
+    /// (finalized epoch, the epoch it speaks for: see `apply_chain`).
     chain: Option<(Epoch, Epoch)>,
     /// How long no epoch was processed, if longer than the limit.
     stalled_for: Option<Duration>,
@@ -441,8 +441,27 @@ impl Tracker {
         };
     }
 
-    pub fn apply_chain(&mut self, finalized: Epoch, head: Epoch) {
-        self.chain = Some((finalized, head));
+    /// Takes in the head state's finalized checkpoint, the epoch of the
+    /// head block and the wall clock's epoch.
+    ///
+    /// The rule: finality is measured from the epoch the checkpoint speaks
+    /// for. A state enters an epoch only with the first block of that epoch
+    /// (its epoch transition runs then, and may finalize from votes already
+    /// on chain), so while the head block is in an earlier epoch than the
+    /// wall clock — the first slots of the epoch are empty — the head
+    /// state's checkpoint is one transition behind and the distance counts
+    /// from the epoch before the wall clock's. Counting from the wall clock
+    /// made `no_finality` fire and resolve within a slot at every such
+    /// boundary of the lodestar-devnet recording (finalized 0 at the empty
+    /// slot 40, epoch 5; 1 with block 41). A chain that makes no blocks at
+    /// all still fires, one epoch later: the wall clock moves on.
+    pub fn apply_chain(&mut self, finalized: Epoch, head_block: Epoch, wall: Epoch) {
+        let speaks_for = if head_block >= wall {
+            wall
+        } else {
+            Epoch(wall.0.saturating_sub(1))
+        };
+        self.chain = Some((finalized, speaks_for));
     }
 
     pub fn apply_monitor(
@@ -1163,7 +1182,7 @@ mod tests {
         ];
         for (fin, head, want) in cases {
             let mut t = tracker(&[("g", 1..2)]);
-            t.apply_chain(Epoch(*fin), Epoch(*head));
+            t.apply_chain(Epoch(*fin), Epoch(*head), Epoch(*head));
             let got: Vec<Rule> = t
                 .findings(Scope::Chain, at(0))
                 .iter()
@@ -1174,6 +1193,67 @@ mod tests {
                 .findings(Scope::Chain, at(0))
                 .iter()
                 .all(|f| f.subject == "network"));
+        }
+    }
+
+    #[test]
+    fn no_finality_does_not_flap_while_the_head_state_waits_for_its_epoch_transition() {
+        // Observed on the lodestar-devnet recording (finality_checkpoints of
+        // the head state, polled every slot): slot 40, the first of epoch 5,
+        // is empty, so until block 41 the head state is still in epoch 4
+        // with finalized 0; block 41's epoch transition finalizes epoch 1
+        // from votes already on chain. The same at slot 56 (epoch 7,
+        // finalized 2 until the block). From epoch 8 on finality really
+        // stops (32 of 64 attest) at 3, until epoch 14 finalizes 11.
+        // (finalized, epoch of the head block, wall-clock epoch) -> fires
+        let steps: &[(u64, u64, u64, bool)] = &[
+            (0, 4, 4, false),
+            (0, 4, 5, false), // slot 40 empty: the flap was here
+            (1, 5, 5, false),
+            (2, 6, 6, false),
+            (2, 6, 7, false), // slot 56, before its block
+            (3, 7, 7, false),
+            (3, 7, 8, false),
+            (3, 8, 8, true), // finality really stopped
+            (3, 8, 9, true), // and a late first block does not resolve it
+            (3, 9, 9, true),
+            (11, 14, 14, false),
+        ];
+        let mut t = tracker(&[("g", 1..2)]);
+        for (fin, head, wall, want) in steps {
+            t.apply_chain(Epoch(*fin), Epoch(*head), Epoch(*wall));
+            let fires = t
+                .findings(Scope::Chain, at(0))
+                .iter()
+                .any(|f| f.rule == Rule::NoFinality);
+            assert_eq!(
+                fires, *want,
+                "finalized {fin}, head block in epoch {head}, wall epoch {wall}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chain_without_blocks_is_not_finalizing_either() {
+        // No block for a long time: the head state never moves, the wall
+        // clock does. (finalized, head block epoch, wall epoch) -> rules
+        let cases: &[(u64, u64, u64, &[Rule])] = &[
+            (10, 12, 13, &[]),
+            (10, 12, 15, &[]),
+            (10, 12, 16, &[Rule::NoFinality]),
+            (10, 12, 17, &[Rule::NoFinality, Rule::InactivityLeak]),
+            // A head "ahead" of the wall clock (skew) counts as the wall's.
+            (10, 20, 14, &[]),
+        ];
+        for (fin, head, wall, want) in cases {
+            let mut t = tracker(&[("g", 1..2)]);
+            t.apply_chain(Epoch(*fin), Epoch(*head), Epoch(*wall));
+            let got: Vec<Rule> = t
+                .findings(Scope::Chain, at(0))
+                .iter()
+                .map(|f| f.rule)
+                .collect();
+            assert_eq!(&got, want, "finalized {fin} head {head} wall {wall}");
         }
     }
 }
