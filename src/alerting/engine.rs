@@ -156,7 +156,7 @@ impl Engine {
         }
         for i in &open {
             if i.rule == Rule::ValidatorDown.as_str() {
-                tracker.assume_down(&i.validators);
+                tracker.assume_down(&i.validators, i.epoch);
             }
         }
         let wake = cfg
