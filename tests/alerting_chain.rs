@@ -55,10 +55,12 @@ fn group_of(v: u64) -> &'static str {
 
 // ------------------------------------------------------------ receivers --
 
+/// (path, headers, body) of one accepted request.
+type Hit = (String, HeaderMap, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct Http {
-    /// (path, headers, body) of every accepted request.
-    hits: Arc<Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>,
+    hits: Arc<Mutex<Vec<Hit>>>,
     /// Path prefixes answering 503, and how often they did.
     down: Arc<Mutex<BTreeMap<String, usize>>>,
 }
