@@ -406,10 +406,10 @@ impl Monitor {
         let Some(wall) = self.wall_slot() else {
             return Ok(done);
         };
-        if self
+        let health_round = self
             .last_health
-            .is_none_or(|t| t.elapsed() >= self.spec.slot_duration())
-        {
+            .is_none_or(|t| t.elapsed() >= self.spec.slot_duration());
+        if health_round {
             let reports = self.pool.check_health().await;
             self.last_health = Some(Instant::now());
             if let Some(o) = &self.observers {
@@ -421,7 +421,6 @@ impl Monitor {
                 }
                 o.board.set_nodes(reports);
             }
-            self.check_finality(wall).await;
         }
         let wall_epoch = self.spec.epoch_of(wall);
         if let Some(o) = &self.observers {
@@ -431,6 +430,9 @@ impl Monitor {
         self.refresh_watchlist().await;
         self.report_double_signing(self.slashings.take()).await;
         let head = self.follower.update(&self.pool).await?;
+        if health_round {
+            self.check_finality(wall, head.slot).await;
+        }
         if let Some(o) = &self.observers {
             o.board.set_head(head.slot, wall);
             o.metrics.observe_head(head.slot.0);
@@ -592,7 +594,9 @@ impl Monitor {
 
     /// Finality of the chain, for the network rules (no finality,
     /// inactivity leak): "my validators" and "the network" told apart.
-    async fn check_finality(&self, wall: Slot) {
+    /// The head block's slot goes with it: the checkpoint is the head
+    /// state's, which enters an epoch only with that epoch's first block.
+    async fn check_finality(&self, wall: Slot, head: Slot) {
         let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) else {
             return;
         };
@@ -608,6 +612,7 @@ impl Monitor {
                 if let Err(e) = a
                     .on_chain(
                         f.finalized.epoch,
+                        self.spec.epoch_of(head),
                         self.spec.epoch_of(wall),
                         self.clock.now(),
                     )

@@ -1,8 +1,11 @@
 //! Alerting end to end with real receivers on 127.0.0.1: an axum server
 //! plays the JSON / Slack / Discord webhooks, the Telegram Bot API and
-//! Alertmanager; a small SMTP server (real sockets, real SMTP dialogue,
-//! written below) receives the emails. The engine runs on a real store
-//! (SQLite; the restart case also on PostgreSQL).
+//! Alertmanager; a real SMTP server process (`tests/support/smtp_sink.py`,
+//! checking AUTH) receives the emails. The engine runs on a real store
+//! (SQLite; the restart case also on PostgreSQL). STARTTLS and implicit TLS
+//! are not covered: the stdlib SMTP server speaks plain SMTP only.
+
+mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +16,6 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use sqlx::Connection;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use valwatch::alerting::channels::signature;
@@ -24,6 +26,8 @@ use valwatch::config::alerts::{validate, AlertsConfig, RawAlerts};
 use valwatch::metrics::Metrics;
 use valwatch::status::GroupSpec;
 use valwatch::store::{EpochRecord, Store};
+
+use common::smtp::SmtpSink;
 
 const SECRET: &str = "shared-secret";
 const EPOCH: Duration = Duration::from_secs(384);
@@ -102,116 +106,17 @@ async fn start_http() -> (Receiver, SocketAddr) {
     (r, addr)
 }
 
-#[derive(Clone, Debug)]
-struct Mail {
-    auth: Option<String>,
-    from: String,
-    to: Vec<String>,
-    data: String,
-}
-
-/// A minimal SMTP server: EHLO, AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, RSET,
-/// NOOP, QUIT. Enough for any client that speaks RFC 5321.
-async fn start_smtp() -> (Arc<Mutex<Vec<Mail>>>, SocketAddr) {
-    let mails = Arc::new(Mutex::new(Vec::new()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let store = mails.clone();
-    tokio::spawn(async move {
-        loop {
-            let (sock, _) = listener.accept().await.unwrap();
-            let store = store.clone();
-            tokio::spawn(async move {
-                let (rd, mut wr) = sock.into_split();
-                let mut rd = BufReader::new(rd);
-                wr.write_all(b"220 localhost test SMTP\r\n").await.unwrap();
-                let (mut auth, mut from, mut to) = (None, String::new(), Vec::new());
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let cmd = line.trim_end().to_string();
-                    let upper = cmd.to_ascii_uppercase();
-                    let reply: &[u8] = if upper.starts_with("EHLO") {
-                        b"250-localhost\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n"
-                    } else if upper.starts_with("HELO") {
-                        b"250 localhost\r\n"
-                    } else if upper.starts_with("AUTH PLAIN") {
-                        let mut arg = cmd[10..].trim().to_string();
-                        if arg.is_empty() {
-                            wr.write_all(b"334 \r\n").await.unwrap();
-                            line.clear();
-                            rd.read_line(&mut line).await.unwrap();
-                            arg = line.trim().to_string();
-                        }
-                        auth = Some(arg);
-                        b"235 2.7.0 accepted\r\n"
-                    } else if upper.starts_with("AUTH LOGIN") {
-                        wr.write_all(b"334 VXNlcm5hbWU6\r\n").await.unwrap();
-                        line.clear();
-                        rd.read_line(&mut line).await.unwrap();
-                        let user = line.trim().to_string();
-                        wr.write_all(b"334 UGFzc3dvcmQ6\r\n").await.unwrap();
-                        line.clear();
-                        rd.read_line(&mut line).await.unwrap();
-                        auth = Some(format!("{user}:{}", line.trim()));
-                        b"235 2.7.0 accepted\r\n"
-                    } else if upper.starts_with("MAIL FROM:") {
-                        from = cmd[10..].trim().to_string();
-                        to.clear();
-                        b"250 2.1.0 ok\r\n"
-                    } else if upper.starts_with("RCPT TO:") {
-                        to.push(cmd[8..].trim().to_string());
-                        b"250 2.1.5 ok\r\n"
-                    } else if upper == "DATA" {
-                        wr.write_all(b"354 end with .\r\n").await.unwrap();
-                        let mut data = String::new();
-                        loop {
-                            line.clear();
-                            if rd.read_line(&mut line).await.unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == ".\r\n" {
-                                break;
-                            }
-                            data.push_str(&line);
-                        }
-                        store.lock().unwrap().push(Mail {
-                            auth: auth.clone(),
-                            from: from.clone(),
-                            to: to.clone(),
-                            data,
-                        });
-                        b"250 2.0.0 queued\r\n"
-                    } else if upper == "QUIT" {
-                        wr.write_all(b"221 bye\r\n").await.unwrap();
-                        return;
-                    } else if upper == "RSET" || upper == "NOOP" {
-                        b"250 ok\r\n"
-                    } else {
-                        b"502 not implemented\r\n"
-                    };
-                    wr.write_all(reply).await.unwrap();
-                }
-            });
-        }
-    });
-    (mails, addr)
-}
-
 // -------------------------------------------------------------- harness --
 
 struct World {
     http: Receiver,
-    mails: Arc<Mutex<Vec<Mail>>>,
+    smtp: SmtpSink,
     cfg: AlertsConfig,
 }
 
 async fn world() -> World {
     let (http, h) = start_http().await;
-    let (mails, smtp) = start_smtp().await;
+    let smtp = SmtpSink::start(Some(("ops", "hunter2")));
     let text = format!(
         r#"
         retry_min = "100ms"
@@ -245,7 +150,7 @@ async fn world() -> World {
         name = "alertmanager"
         url = "http://{h}/am"
         "#,
-        smtp_port = smtp.port()
+        smtp_port = smtp.port
     );
     let raw: RawAlerts = toml::from_str(&text).unwrap();
     let env = |k: &str| match k {
@@ -257,7 +162,7 @@ async fn world() -> World {
     let mut problems = Vec::new();
     let cfg = validate(raw, &env, &mut problems);
     assert!(problems.is_empty(), "{problems:?}");
-    World { http, mails, cfg }
+    World { http, smtp, cfg }
 }
 
 /// Every channel's receiving path, with how to count what arrived there.
@@ -272,7 +177,7 @@ const PATHS: [&str; 5] = [
 impl World {
     fn counts(&self) -> Vec<usize> {
         let mut c: Vec<usize> = PATHS.iter().map(|p| self.http.on(p).len()).collect();
-        c.push(self.mails.lock().unwrap().len());
+        c.push(self.smtp.count());
         c
     }
 
@@ -446,11 +351,15 @@ async fn a_validator_offline_then_back_is_one_firing_and_one_resolved_per_channe
         "valwatch_validator_down"
     );
 
-    let mails = w.mails.lock().unwrap().clone();
+    let mails = w.smtp.mails();
     for m in &mails {
-        assert_eq!(m.to, ["<a@example.org>", "<b@example.org>"]);
-        assert_eq!(m.from, "<valwatch@example.org>");
-        assert!(m.auth.is_some(), "the client authenticated");
+        assert_eq!(m.rcpt_tos, ["a@example.org", "b@example.org"]);
+        assert_eq!(m.mail_from, "valwatch@example.org");
+        assert_eq!(
+            m.auth_user.as_deref(),
+            Some("ops"),
+            "the client authenticated"
+        );
     }
     assert!(mails[0]
         .data
@@ -503,7 +412,7 @@ async fn a_channel_down_during_the_incident_gets_it_once_when_back_and_delays_no
     }
     // The others arrive while the JSON webhook keeps refusing.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while w.http.on("/slack").is_empty() || w.mails.lock().unwrap().is_empty() {
+    while w.http.on("/slack").is_empty() || w.smtp.count() == 0 {
         assert!(Instant::now() < deadline, "other channels were held up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

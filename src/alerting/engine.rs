@@ -159,7 +159,7 @@ impl Engine {
         }
         for i in &open {
             if i.rule == Rule::ValidatorDown.as_str() {
-                tracker.assume_down(&i.validators);
+                tracker.assume_down(&i.validators, i.epoch);
             }
         }
         let wake = cfg
@@ -278,15 +278,17 @@ impl Engine {
         Ok(decisions)
     }
 
-    /// With the head state's finalized checkpoint and the head's epoch.
+    /// With the head state's finalized checkpoint, the epoch of the head
+    /// block and the wall clock's epoch.
     pub async fn on_chain(
         &self,
         finalized: Epoch,
         head: Epoch,
+        wall: Epoch,
         now: SystemTime,
     ) -> Result<Vec<Decision>, AlertError> {
         let mut st = self.state.lock().await;
-        st.tracker.apply_chain(finalized, head);
+        st.tracker.apply_chain(finalized, head, wall);
         let f = st.tracker.findings(Scope::Chain, now);
         let decisions = self.decide(&st, &f, Scope::Chain, true);
         self.apply(&mut st, &decisions, now).await?;

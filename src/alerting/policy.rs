@@ -92,6 +92,12 @@ struct ValidatorTrack {
     down: bool,
     /// The epoch whose early warning a final verdict contradicted.
     contradicted: Option<Epoch>,
+    /// The newest epoch of evidence while the validator was down. Its sync
+    /// verdicts up to that epoch, and its balance changes up to the one
+    /// after (a missed duty is penalised at the end of the next epoch), are
+    /// that incident's news: final records judged after the validator came
+    /// back must not open a second incident for the same cause.
+    down_through: Option<Epoch>,
     /// Final included votes in the window: epoch -> timely and correct.
     performance: BTreeMap<Epoch, bool>,
     /// Latest final sync verdict: (epoch, participated, missed).
@@ -120,7 +126,7 @@ pub struct Tracker {
     nodes: BTreeMap<String, NodeTrack>,
     blind_since: Option<SystemTime>,
     disagreeing: BTreeSet<String>,
-    /// (finalized epoch, head epoch).
+    /// (finalized epoch, the epoch it speaks for: see `apply_chain`).
     chain: Option<(Epoch, Epoch)>,
     /// How long no epoch was processed, if longer than the limit.
     stalled_for: Option<Duration>,
@@ -174,13 +180,23 @@ impl Tracker {
         self.group_of.get(&v).map(String::as_str)
     }
 
-    /// Marks validators as down (from an incident open before a restart):
-    /// they stay down until a good verdict says otherwise.
-    pub fn assume_down(&mut self, validators: &[u64]) {
+    /// Marks validators as down (from an incident open before a restart,
+    /// `epoch` the incident's first epoch): they stay down until a good
+    /// verdict for that epoch or a later one says otherwise. The incident's
+    /// epoch is kept as early evidence because the restarted tracker knows
+    /// only the final history: without it, the provisional record of an
+    /// epoch before the outage (the validators still attested then)
+    /// resolved the incident, and the next pass opened it again.
+    pub fn assume_down(&mut self, validators: &[u64], epoch: Option<u64>) {
         for v in validators {
             let v = ValidatorIndex(*v);
             if self.group_of.contains_key(&v) {
-                self.validators.entry(v).or_default().down = true;
+                let t = self.validators.entry(v).or_default();
+                t.down = true;
+                if let Some(e) = epoch.map(Epoch) {
+                    t.streak.entry(e).or_default().early = true;
+                    t.down_through = t.down_through.max(Some(e));
+                }
             }
         }
     }
@@ -295,6 +311,9 @@ impl Tracker {
                 t.down = true;
                 t.contradicted = None;
             }
+            if t.down {
+                t.down_through = t.down_through.max(t.streak.keys().next_back().copied());
+            }
             if let Some(latest) = self.latest_final {
                 let keep_from = latest
                     .0
@@ -320,8 +339,11 @@ impl Tracker {
                     continue;
                 }
                 let consecutive = t.balance_epoch.is_some_and(|e| e.0 + 1 == b.epoch.0);
+                let penalty_of_down = t.down_through.is_some_and(|d| b.epoch.0 <= d.0 + 1);
                 match b.balance_change {
-                    Some(c) if c < 0 => t.falling = if consecutive { t.falling + 1 } else { 1 },
+                    Some(c) if c < 0 && !penalty_of_down => {
+                        t.falling = if consecutive { t.falling + 1 } else { 1 }
+                    }
                     _ => t.falling = 0,
                 }
                 t.balance_epoch = Some(b.epoch);
@@ -441,8 +463,27 @@ impl Tracker {
         };
     }
 
-    pub fn apply_chain(&mut self, finalized: Epoch, head: Epoch) {
-        self.chain = Some((finalized, head));
+    /// Takes in the head state's finalized checkpoint, the epoch of the
+    /// head block and the wall clock's epoch.
+    ///
+    /// The rule: finality is measured from the epoch the checkpoint speaks
+    /// for. A state enters an epoch only with the first block of that epoch
+    /// (its epoch transition runs then, and may finalize from votes already
+    /// on chain), so while the head block is in an earlier epoch than the
+    /// wall clock — the first slots of the epoch are empty — the head
+    /// state's checkpoint is one transition behind and the distance counts
+    /// from the epoch before the wall clock's. Counting from the wall clock
+    /// made `no_finality` fire and resolve within a slot at every such
+    /// boundary of the lodestar-devnet recording (finalized 0 at the empty
+    /// slot 40, epoch 5; 1 with block 41). A chain that makes no blocks at
+    /// all still fires, one epoch later: the wall clock moves on.
+    pub fn apply_chain(&mut self, finalized: Epoch, head_block: Epoch, wall: Epoch) {
+        let speaks_for = if head_block >= wall {
+            wall
+        } else {
+            Epoch(wall.0.saturating_sub(1))
+        };
+        self.chain = Some((finalized, speaks_for));
     }
 
     pub fn apply_monitor(
@@ -608,7 +649,12 @@ impl Tracker {
             }
             if let Some((e, p, m)) = t.sync {
                 let current = self.latest_final.is_some_and(|l| l == e);
-                if current && p + m > 0 && ratio(p as usize, (p + m) as usize) < cfg.sync_min {
+                let while_down = t.down_through.is_some_and(|d| e <= d);
+                if current
+                    && !while_down
+                    && p + m > 0
+                    && ratio(p as usize, (p + m) as usize) < cfg.sync_min
+                {
                     add(Rule::SyncParticipation, Some(e));
                 }
             }
@@ -741,7 +787,7 @@ pub fn reminders_due(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::{AttestationVerdict, BalanceRecord};
+    use crate::analysis::{AttestationVerdict, BalanceRecord, SyncVerdict};
     use crate::chain::Gwei;
     use crate::config::alerts::AlertsConfig;
 
@@ -1163,7 +1209,7 @@ mod tests {
         ];
         for (fin, head, want) in cases {
             let mut t = tracker(&[("g", 1..2)]);
-            t.apply_chain(Epoch(*fin), Epoch(*head));
+            t.apply_chain(Epoch(*fin), Epoch(*head), Epoch(*head));
             let got: Vec<Rule> = t
                 .findings(Scope::Chain, at(0))
                 .iter()
@@ -1175,5 +1221,178 @@ mod tests {
                 .iter()
                 .all(|f| f.subject == "network"));
         }
+    }
+
+    #[test]
+    fn no_finality_does_not_flap_while_the_head_state_waits_for_its_epoch_transition() {
+        // Observed on the lodestar-devnet recording (finality_checkpoints of
+        // the head state, polled every slot): slot 40, the first of epoch 5,
+        // is empty, so until block 41 the head state is still in epoch 4
+        // with finalized 0; block 41's epoch transition finalizes epoch 1
+        // from votes already on chain. The same at slot 56 (epoch 7,
+        // finalized 2 until the block). From epoch 8 on finality really
+        // stops (32 of 64 attest) at 3, until epoch 14 finalizes 11.
+        // (finalized, epoch of the head block, wall-clock epoch) -> fires
+        let steps: &[(u64, u64, u64, bool)] = &[
+            (0, 4, 4, false),
+            (0, 4, 5, false), // slot 40 empty: the flap was here
+            (1, 5, 5, false),
+            (2, 6, 6, false),
+            (2, 6, 7, false), // slot 56, before its block
+            (3, 7, 7, false),
+            (3, 7, 8, false),
+            (3, 8, 8, true), // finality really stopped
+            (3, 8, 9, true), // and a late first block does not resolve it
+            (3, 9, 9, true),
+            (11, 14, 14, false),
+        ];
+        let mut t = tracker(&[("g", 1..2)]);
+        for (fin, head, wall, want) in steps {
+            t.apply_chain(Epoch(*fin), Epoch(*head), Epoch(*wall));
+            let fires = t
+                .findings(Scope::Chain, at(0))
+                .iter()
+                .any(|f| f.rule == Rule::NoFinality);
+            assert_eq!(
+                fires, *want,
+                "finalized {fin}, head block in epoch {head}, wall epoch {wall}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chain_without_blocks_is_not_finalizing_either() {
+        // No block for a long time: the head state never moves, the wall
+        // clock does. (finalized, head block epoch, wall epoch) -> rules
+        let cases: &[(u64, u64, u64, &[Rule])] = &[
+            (10, 12, 13, &[]),
+            (10, 12, 15, &[]),
+            (10, 12, 16, &[Rule::NoFinality]),
+            (10, 12, 17, &[Rule::NoFinality, Rule::InactivityLeak]),
+            // A head "ahead" of the wall clock (skew) counts as the wall's.
+            (10, 20, 14, &[]),
+        ];
+        for (fin, head, wall, want) in cases {
+            let mut t = tracker(&[("g", 1..2)]);
+            t.apply_chain(Epoch(*fin), Epoch(*head), Epoch(*wall));
+            let got: Vec<Rule> = t
+                .findings(Scope::Chain, at(0))
+                .iter()
+                .map(|f| f.rule)
+                .collect();
+            assert_eq!(&got, want, "finalized {fin} head {head} wall {wall}");
+        }
+    }
+
+    fn early_inputs_for(epoch: u64) -> Vec<Slot> {
+        // Three canonical blocks after the duty slot of `vote` (32e+5).
+        (epoch * 32 + 6..epoch * 32 + 9).map(Slot).collect()
+    }
+
+    #[test]
+    fn an_incident_carried_over_a_restart_is_not_resolved_by_an_older_good_vote() {
+        // Seen in the simulator chain run: valwatch stopped with epoch 0
+        // final and an incident open from early evidence about epoch 2;
+        // the restarted tracker, fed the provisional record of epoch 1
+        // (everybody still attested then), resolved the incident and the
+        // next pass opened a new one: a resolved and a firing per channel.
+        let mut t = tracker(&[("g", 1..2)]);
+        t.assume_down(&[1], Some(2));
+        assert_eq!(down(&t).len(), 1);
+        t.apply_epoch(
+            &record(1, false, vec![vote(1, 1, AttestationStatus::Included)]),
+            &EarlyInputs::default(),
+        );
+        t.apply_epoch(
+            &record(1, true, vec![vote(1, 1, AttestationStatus::Included)]),
+            &EarlyInputs::default(),
+        );
+        assert_eq!(
+            down(&t).len(),
+            1,
+            "an epoch before the incident says nothing"
+        );
+        // A vote of the incident's epoch or later does end it.
+        t.apply_epoch(
+            &record(3, false, vec![vote(1, 3, AttestationStatus::Included)]),
+            &EarlyInputs::default(),
+        );
+        assert!(down(&t).is_empty());
+        // Without the epoch (an incident stored without one) it stays down
+        // until any good verdict.
+        let mut t = tracker(&[("g", 1..2)]);
+        t.assume_down(&[1], None);
+        assert_eq!(down(&t).len(), 1);
+    }
+
+    #[test]
+    fn a_validator_back_from_down_is_not_reported_for_what_it_missed_while_down() {
+        // Seen in the simulator chain run: validators offline in epochs
+        // 2-3 resolve on the provisional pass of epoch 4; the final record
+        // of epoch 3, judged after that, showed their missed sync-committee
+        // slots and opened sync_participation: a second incident for the
+        // same cause, about the past. The balance penalties of the down
+        // epochs (applied one epoch later) are the same news.
+        let mut t = tracker(&[("g", 1..2)]);
+        for e in [10, 11] {
+            let s = early_inputs_for(e);
+            t.apply_epoch(
+                &record(e, false, vec![vote(1, e, AttestationStatus::Pending)]),
+                &EarlyInputs {
+                    block_slots: &s,
+                    liveness: None,
+                },
+            );
+        }
+        assert_eq!(down(&t).len(), 1);
+        t.apply_epoch(
+            &record(12, false, vec![vote(1, 12, AttestationStatus::Included)]),
+            &EarlyInputs::default(),
+        );
+        assert!(down(&t).is_empty());
+        for (e, status) in [
+            (10, AttestationStatus::Missed),
+            (11, AttestationStatus::Missed),
+            (12, AttestationStatus::Included),
+        ] {
+            let mut rec = record(e, true, vec![vote(1, e, status)]);
+            rec.sync = vec![SyncVerdict {
+                validator_index: ValidatorIndex(1),
+                epoch: Epoch(e),
+                participated: if e == 12 { 8 } else { 0 },
+                missed: if e == 12 { 0 } else { 8 },
+            }];
+            rec.balances = vec![BalanceRecord {
+                validator_index: ValidatorIndex(1),
+                epoch: Epoch(e),
+                balance: Gwei(32_000_000_000 - e),
+                effective_balance: Gwei(32_000_000_000),
+                status: ValidatorStatus::ActiveOngoing,
+                slashed: false,
+                balance_change: Some(-1),
+            }];
+            t.apply_epoch(&rec, &EarlyInputs::default());
+            let rules: Vec<Rule> = t
+                .findings(Scope::Validators, at(0))
+                .iter()
+                .map(|f| f.rule)
+                .collect();
+            assert!(rules.is_empty(), "after the final record of {e}: {rules:?}");
+        }
+        // Once back, its own failures count again.
+        let mut rec = record(13, true, vec![vote(1, 13, AttestationStatus::Included)]);
+        rec.sync = vec![SyncVerdict {
+            validator_index: ValidatorIndex(1),
+            epoch: Epoch(13),
+            participated: 1,
+            missed: 7,
+        }];
+        t.apply_epoch(&rec, &EarlyInputs::default());
+        let rules: Vec<Rule> = t
+            .findings(Scope::Validators, at(0))
+            .iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(rules, [Rule::SyncParticipation]);
     }
 }

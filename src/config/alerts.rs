@@ -38,10 +38,12 @@ pub const DEFAULT_SYNC_MIN: f64 = 0.8;
 /// epoch is a single missed vote, three is a trend.
 pub const DEFAULT_BALANCE_FALLING_EPOCHS: u32 = 3;
 
-/// Head epoch minus finalized epoch above which the chain counts as not
-/// finalizing. Normal is 2; 3 occurs briefly at epoch boundaries with an
-/// empty first slot; above 4 the spec starts the inactivity leak
-/// (MIN_EPOCHS_TO_INACTIVITY_PENALTY = 4).
+/// Epochs between the finalized checkpoint and the epoch it speaks for
+/// (the wall clock's, or the one before while the epoch's first block is
+/// missing: `alerting::policy::Tracker::apply_chain`) above which the chain
+/// counts as not finalizing. Normal is 2; 3 on a chain barely above 2/3
+/// participation (the lodestar devnet); above 4 the spec starts the
+/// inactivity leak (MIN_EPOCHS_TO_INACTIVITY_PENALTY = 4).
 pub const DEFAULT_NO_FINALITY_EPOCHS: u64 = 4;
 
 /// A node problem must last this long before it is an incident: a node

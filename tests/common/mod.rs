@@ -1,6 +1,8 @@
 //! Shared test helpers: the replay server of ../shared/devnet and fixtures.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
