@@ -97,8 +97,8 @@ impl Prometheus {
             .map_err(|e| format!("request failed: {e}"))?;
         let code = r.status().as_u16();
         let body = r.text().await.map_err(|e| format!("no body: {e}"))?;
-        let v: Value =
-            serde_json::from_str(&body).map_err(|e| format!("HTTP {code}, not JSON ({e}): {body}"))?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("HTTP {code}, not JSON ({e}): {body}"))?;
         if v["status"] != "success" {
             return Err(format!(
                 "HTTP {code}, {}: {}",
@@ -353,7 +353,13 @@ async fn variable_value(prom: &Prometheus, v: &Value) -> Result<Option<String>, 
         }
         // Another data source's query (the validator dashboard's SQL) is
         // tested by observability_sql.
-        "query" if v["datasource"]["type"].as_str().is_some_and(|t| t != "prometheus") => Ok(None),
+        "query"
+            if v["datasource"]["type"]
+                .as_str()
+                .is_some_and(|t| t != "prometheus") =>
+        {
+            Ok(None)
+        }
         "query" => {
             let def = v["definition"]
                 .as_str()
@@ -530,7 +536,10 @@ async fn every_dashboard_and_alert_expression_returns_data_from_a_real_prometheu
             Ok(a) if p.needs_data && a.is_empty() => match known {
                 Some(m) => {
                     known_seen.insert(*m);
-                    eprintln!("KNOWN DEFECT ({m}): {}: {:?} returns no data", p.origin, p.expr);
+                    eprintln!(
+                        "KNOWN DEFECT ({m}): {}: {:?} returns no data",
+                        p.origin, p.expr
+                    );
                 }
                 None => failures.push(format!("{}: {:?} returns no data", p.origin, p.expr)),
             },
@@ -636,7 +645,10 @@ async fn every_dashboard_and_alert_expression_returns_data_from_a_real_prometheu
 #[test]
 fn alert_expressions_are_reduced_to_what_they_compare() {
     let cases: &[(&str, &[&str])] = &[
-        ("valwatch_validators_failing > 0", &["valwatch_validators_failing"]),
+        (
+            "valwatch_validators_failing > 0",
+            &["valwatch_validators_failing"],
+        ),
         (r#"up{job="valwatch"} == 0"#, &[r#"up{job="valwatch"}"#]),
         (r#"absent(up{job="valwatch"})"#, &[r#"up{job="valwatch"}"#]),
         (
