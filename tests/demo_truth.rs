@@ -412,10 +412,8 @@ fn check_status_contract(
                 wrong.push(format!("{o:?}: expected {}", if want { 503 } else { 200 }));
             }
         }
-        if o.scope == Some("flaky") && !o.global_failure {
-            if flaky_codes.last() != Some(&o.code) {
-                flaky_codes.push(o.code);
-            }
+        if o.scope == Some("flaky") && !o.global_failure && flaky_codes.last() != Some(&o.code) {
+            flaky_codes.push(o.code);
         }
     }
     // The run must have shown the whole story, or agreeing proves little:
