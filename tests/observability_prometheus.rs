@@ -598,19 +598,27 @@ async fn every_dashboard_and_alert_expression_returns_data_from_a_real_prometheu
         "ValwatchProposalMissed",
         "ValwatchValidatorSlashed",
     ];
-    let firing: BTreeSet<String> = prom
-        .get("/api/v1/alerts", &[])
-        .await
-        .map(|d| {
-            d["alerts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|a| a["state"] == "firing")
-                .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    // Rules are evaluated every second: a few evaluations may be needed.
+    let mut firing = BTreeSet::new();
+    for _ in 0..40 {
+        firing = prom
+            .get("/api/v1/alerts", &[])
+            .await
+            .map(|d| {
+                d["alerts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|a| a["state"] == "firing")
+                    .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if expected_firing.iter().all(|n| firing.contains(*n)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     for name in expected_firing {
         if !firing.contains(name) {
             failures.push(format!("alert {name} is not firing (firing: {firing:?})"));
