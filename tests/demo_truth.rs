@@ -1,13 +1,20 @@
 //! `valwatch demo` end to end, in-process: the demo network (two nodes, one
 //! failing now and then), the real monitor and the embedded SQLite store.
 //! Afterwards the store must hold EXACTLY the simulator's ground truth for
-//! every epoch judged for good.
+//! every epoch judged for good. Meanwhile an uptime checker polls `/status`
+//! and `/status?group=`: 503 exactly while a validator in scope is failing
+//! by the ground truth (two final misses in a row, or slashed), 200 before
+//! and after.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use valwatch::analysis::{AttestationStatus, BalanceRecord};
 use valwatch::demo::{Demo, DemoOptions};
+use valwatch::sim::GroundTruth;
 use valwatch::store::{ReportQuery, Store};
 
 /// Short slots keep the test near 25 s; 400 ms still leaves the monitor's
@@ -53,7 +60,17 @@ async fn demo_stores_exactly_the_ground_truth_of_every_final_epoch() {
     assert_ne!(listen.port(), 0, "the printed status URL names a real port");
 
     let mut out = Vec::new();
-    let judged = demo.run(CancellationToken::new(), &mut out).await.unwrap();
+    // An uptime checker polls /status (and ?group=) through the whole run.
+    let stop = CancellationToken::new();
+    let (judged, observations) = tokio::join!(
+        async {
+            let r = demo.run(CancellationToken::new(), &mut out).await;
+            stop.cancel();
+            r
+        },
+        poll_status(listen, stop.clone())
+    );
+    let judged = judged.unwrap();
     let text = String::from_utf8(out).unwrap();
     assert_eq!(judged, EPOCHS, "output:\n{text}");
     for e in 0..EPOCHS {
@@ -120,6 +137,16 @@ async fn demo_stores_exactly_the_ground_truth_of_every_final_epoch() {
         .any(|a| a.validator_index.0 == 20 && a.head_correct == Some(false)));
     assert!(truth.proposals.iter().any(|p| p.status == P::Missed));
     assert_eq!(truth.slashings.len(), 1);
+
+    // What the store holds for epoch e is the truth's registry at e+1.
+    let stored_balances: Vec<BalanceRecord> = end_balances
+        .iter()
+        .cloned()
+        .map(|mut b| {
+            b.epoch.0 -= 1;
+            b
+        })
+        .collect();
 
     let mut wrong = Vec::new();
     wrong.extend(differences(
@@ -201,5 +228,221 @@ async fn demo_stores_exactly_the_ground_truth_of_every_final_epoch() {
         "{} differences from the ground truth:\n{}",
         wrong.len(),
         wrong.join("\n")
+    );
+
+    check_status_contract(&observations, &demo_groups(), &truth, &stored_balances);
+}
+
+/// The scopes the uptime checker polls: all of /status and some groups.
+const SCOPES: &[Option<&str>] = &[None, Some("flaky"), Some("doomed"), Some("steady")];
+
+/// How often the checker polls: many times per 3.2 s epoch.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+/// One answer of `/status[?group=]`.
+#[derive(Debug)]
+struct Observation {
+    scope: Option<&'static str>,
+    code: u16,
+    state: String,
+    /// Newest final and provisional epochs the answer reflects.
+    final_epoch: Option<u64>,
+    provisional_epoch: Option<u64>,
+    /// Failing for a reason that is not a validator's (blind, stalled).
+    global_failure: bool,
+}
+
+/// Polls every scope until `stop`; network errors (before the server is
+/// up) are skipped.
+async fn poll_status(listen: SocketAddr, stop: CancellationToken) -> Vec<Observation> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    while !stop.is_cancelled() {
+        for scope in SCOPES {
+            let url = match scope {
+                None => format!("http://{listen}/status"),
+                Some(g) => format!("http://{listen}/status?group={g}"),
+            };
+            let Ok(r) = http.get(url).send().await else {
+                continue;
+            };
+            let code = r.status().as_u16();
+            let Ok(body) = r.json::<serde_json::Value>().await else {
+                continue;
+            };
+            let epoch = |k: &str| body[k]["epoch"].as_u64();
+            out.push(Observation {
+                scope: *scope,
+                code,
+                state: body["state"].as_str().unwrap_or("?").to_string(),
+                final_epoch: epoch("last_final_epoch"),
+                provisional_epoch: epoch("last_provisional_epoch"),
+                global_failure: body["reasons"].as_array().into_iter().flatten().any(|r| {
+                    r["state"] == "failing"
+                        && matches!(r["kind"].as_str(), Some("blind" | "stalled"))
+                }),
+            });
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(POLL_EVERY) => {}
+        }
+    }
+    out
+}
+
+/// The demo's groups: name -> validator indices.
+fn demo_groups() -> BTreeMap<String, Vec<u64>> {
+    let plan = valwatch::demo::DemoPlan::embedded().unwrap();
+    plan.groups
+        .iter()
+        .map(|g| {
+            let vs = g
+                .validators
+                .split(',')
+                .flat_map(|part| match part.split_once('-') {
+                    Some((a, b)) => a.trim().parse::<u64>().unwrap()..=b.trim().parse().unwrap(),
+                    None => {
+                        let v = part.trim().parse::<u64>().unwrap();
+                        v..=v
+                    }
+                })
+                .collect();
+            (g.name.clone(), vs)
+        })
+        .collect()
+}
+
+/// What the ground truth says a validator is at an answer reflecting final
+/// epoch `f` and provisional epoch `p`: `Some(failing)`, or `None` when
+/// either answer is right (a slashing can show in a provisional pass one
+/// epoch before it is final).
+fn truth_failing(
+    v: u64,
+    f: Option<u64>,
+    p: Option<u64>,
+    truth: &GroundTruth,
+    stored_balances: &[BalanceRecord],
+) -> Option<bool> {
+    let threshold = valwatch::status::DEFAULT_FAIL_AFTER_MISSED;
+    let Some(f) = f else {
+        return Some(false).filter(|_| p.is_none() || !slashed_by(v, p, truth, stored_balances));
+    };
+    // Consecutive final misses up to f, counted as the board does.
+    let mut consecutive = 0;
+    for e in 0..=f {
+        match truth
+            .attestations
+            .iter()
+            .find(|a| a.validator_index.0 == v && a.epoch.0 == e)
+            .map(|a| a.status)
+        {
+            Some(AttestationStatus::Missed) => consecutive += 1,
+            Some(AttestationStatus::Included | AttestationStatus::Inactive) => consecutive = 0,
+            _ => {}
+        }
+    }
+    if consecutive >= threshold || slashed_by(v, Some(f), truth, stored_balances) {
+        return Some(true);
+    }
+    if slashed_by(v, p, truth, stored_balances) {
+        return None;
+    }
+    Some(false)
+}
+
+/// Whether the records of epochs up to `e` show `v` slashed: a slashing
+/// found in a block of that epoch, or the registry flag stored for it.
+fn slashed_by(v: u64, e: Option<u64>, truth: &GroundTruth, stored: &[BalanceRecord]) -> bool {
+    let Some(e) = e else { return false };
+    truth
+        .slashings
+        .iter()
+        .any(|s| s.validator_index.0 == v && s.epoch.0 <= e)
+        || stored
+            .iter()
+            .any(|b| b.validator_index.0 == v && b.epoch.0 <= e && b.slashed)
+}
+
+/// `/status` is 503 exactly while a validator in scope is failing by the
+/// ground truth (or valwatch is blind or stalled), 200 before and after;
+/// `?group=` narrows it to the group's validators.
+fn check_status_contract(
+    observations: &[Observation],
+    groups: &BTreeMap<String, Vec<u64>>,
+    truth: &GroundTruth,
+    stored_balances: &[BalanceRecord],
+) {
+    let mut wrong = Vec::new();
+    let mut seen: BTreeMap<(Option<&str>, Option<bool>), usize> = BTreeMap::new();
+    let mut flaky_codes: Vec<u16> = Vec::new();
+    for o in observations {
+        let members: Vec<u64> = match o.scope {
+            None => groups.values().flatten().copied().collect(),
+            Some(g) => groups[g].clone(),
+        };
+        let verdicts: Vec<Option<bool>> = members
+            .iter()
+            .map(|v| {
+                truth_failing(
+                    *v,
+                    o.final_epoch,
+                    o.provisional_epoch,
+                    truth,
+                    stored_balances,
+                )
+            })
+            .collect();
+        let expected = if o.global_failure || verdicts.contains(&Some(true)) {
+            Some(true)
+        } else if verdicts.contains(&None) {
+            None
+        } else {
+            Some(false)
+        };
+        *seen.entry((o.scope, expected)).or_default() += 1;
+        if (o.code == 503) != (o.state == "failing") || !matches!(o.code, 200 | 503) {
+            wrong.push(format!("{o:?}: the code does not match the state"));
+        }
+        if let Some(want) = expected {
+            if (o.code == 503) != want {
+                wrong.push(format!("{o:?}: expected {}", if want { 503 } else { 200 }));
+            }
+        }
+        if o.scope == Some("flaky") && !o.global_failure && flaky_codes.last() != Some(&o.code) {
+            flaky_codes.push(o.code);
+        }
+    }
+    // The run must have shown the whole story, or agreeing proves little:
+    // the flaky group fine, then failing, then fine again; the steady group
+    // never failing; the doomed group failing at the end.
+    if !flaky_codes.windows(3).any(|w| w == [200, 503, 200]) {
+        wrong.push(format!(
+            "flaky group: codes {flaky_codes:?}, want 200, 503, 200"
+        ));
+    }
+    for (key, what) in [
+        ((Some("steady"), Some(false)), "steady group ok"),
+        ((Some("doomed"), Some(true)), "doomed group failing"),
+        ((None, Some(false)), "all ok"),
+        ((None, Some(true)), "all failing"),
+    ] {
+        if seen.get(&key).copied().unwrap_or(0) == 0 {
+            wrong.push(format!("never observed: {what} ({seen:?})"));
+        }
+    }
+    let globals = observations.iter().filter(|o| o.global_failure).count();
+    if globals > 0 {
+        eprintln!("NOTICE: {globals} answers failing for blind/stalled (a loaded machine?)");
+    }
+    assert!(
+        wrong.is_empty(),
+        "/status contract broken ({} of {} answers; the first 30):\n{}",
+        wrong.len(),
+        observations.len(),
+        wrong[..wrong.len().min(30)].join("\n")
     );
 }
