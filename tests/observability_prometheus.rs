@@ -16,7 +16,8 @@
 //!   find values themselves.
 //! - Alert rules: the full `expr` must parse. An alert expression is empty
 //!   while nothing is wrong, so data is asked of what the alert compares:
-//!   the expression is split at top-level `or` (each side checked alone),
+//!   the expression is split at top-level `or`, `unless` and `and` (each
+//!   side checked alone),
 //!   `absent(x)` becomes `x` (absent is empty exactly when x has data), and
 //!   a top-level comparison with a number (`x > 0`, `x == 1`) becomes its
 //!   other side `x`.
@@ -217,22 +218,25 @@ fn unwrap_parens(expr: &str) -> &str {
 fn alert_probes(expr: &str) -> Vec<String> {
     let e = unwrap_parens(expr);
     let top = top_level_positions(e);
-    // Top-level `or`: each side alone.
-    let ors: Vec<usize> = top
-        .iter()
-        .copied()
-        .filter(|&i| {
-            e[i..].starts_with("or")
+    // Top-level set operators (`or`, `unless`, `and`): each side alone.
+    let word_at = |i: usize| -> Option<usize> {
+        ["or", "unless", "and"].iter().find_map(|w| {
+            (e[i..].starts_with(w)
                 && e[..i].ends_with(char::is_whitespace)
-                && e[i + 2..].starts_with(char::is_whitespace)
+                && e[i + w.len()..].starts_with(char::is_whitespace))
+            .then_some(w.len())
         })
+    };
+    let ops: Vec<(usize, usize)> = top
+        .iter()
+        .filter_map(|&i| word_at(i).map(|len| (i, len)))
         .collect();
-    if !ors.is_empty() {
+    if !ops.is_empty() {
         let mut parts = Vec::new();
         let mut from = 0;
-        for i in ors.into_iter().chain([e.len()]) {
+        for (i, len) in ops.into_iter().chain([(e.len(), 0)]) {
             parts.extend(alert_probes(&e[from..i]));
-            from = (i + 2).min(e.len());
+            from = (i + len).min(e.len());
         }
         return parts;
     }
@@ -677,6 +681,10 @@ fn alert_expressions_are_reduced_to_what_they_compare() {
         (r#"x{l=">"}"#, &[r#"x{l=">"}"#]),
         ("(a) + (b)", &["(a) + (b)"]),
         ("sort_desc(a) or b", &["sort_desc(a)", "b"]),
+        (
+            "(sum(increase(a[30m])) > 0\n  unless sum(increase(b[30m])) > 0)\nor sum(c) > 0",
+            &["sum(increase(a[30m]))", "sum(increase(b[30m]))", "sum(c)"],
+        ),
     ];
     for (expr, want) in cases {
         assert_eq!(alert_probes(expr), *want, "{expr}");
