@@ -4,7 +4,7 @@
 //! Owns: the order of work and the processed-epoch cursor. The decisions
 //! are in `analysis`; the IO in `collect`, `beacon` and `store`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,11 @@ pub struct Observers {
 /// as `unknown`: three rounds ride out a node that restarts or a load
 /// balancer that hits a lagging backend once.
 pub const GIVE_UP_AFTER: u32 = 3;
+
+/// How long logged double-signing evidence is remembered, in epochs: blocks
+/// may carry a slashing or a vote up to about an epoch late, and the event
+/// stream replays nothing older.
+const LOGGED_EVIDENCE_EPOCHS: u64 = 4;
 
 /// Whether an error means "no node has this any more" (as opposed to "no
 /// node could be asked").
@@ -267,6 +272,10 @@ pub struct Monitor {
     next_epoch: Epoch,
     /// Epochs whose perishable data (proposer duties) was fetched.
     fetched_duties: HashSet<(Epoch, bool)>,
+    /// Double-signing evidence already logged: provisional passes see the
+    /// same evidence again every slot; it is logged once (the alert engine
+    /// deduplicates its incidents itself).
+    logged_evidence: BTreeSet<(Epoch, ValidatorIndex, &'static str)>,
     /// Wall slot of the last provisional pass.
     provisional_slot: Option<Slot>,
     last_health: Option<Instant>,
@@ -314,6 +323,7 @@ impl Monitor {
             cache: BlockCache::default(),
             next_epoch: start,
             fetched_duties: HashSet::new(),
+            logged_evidence: BTreeSet::new(),
             provisional_slot: None,
             last_health: None,
             failures: Default::default(),
@@ -816,14 +826,24 @@ impl Monitor {
 
     /// Passes double-signing evidence to the alert engine at once (no
     /// waiting for the epoch's verdicts to settle).
-    async fn report_double_signing(&self, evidence: Vec<DoubleSignEvidence>) {
+    async fn report_double_signing(&mut self, evidence: Vec<DoubleSignEvidence>) {
         if evidence.is_empty() {
             return;
         }
         for e in &evidence {
-            warn!(validator = e.validator_index.0, kind = e.kind.as_str(), epoch = e.epoch.0,
-                  slot = e.slot.0, detail = %e.detail, "double-signing evidence");
+            if self
+                .logged_evidence
+                .insert((e.epoch, e.validator_index, e.kind.as_str()))
+            {
+                warn!(validator = e.validator_index.0, kind = e.kind.as_str(), epoch = e.epoch.0,
+                      slot = e.slot.0, detail = %e.detail, "double-signing evidence");
+            }
         }
+        // Evidence of epochs long judged is not seen again.
+        let floor = Epoch(self.next_epoch.0.saturating_sub(LOGGED_EVIDENCE_EPOCHS));
+        self.logged_evidence = self
+            .logged_evidence
+            .split_off(&(floor, ValidatorIndex(0), ""));
         if let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) {
             if let Err(e) = a.on_double_sign(&evidence, self.clock.now()).await {
                 warn!(error = %e, "alerting: double-signing rule failed");

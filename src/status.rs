@@ -140,6 +140,9 @@ pub struct ValidatorState {
     /// Listed as expected offline: shown, never failing or degrading.
     pub expected_offline: bool,
     pub attestation: Option<LatestAttestation>,
+    /// The newest FINAL verdict: while `attestation` is a provisional
+    /// `pending` of an open epoch, this is what decided the state.
+    pub last_final_attestation: Option<LatestAttestation>,
     /// Consecutive final `missed` verdicts; `included` and `inactive` reset
     /// it, `unknown` leaves it as it was.
     pub consecutive_missed: u32,
@@ -167,6 +170,7 @@ impl ValidatorState {
             group,
             expected_offline,
             attestation: None,
+            last_final_attestation: None,
             consecutive_missed: 0,
             counted_through: None,
             balance_epoch: None,
@@ -191,19 +195,28 @@ impl ValidatorState {
                 a.epoch > cur.epoch || (a.epoch == cur.epoch && (is_final || !cur.is_final))
             }
         };
+        let latest = LatestAttestation {
+            epoch: a.epoch,
+            status: a.status,
+            is_final,
+            duty_slot: a.duty_slot,
+            inclusion_delay: a.inclusion_delay,
+            late: a.late,
+            source_correct: a.source_correct,
+            target_correct: a.target_correct,
+            head_correct: a.head_correct,
+            observed_head: head,
+        };
+        if is_final
+            && self
+                .last_final_attestation
+                .as_ref()
+                .is_none_or(|f| a.epoch >= f.epoch)
+        {
+            self.last_final_attestation = Some(latest.clone());
+        }
         if newer {
-            self.attestation = Some(LatestAttestation {
-                epoch: a.epoch,
-                status: a.status,
-                is_final,
-                duty_slot: a.duty_slot,
-                inclusion_delay: a.inclusion_delay,
-                late: a.late,
-                source_correct: a.source_correct,
-                target_correct: a.target_correct,
-                head_correct: a.head_correct,
-                observed_head: head,
-            });
+            self.attestation = Some(latest);
         }
         if is_final && self.counted_through.map_or(true, |e| a.epoch > e) {
             match a.status {
@@ -1111,6 +1124,43 @@ mod tests {
                 .clone()
                 .unwrap();
             assert_eq!((a.epoch.0, a.is_final, a.status), (we, wf, ws), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_last_final_verdict_stays_visible_behind_a_provisional_one() {
+        let cases: Vec<(
+            &str,
+            Vec<(u64, bool, AttestationStatus)>,
+            Option<(u64, AttestationStatus)>,
+        )> = vec![
+            ("none yet", vec![(11, false, P)], None),
+            (
+                "final missed, then pending",
+                vec![(10, true, M), (11, false, P)],
+                Some((10, M)),
+            ),
+            (
+                "newer final wins",
+                vec![(10, true, M), (11, false, P), (11, true, I)],
+                Some((11, I)),
+            ),
+            (
+                "an older final arriving late does not win",
+                vec![(11, true, I), (10, true, M)],
+                Some((11, I)),
+            ),
+        ];
+        for (name, steps, want) in cases {
+            let mut s = board();
+            for (e, fin, st) in steps {
+                s.apply_epoch(&record(e, fin, &[(1, st)]), t(e));
+            }
+            let got = s.validators[&ValidatorIndex(1)]
+                .last_final_attestation
+                .as_ref()
+                .map(|a| (a.epoch.0, a.status));
+            assert_eq!(got, want, "{name}");
         }
     }
 

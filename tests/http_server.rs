@@ -6,7 +6,7 @@ mod http_support;
 use std::time::Duration;
 
 use http_support::*;
-use valwatch::analysis::AttestationStatus::{Included, Missed};
+use valwatch::analysis::AttestationStatus::{Included, Missed, Pending};
 use valwatch::beacon::{NodeHealth, NodeReport};
 
 fn kinds(reasons: &serde_json::Value) -> Vec<String> {
@@ -109,6 +109,25 @@ async fn failing_status_names_the_validators_and_lists_them_first() {
     assert!(page.contains(r#"http-equiv="refresh""#));
     assert!(!page.contains("src=\"http"), "no external assets");
     assert!(page.contains("Recent incidents"));
+
+    // A provisional look at the open epoch does not hide the final miss
+    // that makes validator 5 fail.
+    let mut open = final_epoch(3, &[(1, Pending), (2, Pending), (5, Pending)]);
+    open.is_final = false;
+    app.board.apply_epoch(&open, app.now());
+    let (code, body) = app.get_json("/status").await;
+    assert_eq!(code, 503);
+    assert_eq!(body["validators"][0]["attestation"]["status"], "pending");
+    assert_eq!(
+        body["validators"][0]["last_final_attestation"]["status"],
+        "missed"
+    );
+    assert_eq!(body["validators"][0]["last_final_attestation"]["epoch"], 2);
+    let (_, page) = app.get("/").await;
+    assert!(
+        page.contains("missed (epoch 2); then pending (epoch 3, provisional)"),
+        "{page}"
+    );
 }
 
 #[tokio::test]

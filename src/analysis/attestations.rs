@@ -1056,10 +1056,17 @@ mod sepolia_fixture {
     use crate::chain::{BitList, BitVector, BlockHeader, Checkpoint, Fork, Pubkey, Root};
     use serde_json::Value;
 
-    /// `../shared` beside the project's root, as in CI.
+    /// `../shared` beside the project's root, as in CI; `../../shared`
+    /// from a worktree one level deeper.
     fn cassette() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/lighthouse-sepolia-electra/cassette.yaml")
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let rel = "shared/fixtures/lighthouse-sepolia-electra/cassette.yaml";
+        let near = root.join("..").join(rel);
+        if near.exists() {
+            near
+        } else {
+            root.join("../..").join(rel)
+        }
     }
 
     fn num(v: &Value) -> u64 {

@@ -130,21 +130,28 @@ pub fn render_page(v: &StatusView) -> String {
     h.push_str("<h2>Validators</h2><table><tr><th>Index</th><th>Group</th><th>State</th><th>Attestation</th><th>Missed in a row</th><th>Balance (Gwei)</th><th>Status</th><th>Slashed</th><th>Last proposal</th><th>Next proposal</th><th>Sync committee</th></tr>\n");
     for val in v.validators.iter().take(PAGE_VALIDATOR_ROWS) {
         let x = &val.validator;
-        let att = x.attestation.as_ref().map_or_else(
-            || "—".to_string(),
-            |a| {
-                let mut s = format!(
-                    "{} (epoch {}{})",
-                    a.status.as_str(),
-                    a.epoch,
-                    if a.is_final { "" } else { ", provisional" }
-                );
-                if let Some(d) = a.inclusion_delay {
-                    let _ = write!(s, ", delay {d}");
-                }
-                s
-            },
-        );
+        // The final verdict decides the state; a newer provisional look at
+        // an open epoch is shown after it, never instead of it.
+        let describe = |a: &crate::status::LatestAttestation| {
+            let mut s = format!(
+                "{} (epoch {}{})",
+                a.status.as_str(),
+                a.epoch,
+                if a.is_final { "" } else { ", provisional" }
+            );
+            if let Some(d) = a.inclusion_delay {
+                let _ = write!(s, ", delay {d}");
+            }
+            s
+        };
+        let att = match (&x.last_final_attestation, &x.attestation) {
+            (Some(f), Some(a)) if !a.is_final && a.epoch > f.epoch => {
+                format!("{}; then {}", describe(f), describe(a))
+            }
+            (Some(f), _) => describe(f),
+            (None, Some(a)) => describe(a),
+            (None, None) => "—".to_string(),
+        };
         let state = if x.expected_offline {
             "<span class=\"muted\">expected offline</span>".to_string()
         } else {

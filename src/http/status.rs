@@ -35,6 +35,8 @@
 //!       "attestation": { "epoch": 330000, "status": "missed", "final": true,
 //!                        "duty_slot": 10560005, "inclusion_delay": null, "late": null,
 //!                        "source_correct": null, "target_correct": null, "head_correct": null },
+//!       "last_final_attestation": { ... },  // newest FINAL verdict, same shape; differs
+//!                                            // from "attestation" while that is provisional
 //!       "consecutive_missed": 2,
 //!       "balance_epoch": 330000, "balance_gwei": 32001000000,
 //!       "effective_balance_gwei": 32000000000, "status": "active_ongoing", "slashed": false,
