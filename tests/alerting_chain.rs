@@ -138,7 +138,14 @@ fn read_text(text: &str) -> (String, String) {
         "resolved"
     } else if title.starts_with("[STILL FIRING]") {
         "reminder"
-    } else if is_update {
+    } else if title
+        .split_once(']')
+        .is_some_and(|(tag, _)| tag.ends_with(" UPDATE"))
+    {
+        assert!(
+            is_update,
+            "an update that does not say how many joined: {text:?}"
+        );
         "update"
     } else {
         "firing"

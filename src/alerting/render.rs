@@ -83,6 +83,9 @@ impl Message {
             "resolved" => "RESOLVED".to_owned(),
             "reminder" => "STILL FIRING".to_owned(),
             "test" => "TEST".to_owned(),
+            // More validators joined an open incident: say so, so that a
+            // reader of a chat or a mailbox tells it from a new incident.
+            "update" => format!("{} UPDATE", self.severity.to_uppercase()),
             _ => self.severity.to_uppercase(),
         };
         format!("[{tag}] {}: {}", self.rule, self.subject)
@@ -189,6 +192,22 @@ mod tests {
             summary: "down".into(),
             started_at: "2024-01-01T00:00:00Z".into(),
             resolved_at: resolved.then(|| "2024-01-01T01:00:00Z".into()),
+        }
+    }
+
+    #[test]
+    fn titles_say_what_kind_of_notification_it_is() {
+        let mut m = sample(3, false);
+        let cases = [
+            ("firing", "[CRITICAL] "),
+            ("update", "[CRITICAL UPDATE] "),
+            ("reminder", "[STILL FIRING] "),
+            ("resolved", "[RESOLVED] "),
+            ("test", "[TEST] "),
+        ];
+        for (kind, prefix) in cases {
+            m.kind = kind.into();
+            assert!(m.title().starts_with(prefix), "{kind}: {}", m.title());
         }
     }
 
