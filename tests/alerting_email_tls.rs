@@ -249,7 +249,8 @@ async fn without_ca_file_the_private_certificate_is_refused_and_retried() {
 }
 
 /// `valwatch test-alert` against the STARTTLS server with a real config
-/// file: trusted through `ca_file` it is accepted; without `ca_file` and
+/// file: trusted through `ca_file` (relative to the config file) it is
+/// accepted; without `ca_file` and
 /// with a wrong password it fails with a reason, and the output never
 /// shows the password.
 #[test]
@@ -289,7 +290,10 @@ fn test_alert_over_starttls_reports_and_never_prints_the_password() {
         (out.status.success(), text)
     };
 
-    let (ok, out) = run(Some(&ca.ca_pem()), PASSWORD);
+    // A relative ca_file is read beside the config file, not from the
+    // working directory (the project root here).
+    std::fs::copy(ca.ca_pem(), dir.path().join("mail-ca.pem")).unwrap();
+    let (ok, out) = run(Some(std::path::Path::new("mail-ca.pem")), PASSWORD);
     assert!(ok, "{out}");
     assert!(out.contains("mail: accepted"), "{out}");
     assert_eq!(sink.mails().len(), 1);

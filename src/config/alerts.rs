@@ -100,6 +100,20 @@ pub struct RawAlerts {
     pub log: Vec<RawLog>,
 }
 
+impl RawAlerts {
+    /// Makes relative file paths (`ca_file`) relative to `base`, the
+    /// directory of the configuration file, as `validators_file` is.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for e in &mut self.email {
+            if let Some(f) = &mut e.ca_file {
+                if std::path::Path::new(f.as_str()).is_relative() {
+                    *f = base.join(&*f).display().to_string();
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmail {
