@@ -72,9 +72,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::FailoverCheck(args) => Ok(ExitCode::from(valwatch::failover::run(args).await)),
         Command::TestAlert(args) => {
             let raw = valwatch::config::load_raw(args.config.as_deref())?;
+            let mut raw_alerts = raw.alerts;
+            let base = args.config.as_deref().and_then(|p| p.parent());
+            raw_alerts.resolve_paths(base.unwrap_or(std::path::Path::new(".")));
             let mut problems = Vec::new();
             let alerts = valwatch::config::alerts::validate(
-                raw.alerts,
+                raw_alerts,
                 &|k| std::env::var(k).ok(),
                 &mut problems,
             );

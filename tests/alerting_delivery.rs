@@ -3,7 +3,7 @@
 //! Alertmanager; a real SMTP server process (`tests/support/smtp_sink.py`,
 //! checking AUTH) receives the emails. The engine runs on a real store
 //! (SQLite; the restart case also on PostgreSQL). STARTTLS and implicit TLS
-//! are not covered: the stdlib SMTP server speaks plain SMTP only.
+//! are in `alerting_email_tls.rs` (the stdlib server speaks plain SMTP only).
 
 mod common;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use hmac::{Hmac, Mac};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::Sha256;
 
@@ -235,6 +235,55 @@ impl Channel for Alertmanager {
     }
 }
 
+/// Marks the start of each certificate in a PEM file.
+const PEM_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
+
+/// TLS settings for `host`: its certificate must chain to one of the
+/// built-in web PKI roots or, when given, to a root certificate in
+/// `extra_roots` (PEM), and name `host`. Never anything looser.
+fn tls_parameters(host: &str, extra_roots: Option<&[u8]>) -> Result<TlsParameters, String> {
+    let mut b = TlsParameters::builder(host.to_owned());
+    if let Some(pem) = extra_roots {
+        let cert = Certificate::from_pem(pem).map_err(|e| format!("ca_file: {e}"))?;
+        b = b.add_root_certificate(cert);
+    }
+    // `build` turns every added certificate into a trust anchor and fails
+    // on one that cannot be.
+    b.build().map_err(|e| e.to_string())
+}
+
+/// Checks a PEM file of root certificates as `ca_file` takes it: at least
+/// one certificate, each usable as a trust anchor. Returns how many.
+pub fn check_roots(pem: &[u8]) -> Result<usize, String> {
+    let count = String::from_utf8_lossy(pem)
+        .matches(PEM_CERTIFICATE)
+        .count();
+    if count == 0 {
+        return Err(format!("no certificate in it (no {PEM_CERTIFICATE} line)"));
+    }
+    tls_parameters("localhost", Some(pem)).map_err(|e| format!("not a usable certificate: {e}"))?;
+    Ok(count)
+}
+
+/// lettre's error text, readable: a cause its wrapper repeats is shown
+/// once, and an untrusted server certificate says what to do about it.
+fn smtp_detail(text: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in text.split(": ") {
+        if parts.last() != Some(&p) {
+            parts.push(p);
+        }
+    }
+    let mut detail = parts.join(": ");
+    if detail.contains("invalid peer certificate") {
+        detail.push_str(
+            " (the server's TLS certificate is not trusted: if it comes from a \
+             private CA, name that CA's certificate in ca_file)",
+        );
+    }
+    detail
+}
+
 struct Email {
     name: String,
     cfg: EmailConfig,
@@ -243,11 +292,13 @@ struct Email {
 
 impl Email {
     fn new(name: String, cfg: EmailConfig, timeout: Duration) -> Result<Email, ChannelError> {
-        let setup = |e: lettre::transport::smtp::Error| ChannelError::Setup {
-            channel: name.clone(),
-            detail: e.to_string(),
+        let ca = cfg.ca.as_ref().map(|c| c.pem.as_slice());
+        let tls = |host: &str| {
+            tls_parameters(host, ca).map_err(|detail| ChannelError::Setup {
+                channel: name.clone(),
+                detail,
+            })
         };
-        let tls = |host: &str| TlsParameters::new(host.to_owned()).map_err(setup);
         let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.clone())
             .port(cfg.port)
             .timeout(Some(timeout))
@@ -303,7 +354,7 @@ impl Channel for Email {
                 .map_err(|e| ChannelError::Smtp {
                     channel: self.name.clone(),
                     permanent: e.is_permanent(),
-                    detail: e.to_string(),
+                    detail: smtp_detail(&e.to_string()),
                 })
         })
     }
@@ -406,6 +457,22 @@ pub async fn test_alert(cfg: &AlertsConfig) -> Vec<(String, Result<(), ChannelEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_errors_read_once_and_say_what_to_do_about_a_certificate() {
+        assert_eq!(
+            smtp_detail(
+                "Connection error: Connection error: invalid peer certificate: UnknownIssuer"
+            ),
+            "Connection error: invalid peer certificate: UnknownIssuer (the server's TLS \
+             certificate is not trusted: if it comes from a private CA, name that CA's \
+             certificate in ca_file)"
+        );
+        assert_eq!(
+            smtp_detail("permanent error (535): 5.7.8 Authentication credentials invalid"),
+            "permanent error (535): 5.7.8 Authentication credentials invalid"
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

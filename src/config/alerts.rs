@@ -100,6 +100,20 @@ pub struct RawAlerts {
     pub log: Vec<RawLog>,
 }
 
+impl RawAlerts {
+    /// Makes relative file paths (`ca_file`) relative to `base`, the
+    /// directory of the configuration file, as `validators_file` is.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        for e in &mut self.email {
+            if let Some(f) = &mut e.ca_file {
+                if std::path::Path::new(f.as_str()).is_relative() {
+                    *f = base.join(&*f).display().to_string();
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmail {
@@ -111,6 +125,8 @@ pub struct RawEmail {
     pub from: Option<String>,
     #[serde(default)]
     pub to: Vec<String>,
+    /// PEM file with extra trusted root certificates (a private CA).
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +235,24 @@ pub struct EmailConfig {
     pub password: Option<Secret>,
     pub from: String,
     pub to: Vec<String>,
+    /// Extra trusted roots for TLS, besides the built-in web PKI roots.
+    pub ca: Option<CaFile>,
+}
+
+/// The `ca_file` of an email channel, read once at configuration time so a
+/// later change or removal of the file cannot break delivery mid-run.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CaFile {
+    pub path: std::path::PathBuf,
+    /// The file's PEM text; holds at least one parseable certificate.
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The path says which file; its bytes would only flood the output.
+        write!(f, "CaFile({})", self.path.display())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -374,6 +408,28 @@ fn http_url(problems: &mut Vec<Problem>, key: &str, value: Option<&str>) -> Opti
 
 fn mailbox_ok(s: &str) -> bool {
     s.parse::<lettre::message::Mailbox>().is_ok()
+}
+
+/// Reads a PEM file of trusted root certificates: it must be readable and
+/// every certificate in it usable as a trust anchor (at least one).
+fn ca_file(problems: &mut Vec<Problem>, key: &str, path: String) -> Option<CaFile> {
+    let pem = match std::fs::read(&path) {
+        Ok(pem) => pem,
+        Err(e) => {
+            problem(problems, key.into(), format!("cannot read {path}: {e}"));
+            return None;
+        }
+    };
+    match crate::alerting::channels::check_roots(&pem) {
+        Ok(_) => Some(CaFile {
+            path: path.into(),
+            pem,
+        }),
+        Err(why) => {
+            problem(problems, key.into(), format!("{path}: {why}"));
+            None
+        }
+    }
 }
 
 /// `smtp://host[:port][?tls=starttls|none]` or `smtps://host[:port]`.
@@ -584,6 +640,16 @@ pub fn validate(
                 to_ok = false;
             }
         }
+        let ca = e
+            .ca_file
+            .and_then(|path| ca_file(problems, &format!("{key}.ca_file"), path));
+        if ca.is_some() && matches!(server, Some((_, _, SmtpTls::None))) {
+            problem(
+                problems,
+                format!("{key}.ca_file"),
+                "only used with TLS: give smtps:// or smtp://…?tls=starttls",
+            );
+        }
         if let (Some((host, port, tls)), Some(from), true) = (server, from, to_ok) {
             channels.push(ChannelConfig {
                 name,
@@ -595,6 +661,7 @@ pub fn validate(
                     password,
                     from,
                     to: e.to,
+                    ca,
                 }),
             });
         }

@@ -341,7 +341,7 @@ fn parse_duration(key: &str, v: &str, problems: &mut Vec<Problem>) -> Option<Dur
 }
 
 /// Turns a raw configuration and CLI overrides into a `Config`, collecting
-/// every problem. `base_dir` resolves relative `validators_file` paths.
+/// every problem. `base_dir` resolves relative `validators_file` and `ca_file` paths.
 pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Config, ConfigError> {
     let mut problems: Vec<Problem> = Vec::new();
 
@@ -603,7 +603,9 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
             .unwrap_or_else(|| "valwatch-data".into()),
     );
 
-    let alerts = alerts::validate(raw.alerts, &|k| std::env::var(k).ok(), &mut problems);
+    let mut raw_alerts = raw.alerts;
+    raw_alerts.resolve_paths(base_dir);
+    let alerts = alerts::validate(raw_alerts, &|k| std::env::var(k).ok(), &mut problems);
     let heartbeat = raw
         .heartbeat
         .and_then(|h| validate_heartbeat(h, &mut problems));
@@ -653,6 +655,40 @@ mod tests {
             ConfigError::Invalid(p) => p,
             other => panic!("expected Invalid, got {other}"),
         }
+    }
+
+    #[test]
+    fn a_relative_ca_file_is_read_beside_the_config_file() {
+        // The file exists only beside the config (not in the working
+        // directory) and holds no certificate: the problem must say so,
+        // not that it cannot be read.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mail-ca.pem"), "not a certificate\n").unwrap();
+        let path = dir.path().join("valwatch.toml");
+        std::fs::write(
+            &path,
+            r#"
+            [[beacon_nodes]]
+            url = "http://127.0.0.1:5052"
+            [[groups]]
+            validators = "1"
+            [[alerts.email]]
+            smtp_url = "smtps://mail.example"
+            from = "v@example.org"
+            to = ["o@example.org"]
+            ca_file = "mail-ca.pem"
+            "#,
+        )
+        .unwrap();
+        let err = load(Some(&path), &Overrides::default()).unwrap_err();
+        let p = problems(err);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "alerts.email[0].ca_file");
+        assert!(p[0].message.contains("no certificate"), "{p:?}");
+        assert!(
+            p[0].message.contains(&dir.path().display().to_string()),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod smtp;
+pub mod smtp_tls;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -21,6 +21,13 @@ pub struct Mail {
     pub subject: String,
     /// The text body with its transfer encoding undone (None: multipart).
     pub body: Option<String>,
+    /// The TLS protocol version of the connection (`smtp_tls_sink.py`
+    /// only; None: plain SMTP).
+    #[serde(default)]
+    pub tls_version: Option<String>,
+    /// Whether the connection was upgraded with STARTTLS.
+    #[serde(default)]
+    pub starttls: bool,
 }
 
 pub struct SmtpSink {
@@ -70,27 +77,31 @@ impl SmtpSink {
 
     /// Every message received so far, in the order accepted.
     pub fn mails(&self) -> Vec<Mail> {
-        let Ok(entries) = std::fs::read_dir(self.dir.path().join("mail")) else {
-            return Vec::new();
-        };
-        let mut names: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|p| {
-                let text = std::fs::read_to_string(p).unwrap();
-                serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("{}: {e}: {text}", p.display()))
-            })
-            .collect()
+        read_mails(&self.dir.path().join("mail"))
     }
 
     pub fn count(&self) -> usize {
         self.mails().len()
     }
+}
+
+/// The messages a sink wrote into `dir` (`000001.json`, ...), in order.
+pub fn read_mails(dir: &std::path::Path) -> Vec<Mail> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", p.display()))
+        })
+        .collect()
 }
 
 impl Drop for SmtpSink {

@@ -16,7 +16,7 @@ were accepted, and appear atomically (written aside, then renamed), so a
 reader never sees half a message.
 
 Plain SMTP only (no STARTTLS, no implicit TLS): Python's stdlib smtpd has
-neither. AUTH PLAIN is offered; with --user/--password the credentials
+neither; smtp_tls_sink.py (aiosmtpd) serves the TLS tests. AUTH PLAIN is offered; with --user/--password the credentials
 are checked (535 when wrong), without them any credentials are accepted.
 Stops on SIGTERM or SIGINT.
 
