@@ -77,7 +77,8 @@ pub fn double_votes(
     blocks: &[Block],
     watched: &[ValidatorIndex],
 ) -> Vec<DoubleSignEvidence> {
-    double_votes_seen(spec, epoch, committees, blocks, &[], watched)
+    let blocks: Vec<&Block> = blocks.iter().collect();
+    double_votes_seen(spec, epoch, committees, &blocks, &[], watched)
 }
 
 /// `double_votes` with the node's attestation pool too: votes waiting for
@@ -89,11 +90,11 @@ pub fn double_votes_seen(
     spec: &ChainSpec,
     epoch: Epoch,
     committees: &[Committee],
-    blocks: &[Block],
+    blocks: &[&Block],
     pool: &[Attestation],
     watched: &[ValidatorIndex],
 ) -> Vec<DoubleSignEvidence> {
-    let mut ordered: Vec<&Block> = blocks.iter().collect();
+    let mut ordered: Vec<&Block> = blocks.to_vec();
     ordered.sort_by_key(|b| b.header.slot);
     let seen = ordered
         .into_iter()
@@ -568,6 +569,7 @@ mod tests {
         ];
         let watched: Vec<ValidatorIndex> = [1, 2, 3].map(ValidatorIndex).to_vec();
         for (name, blocks, pool, want) in cases {
+            let blocks: Vec<&Block> = blocks.iter().collect();
             let got = double_votes_seen(&spec(), Epoch(1), &committees(), &blocks, &pool, &watched);
             assert_eq!(indices(&got), want, "{name}");
             for e in &got {
@@ -596,7 +598,7 @@ mod tests {
             &spec(),
             Epoch(1),
             &committees(),
-            &blocks[..1],
+            &[&blocks[0]],
             &pool,
             &[ValidatorIndex(1)],
         );
