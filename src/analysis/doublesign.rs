@@ -518,7 +518,9 @@ mod tests {
     fn pool_votes_are_compared_with_blocks_and_with_each_other() {
         // Validator 1 sits at slot 8, position 1; validator 2 at position 2.
         let in_block = || vec![block(9, vec![vote(8, 7, 1, 7, &[1])])];
-        let cases: Vec<(&str, Vec<Block>, Vec<Attestation>, Vec<u64>)> = vec![
+        // (name, blocks, pool, validators with evidence)
+        type Case = (&'static str, Vec<Block>, Vec<Attestation>, Vec<u64>);
+        let cases: Vec<Case> = vec![
             (
                 "a block vote and another head waiting in the pool",
                 in_block(),
@@ -630,13 +632,15 @@ mod tests {
                 validators: vec![ValidatorIndex(100 + k)],
             })
             .collect();
-        let cases: Vec<(
-            &str,
+        // (name, slots, watched, committees, reads)
+        type Case = (
+            &'static str,
             Vec<u64>,
             Vec<u64>,
             Vec<Committee>,
             Vec<(u64, Option<u64>)>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "one watched member",
                 vec![8],

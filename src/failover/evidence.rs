@@ -449,7 +449,13 @@ mod tests {
             a
         };
         // Slot 9: committee 1 = 12..15 (bit 2 is 14, bit 3 is 15).
-        let cases: Vec<(&str, Vec<Attestation>, Vec<(u64, u64, EvidenceKind)>)> = vec![
+        // (name, pool, evidence as (validator, epoch, kind))
+        type Case = (
+            &'static str,
+            Vec<Attestation>,
+            Vec<(u64, u64, EvidenceKind)>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "another head for the same target",
                 vec![
