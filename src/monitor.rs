@@ -14,7 +14,10 @@ use tracing::{debug, info, warn};
 use crate::analysis::{
     attestations::{judge_attestations, AttestationInputs},
     balances::{balance_records, find_slashings},
-    doublesign::{double_proposals, double_votes, slashing_operations, DoubleSignEvidence},
+    doublesign::{
+        double_proposals, double_votes, double_votes_seen, pool_queries, pool_slashings,
+        slashing_operations, DoubleSignEvidence,
+    },
     proposals::judge_proposals,
     sync::judge_sync,
     AttestationStatus, AttestationVerdict, ProposalStatus, ProposalVerdict,
@@ -110,6 +113,29 @@ pub fn double_sign_evidence(
     out.extend(double_proposals(spec, &headers, watched));
     out.extend(slashing_operations(spec, &data.blocks, watched));
     out
+}
+
+/// Slots before the wall slot whose pool slices each round reads: a vote
+/// for slot S is gossiped during S and aggregated by S+1, so S is read at
+/// S+1 and again at S+2, when late aggregates have arrived. A second
+/// client started later signs for its own current slot, which gets its own
+/// two reads.
+const POOL_LOOKBACK_SLOTS: u64 = 2;
+
+/// The most slots one round reads after skipped rounds (a slow node):
+/// older slices are left to the blocks.
+const POOL_CATCH_UP_SLOTS: u64 = 4;
+
+/// Where the per-slot pool watch stands (`Monitor::watch_pools`).
+#[derive(Debug, Default)]
+struct PoolWatch {
+    /// The wall slot of the last round.
+    wall: Option<Slot>,
+    /// The epoch whose slashing pools were read.
+    slashings_epoch: Option<Epoch>,
+    /// "Not served" is logged once, not every slot.
+    votes_unserved_logged: bool,
+    slashings_unserved_logged: bool,
 }
 
 /// What one processed epoch amounted to (for the log line and tests).
@@ -278,6 +304,8 @@ pub struct Monitor {
     logged_evidence: BTreeSet<(Epoch, ValidatorIndex, &'static str)>,
     /// Wall slot of the last provisional pass.
     provisional_slot: Option<Slot>,
+    /// Where the per-slot pool watch stands.
+    pools: PoolWatch,
     last_health: Option<Instant>,
     /// Failed attempts per epoch, to stop retrying what is gone for good.
     failures: std::collections::HashMap<Epoch, u32>,
@@ -325,6 +353,7 @@ impl Monitor {
             fetched_duties: HashSet::new(),
             logged_evidence: BTreeSet::new(),
             provisional_slot: None,
+            pools: PoolWatch::default(),
             last_health: None,
             failures: Default::default(),
             until: None,
@@ -519,7 +548,98 @@ impl Monitor {
                 self.process(epoch, upto, false).await?;
             }
         }
+        self.watch_pools(wall, head.slot).await;
         Ok(done)
+    }
+
+    /// Double signing before inclusion (issue 6): once per wall slot, the
+    /// best node's attestation pool for the recent slots where watched
+    /// validators have duties, compared with their votes in the canonical
+    /// blocks; once per epoch, the pools' slashings (a backup of the event
+    /// stream). Reads only committees and blocks already cached by the
+    /// epoch passes, so it adds no committee or block fetch. A node without
+    /// pool routes (404) is noted once; evidence then comes from blocks and
+    /// the event stream only.
+    async fn watch_pools(&mut self, wall: Slot, head: Slot) {
+        if self.pools.wall.is_some_and(|s| s >= wall) {
+            return;
+        }
+        // Slots `wall - POOL_LOOKBACK_SLOTS .. wall`, plus any skipped since
+        // the last round (a slow tick), bounded.
+        let from = self
+            .pools
+            .wall
+            .map_or(wall.0, |w| w.0 + 1)
+            .saturating_sub(POOL_LOOKBACK_SLOTS)
+            .max(wall.0.saturating_sub(POOL_CATCH_UP_SLOTS));
+        self.pools.wall = Some(wall);
+        let mut by_epoch: std::collections::BTreeMap<Epoch, Vec<Slot>> = Default::default();
+        for s in from..wall.0 {
+            by_epoch
+                .entry(self.spec.epoch_of(Slot(s)))
+                .or_default()
+                .push(Slot(s));
+        }
+        for (epoch, slots) in by_epoch {
+            let Some(committees) = self.cache.cached_committees(epoch) else {
+                continue; // no epoch pass read them yet
+            };
+            let queries = pool_queries(&slots, &committees, &self.watched);
+            if queries.is_empty() {
+                continue;
+            }
+            let votes = match collect::pools::pool_votes(&self.pool, &queries).await {
+                Ok(collect::pools::PoolRead::Served(v)) => v,
+                Ok(collect::pools::PoolRead::NotServed) => {
+                    if !self.pools.votes_unserved_logged {
+                        self.pools.votes_unserved_logged = true;
+                        info!("the best node serves no attestation pool; double votes are seen in blocks only");
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    debug!(epoch = epoch.0, error = %e, "attestation pool not read");
+                    continue;
+                }
+            };
+            let end = self.spec.inclusion_window_end(epoch).min(head);
+            let blocks: Vec<Arc<crate::chain::Block>> = self
+                .follower
+                .range(self.spec.start_slot(epoch), end)
+                .iter()
+                .filter_map(|h| self.cache.cached_block(h))
+                .collect();
+            let blocks: Vec<&crate::chain::Block> = blocks.iter().map(|b| &**b).collect();
+            let evidence = double_votes_seen(
+                &self.spec,
+                epoch,
+                &committees,
+                &blocks,
+                &votes,
+                &self.watched,
+            );
+            self.report_double_signing(evidence).await;
+        }
+
+        let epoch = self.spec.epoch_of(wall);
+        if self.pools.slashings_epoch == Some(epoch) {
+            return;
+        }
+        self.pools.slashings_epoch = Some(epoch);
+        match collect::pools::pool_slashings(&self.pool).await {
+            Ok(collect::pools::PoolRead::Served((attester, proposer))) => {
+                let evidence =
+                    pool_slashings(&self.spec, &attester, &proposer, &self.watched, wall);
+                self.report_double_signing(evidence).await;
+            }
+            Ok(collect::pools::PoolRead::NotServed) => {
+                if !self.pools.slashings_unserved_logged {
+                    self.pools.slashings_unserved_logged = true;
+                    info!("the best node serves no slashing pools; slashings are seen on the event stream and in blocks only");
+                }
+            }
+            Err(e) => debug!(epoch = epoch.0, error = %e, "slashing pools not read"),
+        }
     }
 
     /// Liveness of the watched validators for the previous epoch, asked in

@@ -6,6 +6,8 @@
 //!   `not_safe` (`pool_attestation` evidence);
 //! - offline validators named by an attester or a proposer slashing that
 //!   waits in the pool are `not_safe` (`double_sign`);
+//! - a validator whose two different votes for one target epoch both wait
+//!   in the pool is `not_safe` (`double_sign`), not just active;
 //! - an offline validator with nothing anywhere is `safe`: the same check
 //!   does say safe when nothing says otherwise.
 
@@ -34,6 +36,8 @@ const POOL_ONLY: (u64, u64) = (8, 15);
 const OFFLINE_QUIET: u64 = 40;
 const OFFLINE_ATTESTER_SLASHED: u64 = 41;
 const OFFLINE_PROPOSER_SLASHED: u64 = 42;
+/// Signs two votes for target epoch 5; neither leaves the pool.
+const POOL_DOUBLE_VOTER: u64 = 50;
 
 fn scenario(genesis_time: u64) -> Scenario {
     let offline = ValidatorSet::range(OFFLINE_QUIET, OFFLINE_PROPOSER_SLASHED);
@@ -52,6 +56,14 @@ fn scenario(genesis_time: u64) -> Scenario {
                 BehaviourKind::NoSync,
             ),
             Behaviour::new(offline, BehaviourKind::Offline),
+            Behaviour::new(
+                ValidatorSet::one(POOL_DOUBLE_VOTER),
+                BehaviourKind::Unincluded,
+            ),
+            Behaviour::new(
+                ValidatorSet::one(POOL_DOUBLE_VOTER),
+                BehaviourKind::PoolDoubleVote { epoch: 5 },
+            ),
             Behaviour::new(
                 ValidatorSet::one(OFFLINE_ATTESTER_SLASHED),
                 BehaviourKind::PoolSlashing {
@@ -121,6 +133,7 @@ async fn pool_votes_and_pool_slashings_make_a_validator_not_safe() {
         OFFLINE_QUIET,
         OFFLINE_ATTESTER_SLASHED,
         OFFLINE_PROPOSER_SLASHED,
+        POOL_DOUBLE_VOTER,
     ];
     let mut check = FailoverCheck::new(
         vec![
@@ -161,7 +174,11 @@ async fn pool_votes_and_pool_slashings_make_a_validator_not_safe() {
     }
     assert!(p.reason.contains("pool_attestation"), "{}", p.reason);
 
-    for (v, epoch) in [(OFFLINE_ATTESTER_SLASHED, 1), (OFFLINE_PROPOSER_SLASHED, 2)] {
+    for (v, epoch) in [
+        (OFFLINE_ATTESTER_SLASHED, 1),
+        (OFFLINE_PROPOSER_SLASHED, 2),
+        (POOL_DOUBLE_VOTER, 5),
+    ] {
         let s = of(v);
         assert_eq!(s.verdict, Verdict::NotSafe, "{s:#?}");
         assert!(

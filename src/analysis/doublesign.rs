@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::attestations::{committee_views, watched_attesters};
 use crate::chain::{
-    AttestationData, Block, BlockHeader, ChainSpec, Committee, Epoch, Root, Slot, ValidatorIndex,
+    Attestation, AttestationData, AttesterSlashing, Block, BlockHeader, ChainSpec, Committee,
+    Epoch, ProposerSlashing, Root, Slot, ValidatorIndex,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -76,6 +77,59 @@ pub fn double_votes(
     blocks: &[Block],
     watched: &[ValidatorIndex],
 ) -> Vec<DoubleSignEvidence> {
+    let blocks: Vec<&Block> = blocks.iter().collect();
+    double_votes_seen(spec, epoch, committees, &blocks, &[], watched)
+}
+
+/// `double_votes` with the node's attestation pool too: votes waiting for
+/// inclusion (or never included) count as much as votes in blocks, since a
+/// signed vote is the evidence, not its inclusion (issue 6: "seen in
+/// blocks, or in the node's event stream / pool before inclusion"). Blocks
+/// are compared first, by slot, then the pool aggregates in their order.
+pub fn double_votes_seen(
+    spec: &ChainSpec,
+    epoch: Epoch,
+    committees: &[Committee],
+    blocks: &[&Block],
+    pool: &[Attestation],
+    watched: &[ValidatorIndex],
+) -> Vec<DoubleSignEvidence> {
+    let mut ordered: Vec<&Block> = blocks.to_vec();
+    ordered.sort_by_key(|b| b.header.slot);
+    let seen = ordered
+        .into_iter()
+        .flat_map(|b| {
+            b.attestations
+                .iter()
+                .map(move |a| (Where::Block(b.header.slot), a))
+        })
+        .chain(pool.iter().map(|a| (Where::Pool, a)));
+    conflicting_votes(spec, epoch, committees, seen, watched)
+}
+
+/// Where a vote was seen, for the evidence's detail.
+#[derive(Clone, Copy)]
+enum Where {
+    Block(Slot),
+    Pool,
+}
+
+impl std::fmt::Display for Where {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Block(s) => write!(f, "block {}", s.0),
+            Self::Pool => f.write_str("pool"),
+        }
+    }
+}
+
+fn conflicting_votes<'a>(
+    spec: &ChainSpec,
+    epoch: Epoch,
+    committees: &[Committee],
+    seen: impl Iterator<Item = (Where, &'a Attestation)>,
+    watched: &[ValidatorIndex],
+) -> Vec<DoubleSignEvidence> {
     let mut unique = HashSet::with_capacity(watched.len());
     let targets: Vec<ValidatorIndex> = watched
         .iter()
@@ -86,46 +140,43 @@ pub fn double_votes(
         targets.iter().enumerate().map(|(i, v)| (*v, i)).collect();
     let (_, views) = committee_views(spec, epoch, committees, &position, targets.len());
 
-    let mut ordered: Vec<&Block> = blocks.iter().collect();
-    ordered.sort_by_key(|b| b.header.slot);
-    let mut first: Vec<Option<(Slot, &AttestationData)>> = vec![None; targets.len()];
+    let mut first: Vec<Option<(Where, &AttestationData)>> = vec![None; targets.len()];
     let mut found: BTreeMap<usize, DoubleSignEvidence> = BTreeMap::new();
-    for block in ordered {
-        for att in &block.attestations {
-            let data = &att.data;
-            if data.target.epoch != epoch || spec.epoch_of(data.slot) != epoch {
-                continue;
-            }
-            let Ok(attesters) = watched_attesters(att, &views) else {
-                continue;
-            };
-            for w in attesters {
-                match first[w] {
-                    None => first[w] = Some((block.header.slot, data)),
-                    Some((seen_in, earlier)) if earlier != data && !found.contains_key(&w) => {
-                        found.insert(
-                            w,
-                            DoubleSignEvidence {
-                                validator_index: targets[w],
-                                kind: DoubleSignKind::DoubleVote,
-                                epoch,
-                                slot: data.slot,
-                                detail: format!(
-                                    "two votes for target epoch {}: head {} target {} (block {}) \
-                                     and head {} target {} (block {})",
-                                    epoch.0,
-                                    earlier.beacon_block_root,
-                                    earlier.target.root,
-                                    seen_in.0,
-                                    data.beacon_block_root,
-                                    data.target.root,
-                                    block.header.slot.0
-                                ),
-                            },
-                        );
-                    }
-                    Some(_) => {}
+    for (at, att) in seen {
+        let data = &att.data;
+        if data.target.epoch != epoch || spec.epoch_of(data.slot) != epoch {
+            continue;
+        }
+        let Ok(attesters) = watched_attesters(att, &views) else {
+            continue;
+        };
+        for w in attesters {
+            match first[w] {
+                None => first[w] = Some((at, data)),
+                // Before Electra `data.index` names the committee, from Electra
+                // on it is 0: either way one validator's two copies of one vote
+                // carry the same index, so all fields are compared.
+                Some((seen_in, earlier)) if earlier != data && !found.contains_key(&w) => {
+                    found.insert(
+                        w,
+                        DoubleSignEvidence {
+                            validator_index: targets[w],
+                            kind: DoubleSignKind::DoubleVote,
+                            epoch,
+                            slot: data.slot,
+                            detail: format!(
+                                "two votes for target epoch {}: head {} target {} ({seen_in}) \
+                                 and head {} target {} ({at})",
+                                epoch.0,
+                                earlier.beacon_block_root,
+                                earlier.target.root,
+                                data.beacon_block_root,
+                                data.target.root,
+                            ),
+                        },
+                    );
                 }
+                Some(_) => {}
             }
         }
     }
@@ -184,37 +235,118 @@ pub fn slashing_operations(
 ) -> Vec<DoubleSignEvidence> {
     let watched: HashSet<ValidatorIndex> = watched.iter().copied().collect();
     let mut out: Vec<DoubleSignEvidence> = Vec::new();
+    for block in blocks {
+        let at = format!("block {}", block.header.slot.0);
+        slashings_naming(
+            spec,
+            &block.attester_slashings,
+            &block.proposer_slashings,
+            &watched,
+            block.header.slot,
+            &at,
+            &mut out,
+        );
+    }
+    out
+}
+
+/// Slashing operations waiting in a node's pools that name watched
+/// validators: the backup of the event stream (a node that drops the
+/// stream or restarts still holds them). Same keys as `slashing_operations`,
+/// so the pool, the stream and a later block make one incident. `seen_at`
+/// is the slot at which the pools were read.
+pub fn pool_slashings(
+    spec: &ChainSpec,
+    attester: &[AttesterSlashing],
+    proposer: &[ProposerSlashing],
+    watched: &[ValidatorIndex],
+    seen_at: Slot,
+) -> Vec<DoubleSignEvidence> {
+    let watched: HashSet<ValidatorIndex> = watched.iter().copied().collect();
+    let mut out = Vec::new();
+    slashings_naming(
+        spec, attester, proposer, &watched, seen_at, "pool", &mut out,
+    );
+    out
+}
+
+fn slashings_naming(
+    spec: &ChainSpec,
+    attester: &[AttesterSlashing],
+    proposer: &[ProposerSlashing],
+    watched: &HashSet<ValidatorIndex>,
+    seen_at: Slot,
+    at: &str,
+    out: &mut Vec<DoubleSignEvidence>,
+) {
     let mut push = |e: DoubleSignEvidence| {
         if !out.iter().any(|o| o.key() == e.key()) {
             out.push(e);
         }
     };
-    for block in blocks {
-        let at = block.header.slot;
-        for s in &block.proposer_slashings {
-            if watched.contains(&s.proposer_index) {
-                push(DoubleSignEvidence {
-                    validator_index: s.proposer_index,
-                    kind: DoubleSignKind::ProposerSlashing,
-                    epoch: spec.epoch_of(s.slot),
-                    slot: s.slot,
-                    detail: format!("proposer slashing for slot {} in block {}", s.slot.0, at.0),
-                });
+    for s in proposer {
+        if watched.contains(&s.proposer_index) {
+            push(DoubleSignEvidence {
+                validator_index: s.proposer_index,
+                kind: DoubleSignKind::ProposerSlashing,
+                epoch: spec.epoch_of(s.slot),
+                slot: s.slot,
+                detail: format!("proposer slashing for slot {} in {at}", s.slot.0),
+            });
+        }
+    }
+    for s in attester {
+        for v in s.slashed().into_iter().filter(|v| watched.contains(v)) {
+            push(DoubleSignEvidence {
+                validator_index: v,
+                kind: DoubleSignKind::AttesterSlashing,
+                epoch: s.target_epoch,
+                slot: seen_at,
+                detail: format!(
+                    "attester slashing for target epoch {} in {at}",
+                    s.target_epoch.0
+                ),
+            });
+        }
+    }
+}
+
+/// The most committees of one slot read one by one from a pool: beyond it
+/// (a large watched set sits in most committees; mainnet has up to 64 per
+/// slot) the whole slot is read in one request, which costs less than
+/// many. Four keeps small sets to a few small answers.
+pub const POOL_COMMITTEE_QUERIES_PER_SLOT: usize = 4;
+
+/// PURE: which slices of a node's attestation pool to read so that every
+/// watched validator with a duty at one of `slots` is covered: `(slot,
+/// Some(committee index))` per committee with a watched member, or `(slot,
+/// None)` for the whole slot when more than
+/// `POOL_COMMITTEE_QUERIES_PER_SLOT` committees have one. Slots where no
+/// watched validator has a duty are not read at all. `committees` are
+/// those of the slots' epochs.
+pub fn pool_queries(
+    slots: &[Slot],
+    committees: &[Committee],
+    watched: &[ValidatorIndex],
+) -> Vec<(Slot, Option<u64>)> {
+    let watched: HashSet<ValidatorIndex> = watched.iter().copied().collect();
+    let wanted: HashSet<Slot> = slots.iter().copied().collect();
+    let mut by_slot: BTreeMap<Slot, Vec<u64>> = BTreeMap::new();
+    for c in committees {
+        if wanted.contains(&c.slot) && c.validators.iter().any(|v| watched.contains(v)) {
+            let ks = by_slot.entry(c.slot).or_default();
+            if !ks.contains(&c.index) {
+                ks.push(c.index);
             }
         }
-        for s in &block.attester_slashings {
-            for v in s.slashed().into_iter().filter(|v| watched.contains(v)) {
-                push(DoubleSignEvidence {
-                    validator_index: v,
-                    kind: DoubleSignKind::AttesterSlashing,
-                    epoch: s.target_epoch,
-                    slot: at,
-                    detail: format!(
-                        "attester slashing for target epoch {} in block {}",
-                        s.target_epoch.0, at.0
-                    ),
-                });
-            }
+    }
+    let mut out = Vec::new();
+    for (slot, mut ks) in by_slot {
+        if ks.len() > POOL_COMMITTEE_QUERIES_PER_SLOT {
+            out.push((slot, None));
+        } else {
+            ks.sort_unstable();
+            out.extend(ks.into_iter().map(|k| (slot, Some(k))));
         }
     }
     out
@@ -223,9 +355,7 @@ pub fn slashing_operations(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::{
-        Attestation, AttesterSlashing, BitList, Checkpoint, Fork, ProposerSlashing,
-    };
+    use crate::chain::{BitList, Checkpoint, Fork};
 
     // 8 slots per epoch; epoch 1 = slots 8..=15; one committee of four per
     // slot: validator v sits at slot 8 + v / 4, position v % 4.
@@ -377,6 +507,208 @@ mod tests {
             &[ValidatorIndex(0)],
         );
         assert_eq!(indices(&got), vec![0]);
+    }
+
+    fn electra(mut a: Attestation) -> Attestation {
+        a.committee_bits = Some(crate::chain::BitVector::from_bits(4, [0]));
+        a
+    }
+
+    #[test]
+    fn pool_votes_are_compared_with_blocks_and_with_each_other() {
+        // Validator 1 sits at slot 8, position 1; validator 2 at position 2.
+        let in_block = || vec![block(9, vec![vote(8, 7, 1, 7, &[1])])];
+        // (name, blocks, pool, validators with evidence)
+        type Case = (&'static str, Vec<Block>, Vec<Attestation>, Vec<u64>);
+        let cases: Vec<Case> = vec![
+            (
+                "a block vote and another head waiting in the pool",
+                in_block(),
+                vec![vote(8, 9, 1, 7, &[1])],
+                vec![1],
+            ),
+            (
+                "two different votes in the pool only",
+                vec![],
+                vec![vote(8, 7, 1, 7, &[2]), vote(8, 9, 1, 7, &[2])],
+                vec![2],
+            ),
+            (
+                "another target root in an Electra-form pool aggregate",
+                in_block(),
+                vec![electra(vote(8, 7, 1, 8, &[1]))],
+                vec![1],
+            ),
+            (
+                "the included vote still in the pool is one vote",
+                in_block(),
+                vec![vote(8, 7, 1, 7, &[1, 2])],
+                vec![],
+            ),
+            (
+                "a pool vote for another target epoch is another epoch's",
+                in_block(),
+                vec![vote(8, 9, 2, 7, &[1])],
+                vec![],
+            ),
+            (
+                "an unset bit in the pool is no vote",
+                in_block(),
+                vec![vote(8, 9, 1, 7, &[2])],
+                vec![],
+            ),
+            (
+                "a pool aggregate that fits no committee is skipped",
+                in_block(),
+                vec![{
+                    let mut a = vote(8, 9, 1, 7, &[1]);
+                    a.aggregation_bits = BitList::from_bits(3, [1]);
+                    a
+                }],
+                vec![],
+            ),
+            ("an empty pool adds nothing", in_block(), vec![], vec![]),
+        ];
+        let watched: Vec<ValidatorIndex> = [1, 2, 3].map(ValidatorIndex).to_vec();
+        for (name, blocks, pool, want) in cases {
+            let blocks: Vec<&Block> = blocks.iter().collect();
+            let got = double_votes_seen(&spec(), Epoch(1), &committees(), &blocks, &pool, &watched);
+            assert_eq!(indices(&got), want, "{name}");
+            for e in &got {
+                assert_eq!(e.kind, DoubleSignKind::DoubleVote, "{name}");
+                assert_eq!((e.epoch, e.slot), (Epoch(1), Slot(8)), "{name}");
+                assert!(e.detail.contains("(pool)"), "{name}: {}", e.detail);
+            }
+        }
+    }
+
+    #[test]
+    fn a_pool_double_vote_is_the_same_incident_as_the_block_one() {
+        let blocks = vec![
+            block(9, vec![vote(8, 7, 1, 7, &[1])]),
+            block(10, vec![vote(8, 9, 1, 7, &[1])]),
+        ];
+        let from_blocks = double_votes(
+            &spec(),
+            Epoch(1),
+            &committees(),
+            &blocks,
+            &[ValidatorIndex(1)],
+        );
+        let pool = [vote(8, 9, 1, 7, &[1])];
+        let from_pool = double_votes_seen(
+            &spec(),
+            Epoch(1),
+            &committees(),
+            &[&blocks[0]],
+            &pool,
+            &[ValidatorIndex(1)],
+        );
+        assert_eq!(from_blocks.len(), 1);
+        assert_eq!(from_pool.len(), 1);
+        assert_eq!(from_blocks[0].key(), from_pool[0].key());
+    }
+
+    #[test]
+    fn pool_queries_table() {
+        // Two committees per slot at slots 8 and 9; validator v of slot s
+        // sits in committee v % 2.
+        let committees: Vec<Committee> = [8u64, 9]
+            .iter()
+            .flat_map(|&s| {
+                (0..2u64).map(move |k| Committee {
+                    slot: Slot(s),
+                    index: k,
+                    validators: (0..4)
+                        .map(|j| ValidatorIndex((s - 8) * 8 + k + 2 * j))
+                        .collect(),
+                })
+            })
+            .collect();
+        let many: Vec<Committee> = (0..(POOL_COMMITTEE_QUERIES_PER_SLOT as u64 + 1))
+            .map(|k| Committee {
+                slot: Slot(10),
+                index: k,
+                validators: vec![ValidatorIndex(100 + k)],
+            })
+            .collect();
+        // (name, slots, watched, committees, reads)
+        type Case = (
+            &'static str,
+            Vec<u64>,
+            Vec<u64>,
+            Vec<Committee>,
+            Vec<(u64, Option<u64>)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "one watched member",
+                vec![8],
+                vec![2],
+                committees.clone(),
+                vec![(8, Some(0))],
+            ),
+            (
+                "both committees of a slot",
+                vec![8, 9],
+                vec![2, 3],
+                committees.clone(),
+                vec![(8, Some(0)), (8, Some(1))],
+            ),
+            (
+                "only the slots asked",
+                vec![9],
+                vec![2, 9],
+                committees.clone(),
+                vec![(9, Some(1))],
+            ),
+            (
+                "no watched duty, no read",
+                vec![8, 9],
+                vec![50],
+                committees.clone(),
+                vec![],
+            ),
+            (
+                "many committees: the whole slot at once",
+                vec![10],
+                (100..106).collect(),
+                many,
+                vec![(10, None)],
+            ),
+        ];
+        for (name, slots, watched, committees, want) in cases {
+            let slots: Vec<Slot> = slots.into_iter().map(Slot).collect();
+            let watched: Vec<ValidatorIndex> = watched.into_iter().map(ValidatorIndex).collect();
+            let got: Vec<(u64, Option<u64>)> = pool_queries(&slots, &committees, &watched)
+                .into_iter()
+                .map(|(s, k)| (s.0, k))
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn pool_slashings_have_the_keys_of_the_same_slashings_in_blocks() {
+        let attester = vec![AttesterSlashing {
+            attesting_indices_1: [1, 2, 3].map(ValidatorIndex).to_vec(),
+            attesting_indices_2: [3, 2, 9].map(ValidatorIndex).to_vec(),
+            target_epoch: Epoch(1),
+        }];
+        let proposer = vec![ProposerSlashing {
+            proposer_index: ValidatorIndex(4),
+            slot: Slot(3),
+        }];
+        let watched = [1, 3, 4, 9].map(ValidatorIndex);
+        let from_pool = pool_slashings(&spec(), &attester, &proposer, &watched, Slot(20));
+        let mut b = block(12, vec![]);
+        b.attester_slashings = attester;
+        b.proposer_slashings = proposer;
+        let from_block = slashing_operations(&spec(), &[b], &watched);
+        let keys = |e: &[DoubleSignEvidence]| e.iter().map(|x| x.key()).collect::<Vec<_>>();
+        assert_eq!(keys(&from_pool), keys(&from_block));
+        assert_eq!(from_pool.len(), 2);
+        assert!(pool_slashings(&spec(), &[], &[], &watched, Slot(20)).is_empty());
     }
 
     fn hdr(slot: u64, proposer: u64, root: u8) -> BlockHeader {

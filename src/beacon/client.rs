@@ -13,7 +13,7 @@ use reqwest::Method;
 
 use crate::chain::{
     Attestation, AttesterSlashing, Block, BlockHeader, ChainSpec, Checkpoint, Committee, Epoch,
-    Fork, ProposerDuties, ProposerSlashing, Pubkey, Root, ValidatorIndex, ValidatorInfo,
+    Fork, ProposerDuties, ProposerSlashing, Pubkey, Root, Slot, ValidatorIndex, ValidatorInfo,
 };
 
 use super::wire::{self, DecodeError};
@@ -563,13 +563,32 @@ impl BeaconClient {
     /// aggregates the node holds, included in a block or not. `None` when
     /// neither route is served.
     pub async fn pool_attestations(&self) -> Result<Option<(Fork, Vec<Attestation>)>, BeaconError> {
+        self.pool_attestations_at(None, None).await
+    }
+
+    /// `pool_attestations` filtered by the node with the Beacon API's query
+    /// parameters `slot` and `committee_index` (from Electra on the node
+    /// matches the index against `committee_bits`): the cheap read for a
+    /// few duties out of a mainnet pool.
+    pub async fn pool_attestations_at(
+        &self,
+        slot: Option<Slot>,
+        committee_index: Option<u64>,
+    ) -> Result<Option<(Fork, Vec<Attestation>)>, BeaconError> {
         const V2: &str = "/eth/v2/beacon/pool/attestations";
         const V1: &str = "/eth/v1/beacon/pool/attestations";
+        let mut query = Vec::new();
+        if let Some(s) = slot {
+            query.push(("slot", s.0.to_string()));
+        }
+        if let Some(k) = committee_index {
+            query.push(("committee_index", k.to_string()));
+        }
         let mut ep = V2;
-        let mut answer = self.get(V2, V2).await?;
+        let mut answer = self.send(V2, Method::GET, V2, &query, None).await?;
         if matches!(answer.status, 400 | 404) {
             ep = V1;
-            answer = self.get(V1, V1).await?;
+            answer = self.send(V1, Method::GET, V1, &query, None).await?;
         }
         match self.found(ep, answer)? {
             None => Ok(None),

@@ -7,6 +7,7 @@
 //! fallbacks when a node no longer serves something. Must not: judge.
 
 pub mod follower;
+pub mod pools;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -77,6 +78,17 @@ impl BlockCache {
 
     pub fn len(&self) -> usize {
         self.blocks.len()
+    }
+
+    /// The committees of `epoch` as last read, if any (no IO: for readers
+    /// that must stay cheap, such as the per-slot pool watch).
+    pub fn cached_committees(&self, epoch: Epoch) -> Option<Arc<Vec<Committee>>> {
+        self.committees.get(&epoch).map(|(_, c)| c.clone())
+    }
+
+    /// The block of `header`, if it was read already (no IO).
+    pub fn cached_block(&self, header: &BlockHeader) -> Option<Arc<Block>> {
+        self.blocks.get(&(header.slot, header.root)).cloned()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::judge::EvidenceKind;
 use crate::chain::{
-    Attestation, AttesterSlashing, Block, ChainSpec, Committee, Epoch, ProposerSlashing, Slot,
-    ValidatorIndex,
+    Attestation, AttestationData, AttesterSlashing, Block, ChainSpec, Committee, Epoch,
+    ProposerSlashing, Slot, ValidatorIndex,
 };
 
 /// One activity found in a block, before a node name is attached.
@@ -155,8 +155,10 @@ pub fn block_evidence(
 /// or not a block ever carries it); a pool slashing is double-signing
 /// evidence, for its votes' target epoch or its headers' epoch. Aggregates
 /// of epochs whose committees are not in `committees` are skipped, and one
-/// that does not fit its committees is an error (like in blocks). `slot`
-/// of each `Seen` is the vote's or header's slot.
+/// that does not fit its committees is an error (like in blocks). Two
+/// different votes of one validator for one target epoch in the pool are
+/// double-signing evidence too. `slot` of each `Seen` is the vote's or
+/// header's slot.
 pub fn pool_evidence(
     spec: &ChainSpec,
     attestations: &[Attestation],
@@ -166,6 +168,10 @@ pub fn pool_evidence(
     watched: &HashSet<ValidatorIndex>,
 ) -> Result<Vec<Seen>, String> {
     let mut out = Vec::new();
+    // The first vote seen per validator and target epoch: a second,
+    // different one is a double vote (slashable: two `AttestationData`
+    // for one target epoch), before any block carries either.
+    let mut votes: HashMap<(ValidatorIndex, Epoch), &AttestationData> = HashMap::new();
     for att in attestations {
         let epoch = spec.epoch_of(att.data.slot);
         if att.data.target.epoch != epoch || !committees.has_epoch(epoch) {
@@ -180,6 +186,15 @@ pub fn pool_evidence(
                 kind: EvidenceKind::PoolAttestation,
                 slot: att.data.slot,
             });
+            let first = *votes.entry((v, epoch)).or_insert(&att.data);
+            if first != &att.data {
+                out.push(Seen {
+                    validator_index: v,
+                    epoch,
+                    kind: EvidenceKind::DoubleSign,
+                    slot: att.data.slot,
+                });
+            }
         }
     }
     for s in proposer_slashings {
@@ -423,6 +438,61 @@ mod tests {
             ..electra(9, &[1], &[])
         };
         assert!(pool_evidence(&spec(), &[bad], &[], &[], &ix, &watched(&[12])).is_err());
+    }
+
+    #[test]
+    fn two_different_pool_votes_for_one_target_are_double_signing() {
+        use EvidenceKind::{DoubleSign as D, PoolAttestation as P};
+        let ix = index(&[1, 2]);
+        let other_head = |mut a: Attestation| {
+            a.data.beacon_block_root = Root([9; 32]);
+            a
+        };
+        // Slot 9: committee 1 = 12..15 (bit 2 is 14, bit 3 is 15).
+        // (name, pool, evidence as (validator, epoch, kind))
+        type Case = (
+            &'static str,
+            Vec<Attestation>,
+            Vec<(u64, u64, EvidenceKind)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "another head for the same target",
+                vec![
+                    electra(9, &[1], &[2]),
+                    other_head(electra(9, &[1], &[2, 3])),
+                ],
+                vec![(14, 1, P), (14, 1, D), (15, 1, P)],
+            ),
+            (
+                "the same vote in two aggregates",
+                vec![electra(9, &[1], &[2]), electra(9, &[1], &[2, 3])],
+                vec![(14, 1, P), (15, 1, P)],
+            ),
+            (
+                "different validators' different votes",
+                vec![electra(9, &[1], &[2]), other_head(electra(9, &[1], &[3]))],
+                vec![(14, 1, P), (15, 1, P)],
+            ),
+            (
+                "another target epoch is no conflict",
+                vec![electra(9, &[1], &[2]), {
+                    let mut a = electra(17, &[1], &[2]);
+                    a.data.beacon_block_root = Root([9; 32]);
+                    a
+                }],
+                vec![(14, 1, P), (14, 2, P)],
+            ),
+        ];
+        for (name, pool, want) in cases {
+            let got: Vec<(u64, u64, EvidenceKind)> =
+                pool_evidence(&spec(), &pool, &[], &[], &ix, &watched(&[14, 15]))
+                    .unwrap()
+                    .into_iter()
+                    .map(|s| (s.validator_index.0, s.epoch.0, s.kind))
+                    .collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]

@@ -372,6 +372,9 @@ pub struct Sim {
     seconds: Vec<SimBlock>,
     double_proposals: HashSet<u64>,
     double_votes: HashSet<(u32, u64)>,
+    /// `PoolDoubleVote`: (validator, epoch) whose second vote stays in the
+    /// pool.
+    pool_double_votes: HashSet<(u32, u64)>,
     pool_slashings: Vec<PoolSlashing>,
     danger: Vec<Danger>,
     by_root: HashMap<Root, Loc>,
@@ -394,6 +397,7 @@ impl Sim {
         let mut lives: HashMap<u32, Life> = HashMap::new();
         let mut ops = Vec::new();
         let mut double_votes = HashSet::new();
+        let mut pool_double_votes = HashSet::new();
         let mut pool_slashings = Vec::new();
         let mut danger = Vec::new();
         let spe = sc.slots_per_epoch;
@@ -402,6 +406,9 @@ impl Sim {
             match b.kind {
                 BehaviourKind::DoubleVote { epoch } => {
                     double_votes.extend(members().map(|v| (v, epoch)));
+                }
+                BehaviourKind::PoolDoubleVote { epoch } => {
+                    pool_double_votes.extend(members().map(|v| (v, epoch)));
                 }
                 BehaviourKind::PoolSlashing { epoch, by } => {
                     let slot = epoch * spe;
@@ -478,6 +485,7 @@ impl Sim {
                         | BehaviourKind::Exit { .. }
                         | BehaviourKind::Slashed { .. }
                         | BehaviourKind::DoubleVote { .. }
+                        | BehaviourKind::PoolDoubleVote { .. }
                         | BehaviourKind::PoolSlashing { .. }
                 )
             })
@@ -488,6 +496,7 @@ impl Sim {
             orphaned: sc.orphaned_slots.iter().copied().collect(),
             double_proposals: sc.double_proposal_slots.iter().copied().collect(),
             double_votes,
+            pool_double_votes,
             pool_slashings,
             danger,
             seconds: Vec::new(),
@@ -1308,6 +1317,34 @@ impl Sim {
                         ..vote
                     });
                 }
+                if self.pool_double_votes.contains(&(v, e)) {
+                    // Another head root, same target, never packed: the
+                    // pools show it from the slot its aggregate is ready.
+                    let second = PendingVote {
+                        ready: vote.ready + 1,
+                        variant: variant ^ WRONG_HEAD,
+                        double: true,
+                        unincluded: true,
+                        ..vote
+                    };
+                    self.pool.push(second);
+                    let validator_index = ValidatorIndex(v as u64);
+                    if !self.danger.iter().any(|d| {
+                        d.validator_index == validator_index
+                            && d.kind == DoubleSignKind::DoubleVote
+                            && d.epoch.0 == e
+                    }) {
+                        self.danger.push(Danger {
+                            validator_index,
+                            kind: DoubleSignKind::DoubleVote,
+                            epoch: Epoch(e),
+                            slot: Slot(s),
+                            // `pool_attestations` shows a vote once
+                            // `ready <= head + 1`.
+                            visible_from: Slot(second.ready.saturating_sub(1).max(s)),
+                        });
+                    }
+                }
             }
         }
     }
@@ -1661,6 +1698,65 @@ mod tests {
             }
         }
         assert_eq!(members.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_pool_double_vote_waits_in_the_pool_and_never_reaches_a_block() {
+        let sc = Scenario {
+            behaviours: vec![Behaviour::new(
+                ValidatorSet::one(5),
+                BehaviourKind::PoolDoubleVote { epoch: 2 },
+            )],
+            ..Scenario::default()
+        };
+        let mut s = Sim::new(sc).unwrap();
+        let sh = s.shuffle(2);
+        let (sie, k, pos, _) = sh.duty_of(5).unwrap();
+        let duty = 16 + sie;
+        s.advance_to(duty + 2);
+        // The first vote is included as usual.
+        assert_eq!(
+            s.attestation_truth(5, 2).status,
+            AttestationStatus::Included
+        );
+        // The pool holds another vote of validator 5 for target epoch 2.
+        let mine = |a: &Attestation| {
+            let kk = a
+                .committee_bits
+                .as_ref()
+                .map_or(a.data.index, |b| b.ones().next().unwrap() as u64);
+            a.data.slot.0 == duty && kk == k && a.aggregation_bits.get(pos as usize)
+        };
+        let pool: Vec<Attestation> = s
+            .pool_attestations(s.generated_slot())
+            .into_iter()
+            .filter(|a| mine(a))
+            .collect();
+        assert_eq!(pool.len(), 1, "{pool:?}");
+        assert_eq!(pool[0].data.target.epoch, Epoch(2));
+        // No block carries it: every block vote of 5 for slot `duty` is the
+        // first one, not the pool's.
+        s.advance_to(4 * 8);
+        let included: Vec<AttestationData> = (duty + 1..=4 * 8)
+            .filter_map(|x| s.canonical_block(x))
+            .flat_map(|b| b.attestations.iter())
+            .filter(|a| a.data.slot.0 == duty)
+            .map(|a| a.data.clone())
+            .collect();
+        assert!(!included.is_empty());
+        let mut pool_data = pool[0].data.clone();
+        pool_data.index = 0;
+        assert!(included
+            .iter()
+            .all(|d| d.beacon_block_root != pool_data.beacon_block_root));
+        // The ground truth names it once, as a double vote of epoch 2.
+        let danger: Vec<_> = s
+            .truth(0, 4, None)
+            .danger
+            .iter()
+            .map(|d| (d.validator_index.0, d.kind, d.epoch.0))
+            .collect();
+        assert_eq!(danger, vec![(5, DoubleSignKind::DoubleVote, 2)]);
     }
 
     #[test]

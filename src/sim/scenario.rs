@@ -158,6 +158,11 @@ pub enum BehaviourKind {
     /// block root), as a second client running the same keys would. Both
     /// wait in the pool; the second is included one slot after the first.
     DoubleVote { epoch: u64 },
+    /// Made-up danger: like `DoubleVote`, but the conflicting vote only
+    /// waits in the nodes' attestation pools and no block ever takes it
+    /// (it arrived after every proposer built its block): the double vote
+    /// is visible before (and without) inclusion only.
+    PoolDoubleVote { epoch: u64 },
     /// Made-up danger: a slashing naming the validators reaches the nodes'
     /// pools at the first slot of `epoch` — served at the pool routes and
     /// announced on the event stream — and no block includes it within the
