@@ -240,6 +240,16 @@ async fn measure_in(
         let epoch = Epoch(e);
         let before = served(&http, node_url).await?;
         let t = Instant::now();
+        // As the monitor does: the watched validators' attester duties let
+        // it read only their slots' committees.
+        let ids = &watched;
+        let attester = pool
+            .call(
+                "/eth/v1/validator/duties/attester/{epoch}",
+                |c| async move { c.attester_duties(epoch, ids).await },
+            )
+            .await
+            .ok();
         let data = collect::gather_epoch(
             &pool,
             &spec,
@@ -249,6 +259,7 @@ async fn measure_in(
             epoch,
             spec.inclusion_window_end(epoch),
             collect::Committees::Fresh,
+            attester.as_ref(),
         )
         .await?;
         let duties = collect::fetch_proposer_duties(&pool, epoch).await.ok();
