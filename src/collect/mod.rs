@@ -545,3 +545,247 @@ pub async fn resolve_validators(
     }
     Ok((resolved, unresolved))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{AttesterDuty, Gwei, Pubkey, ValidatorStatus};
+
+    // 8 slots per epoch; epoch 1 = slots 8..=15; two committees of four per
+    // slot: validator v sits at slot 8 + v / 8, committee (v / 4) % 2,
+    // position v % 4.
+    const E: Epoch = Epoch(1);
+    const DEP: Root = Root([3; 32]);
+
+    fn spec() -> ChainSpec {
+        ChainSpec::test_spec(8, 2000, 0)
+    }
+
+    fn seat(v: u64) -> (Slot, u64, u64) {
+        (Slot(8 + v / 8), (v / 4) % 2, v % 4)
+    }
+
+    fn committees_of(slots: &[u64]) -> Vec<Committee> {
+        let mut out = Vec::new();
+        for &s in slots {
+            for k in 0..2 {
+                let base = (s - 8) * 8 + k * 4;
+                out.push(Committee {
+                    slot: Slot(s),
+                    index: k,
+                    validators: (base..base + 4).map(ValidatorIndex).collect(),
+                });
+            }
+        }
+        out
+    }
+
+    fn duty(v: u64) -> AttesterDuty {
+        let (slot, committee_index, position) = seat(v);
+        AttesterDuty {
+            validator_index: ValidatorIndex(v),
+            slot,
+            committee_index,
+            committee_length: 4,
+            position,
+        }
+    }
+
+    fn duties(vs: &[u64]) -> AttesterDuties {
+        AttesterDuties {
+            epoch: E,
+            dependent_root: DEP,
+            duties: vs.iter().map(|v| duty(*v)).collect(),
+        }
+    }
+
+    /// Validators 0..64, all active; 50 exited before epoch 1.
+    fn registry() -> HashMap<ValidatorIndex, ValidatorInfo> {
+        (0..64)
+            .map(|v| {
+                let info = ValidatorInfo {
+                    index: ValidatorIndex(v),
+                    pubkey: Pubkey([0; 48]),
+                    balance: Gwei(32_000_000_000),
+                    effective_balance: Gwei(32_000_000_000),
+                    status: ValidatorStatus::ActiveOngoing,
+                    slashed: false,
+                    activation_epoch: Epoch(0),
+                    exit_epoch: Epoch(if v == 50 { 1 } else { u64::MAX }),
+                };
+                (ValidatorIndex(v), info)
+            })
+            .collect()
+    }
+
+    fn idx(vs: &[u64]) -> Vec<ValidatorIndex> {
+        vs.iter().map(|v| ValidatorIndex(*v)).collect()
+    }
+
+    #[test]
+    fn duty_slots_only_when_duties_fit_and_are_few() {
+        let other_epoch = AttesterDuties {
+            epoch: Epoch(2),
+            ..duties(&[0])
+        };
+        let mut outside = duties(&[0]);
+        outside.duties[0].slot = Slot(16);
+        type Row = (
+            &'static str,
+            Vec<u64>,
+            AttesterDuties,
+            Option<Root>,
+            Option<Vec<u64>>,
+        );
+        let cases: Vec<Row> = vec![
+            (
+                "one validator: its slot",
+                vec![0],
+                duties(&[0]),
+                Some(DEP),
+                Some(vec![8]),
+            ),
+            (
+                "same slot twice",
+                vec![0, 5],
+                duties(&[0, 5]),
+                Some(DEP),
+                Some(vec![8]),
+            ),
+            (
+                "dependent unknown: the self-check decides",
+                vec![9],
+                duties(&[9]),
+                None,
+                Some(vec![9]),
+            ),
+            (
+                "another shuffling",
+                vec![0],
+                duties(&[0]),
+                Some(Root([4; 32])),
+                None,
+            ),
+            (
+                "duties of another epoch",
+                vec![0],
+                other_epoch,
+                Some(DEP),
+                None,
+            ),
+            (
+                "a duty outside the epoch",
+                vec![0],
+                outside,
+                Some(DEP),
+                None,
+            ),
+            (
+                "an active validator without a duty",
+                vec![0, 9],
+                duties(&[0]),
+                Some(DEP),
+                None,
+            ),
+            (
+                "an exited validator needs no duty",
+                vec![0, 50],
+                duties(&[0]),
+                Some(DEP),
+                Some(vec![8]),
+            ),
+            (
+                "three slots of eight",
+                vec![0, 8, 16],
+                duties(&[0, 8, 16]),
+                Some(DEP),
+                Some(vec![8, 9, 10]),
+            ),
+            (
+                "half the slots: whole epoch",
+                vec![0, 8, 16, 24],
+                duties(&[0, 8, 16, 24]),
+                Some(DEP),
+                None,
+            ),
+        ];
+        for (name, watched, d, dep, want) in cases {
+            let got = duty_slots(&spec(), E, dep, &idx(&watched), &registry(), &d);
+            let want = want.map(|w| w.into_iter().map(Slot).collect::<BTreeSet<_>>());
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn check_seats_needs_every_active_watched_validator_at_its_seat() {
+        let mut moved = duties(&[1]);
+        moved.duties[0].position = 2;
+        let mut other_committee = duties(&[1]);
+        other_committee.duties[0].committee_index = 1;
+        let mut longer = duties(&[1]);
+        longer.duties[0].committee_length = 5;
+        let mut twice = duties(&[1]);
+        twice.duties.push(AttesterDuty {
+            slot: Slot(9),
+            ..duty(1)
+        });
+        type Row = (&'static str, Vec<u64>, AttesterDuties, Vec<u64>, bool);
+        let cases: Vec<Row> = vec![
+            ("at its seat", vec![1], duties(&[1]), vec![8], true),
+            (
+                "two validators, two slots",
+                vec![1, 13],
+                duties(&[1, 13]),
+                vec![8, 9],
+                true,
+            ),
+            (
+                "the same duty listed twice",
+                vec![1],
+                {
+                    let mut d = duties(&[1]);
+                    d.duties.push(duty(1));
+                    d
+                },
+                vec![8],
+                true,
+            ),
+            (
+                "exited: no seat needed",
+                vec![1, 50],
+                duties(&[1]),
+                vec![8],
+                true,
+            ),
+            ("position differs", vec![1], moved, vec![8], false),
+            (
+                "committee differs",
+                vec![1],
+                other_committee,
+                vec![8],
+                false,
+            ),
+            ("committee length differs", vec![1], longer, vec![8], false),
+            ("two different duties", vec![1], twice, vec![8, 9], false),
+            (
+                "slot not fetched",
+                vec![1, 13],
+                duties(&[1, 13]),
+                vec![8],
+                false,
+            ),
+            (
+                "active without a duty",
+                vec![1, 13],
+                duties(&[1]),
+                vec![8, 9],
+                false,
+            ),
+            ("nothing fetched", vec![1], duties(&[1]), vec![], false),
+        ];
+        for (name, watched, d, slots, ok) in cases {
+            let got = check_seats(E, &idx(&watched), &registry(), &d, &committees_of(&slots));
+            assert_eq!(got.is_ok(), ok, "{name}: {got:?}");
+        }
+    }
+}
