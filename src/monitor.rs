@@ -262,6 +262,12 @@ pub fn summarize(rec: &EpochRecord) -> EpochSummary {
     }
 }
 
+/// Attempts at one epoch's attester duties before the whole epoch's
+/// committees are read instead: a node that refuses an epoch (too old for
+/// it) keeps refusing, while a passing error (Lodestar answers 500 at
+/// some epoch boundaries) clears on the next tick.
+const ATTESTER_DUTY_ATTEMPTS: u32 = 3;
+
 /// The running monitor. `tick` does one round of work; `run` loops it.
 pub struct Monitor {
     pub pool: Arc<BeaconPool>,
@@ -280,6 +286,9 @@ pub struct Monitor {
     /// the current epoch). They let `gather_epoch` read only the duty
     /// slots' committees.
     attester_duties: std::collections::BTreeMap<Epoch, (Vec<ValidatorIndex>, AttesterDuties)>,
+    /// Failed attester-duty requests by epoch: a node that does not serve
+    /// an epoch is not asked every tick.
+    attester_failures: std::collections::BTreeMap<Epoch, u32>,
     /// Double-signing evidence already logged: provisional passes see the
     /// same evidence again every slot; it is logged once (the alert engine
     /// deduplicates its incidents itself).
@@ -332,6 +341,7 @@ impl Monitor {
             next_epoch: start,
             fetched_duties: HashSet::new(),
             attester_duties: Default::default(),
+            attester_failures: Default::default(),
             logged_evidence: BTreeSet::new(),
             provisional_slot: None,
             last_health: None,
@@ -703,6 +713,7 @@ impl Monitor {
     async fn fetch_attester_duties(&mut self, current: Epoch) {
         let floor = self.next_epoch;
         self.attester_duties = self.attester_duties.split_off(&floor);
+        self.attester_failures = self.attester_failures.split_off(&floor);
         if self.watched.is_empty() {
             return;
         }
@@ -715,7 +726,8 @@ impl Monitor {
                 .attester_duties
                 .get(&e)
                 .is_some_and(|(asked, _)| *asked == self.watched);
-            if e < floor || known {
+            let failures = self.attester_failures.get(&e).copied().unwrap_or(0);
+            if e < floor || known || failures >= ATTESTER_DUTY_ATTEMPTS {
                 continue;
             }
             let ids = &self.watched;
@@ -730,7 +742,10 @@ impl Monitor {
                 Ok(d) => {
                     self.attester_duties.insert(e, (self.watched.clone(), d));
                 }
-                Err(err) => debug!(epoch = e.0, error = %err, "attester duties not served"),
+                Err(err) => {
+                    *self.attester_failures.entry(e).or_default() += 1;
+                    debug!(epoch = e.0, error = %err, "attester duties not served");
+                }
             }
         }
     }

@@ -53,6 +53,10 @@ pub enum CollectError {
     NoRegistry,
 }
 
+/// Committees of one epoch: their shuffling's dependent block, the
+/// committees and the slots they cover.
+type CachedCommittees = (Option<Root>, Arc<Vec<Committee>>, Coverage);
+
 /// Blocks are immutable by root: read each once. Committees of an epoch
 /// are read once for all its provisional passes (they are fixed by the
 /// RANDAO of epoch N-2, so only a reorg deeper than an epoch could change
@@ -63,7 +67,7 @@ pub struct BlockCache {
     blocks: BTreeMap<(Slot, Root), Arc<Block>>,
     /// By epoch, with the block their shuffling depends on (None when the
     /// follower no longer holds it).
-    committees: BTreeMap<Epoch, (Option<Root>, Arc<Vec<Committee>>, Coverage)>,
+    committees: BTreeMap<Epoch, CachedCommittees>,
     /// Sync committee members by period.
     sync_committees: BTreeMap<u64, Vec<ValidatorIndex>>,
 }
