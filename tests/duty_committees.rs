@@ -10,7 +10,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use valwatch::sim::{
-    Behaviour, BehaviourKind, Mode, NodeOptions, Scenario, Sim, SimNode, ValidatorSet,
+    Behaviour, BehaviourKind, Fault, FaultKind, Mode, NodeOptions, Scenario, Sim, SimNode,
+    ValidatorSet,
 };
 use valwatch::store::ReportQuery;
 
@@ -123,6 +124,31 @@ async fn two_validators_of_the_lodestar_recording_need_only_their_slots() {
 /// committees came by slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_validators_of_the_simulator_need_only_their_slots() {
+    let (per_slot, whole) = simulator_run(Vec::new()).await;
+    assert!(per_slot > 0, "no committees read by slot");
+    // The simulator serves every duty: no epoch needed the whole set.
+    assert_eq!(whole, 0);
+}
+
+/// The same run with a node that refuses attester duties: the whole
+/// epoch's committees are read, and the verdicts are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_attester_duties_the_whole_epoch_is_read() {
+    let refuse = Fault {
+        kind: FaultKind::Status { code: 500 },
+        from_slot: None,
+        until_slot: None,
+        path_contains: Some("/validator/duties/attester".into()),
+    };
+    let (per_slot, whole) = simulator_run(vec![refuse]).await;
+    assert_eq!(per_slot, 0);
+    assert!(whole > 0);
+}
+
+/// Runs the daemon on a live simulated node with `faults`, checks every
+/// verdict of validators 3 and 7 in epochs 2..=5 against the simulator's
+/// truth; returns the committee reads (by slot, whole epoch).
+async fn simulator_run(faults: Vec<Fault>) -> (u64, u64) {
     const SLOT_MS: u64 = 500;
     const FROM: u64 = 2;
     const UNTIL: u64 = 5;
@@ -148,6 +174,7 @@ async fn two_validators_of_the_simulator_need_only_their_slots() {
         sim.clone(),
         NodeOptions {
             mode: Mode::Live { max_epochs: 20 },
+            faults,
             ..NodeOptions::default()
         },
     )
@@ -180,8 +207,6 @@ async fn two_validators_of_the_simulator_need_only_their_slots() {
     let per_slot = counter(&metrics, PER_SLOT);
     let whole = counter(&metrics, WHOLE);
     eprintln!("committee reads: {per_slot} by slot, {whole} whole epochs");
-    assert!(per_slot > 0, "no committees read by slot:\n{metrics}");
-    // The simulator serves every duty: no epoch needed the whole set.
-    assert_eq!(whole, 0, "{metrics}");
     node.shutdown().await;
+    (per_slot, whole)
 }
