@@ -74,7 +74,14 @@ pub struct SizeCost {
 /// `valwatch bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let (Some(size), Some(node)) = (args.child, args.beacon_node.as_deref()) {
-        let cost = measure(size, node, &args.database_url, args.epochs).await?;
+        let cost = measure(
+            size,
+            node,
+            &args.database_url,
+            args.epochs,
+            args.whole_epoch_committees,
+        )
+        .await?;
         println!("{}", serde_json::to_string(&cost)?);
         return Ok(());
     }
@@ -123,6 +130,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .arg(&args.database_url)
             .arg("--epochs")
             .arg(args.epochs.to_string())
+            .args(
+                args.whole_epoch_committees
+                    .then_some("--whole-epoch-committees"),
+            )
             .stderr(std::process::Stdio::inherit())
             .output()
             .await
@@ -188,12 +199,13 @@ async fn measure(
     node_url: &str,
     admin_url: &str,
     epochs: u64,
+    whole_epoch: bool,
 ) -> anyhow::Result<SizeCost> {
     let name = format!("valwatch_bench_{}_{size}", std::process::id());
     let url = crate::store::create_postgres_database(admin_url, &name)
         .await
         .context("cannot create the benchmark database")?;
-    let result = measure_in(size, node_url, &url, epochs).await;
+    let result = measure_in(size, node_url, &url, epochs, whole_epoch).await;
     if let Err(e) = crate::store::drop_postgres_database(admin_url, &name).await {
         tracing::warn!(error = %e, database = %name, "cannot drop the benchmark database");
     }
@@ -205,6 +217,7 @@ async fn measure_in(
     node_url: &str,
     db_url: &str,
     epochs: u64,
+    whole_epoch: bool,
 ) -> anyhow::Result<SizeCost> {
     let store = crate::app::open_store(db_url).await?;
     let pool = BeaconPool::new(vec![NodeConfig {
@@ -244,13 +257,16 @@ async fn measure_in(
         // As the monitor does: the watched validators' attester duties let
         // it read only their slots' committees.
         let ids = &watched;
-        let attester = pool
-            .call(
+        let attester = if whole_epoch {
+            None
+        } else {
+            pool.call(
                 "/eth/v1/validator/duties/attester/{epoch}",
                 |c| async move { c.attester_duties(epoch, ids).await },
             )
             .await
-            .ok();
+            .ok()
+        };
         let data = collect::gather_epoch(
             &pool,
             &spec,
