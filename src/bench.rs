@@ -257,16 +257,17 @@ async fn measure_in(
         // As the monitor does: the watched validators' attester duties let
         // it read only their slots' committees.
         let ids = &watched;
-        let attester = if whole_epoch {
-            None
-        } else {
-            pool.call(
-                "/eth/v1/validator/duties/attester/{epoch}",
-                |c| async move { c.attester_duties(epoch, ids).await },
-            )
-            .await
-            .ok()
-        };
+        let attester =
+            if whole_epoch || !collect::attester_duties_worth_asking(&spec, watched.len()) {
+                None
+            } else {
+                pool.call(
+                    "/eth/v1/validator/duties/attester/{epoch}",
+                    |c| async move { c.attester_duties(epoch, ids).await },
+                )
+                .await
+                .ok()
+            };
         let data = collect::gather_epoch(
             &pool,
             &spec,

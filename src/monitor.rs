@@ -714,7 +714,7 @@ impl Monitor {
         let floor = self.next_epoch;
         self.attester_duties = self.attester_duties.split_off(&floor);
         self.attester_failures = self.attester_failures.split_off(&floor);
-        if self.watched.is_empty() {
+        if !collect::attester_duties_worth_asking(&self.spec, self.watched.len()) {
             return;
         }
         for e in [
