@@ -4,8 +4,8 @@
 //! in a child process of itself, so that each size's peak memory (VmHWM,
 //! which cannot be reset) is its own and excludes the simulator.
 //!
-//! The measured path is the monitor's: `collect::gather_epoch` and the
-//! proposer duties (fetch), `monitor::judge_epoch` (judge), the previous
+//! The measured path is the monitor's: the watched validators' attester
+//! duties, `collect::gather_epoch` and the proposer duties (fetch), `monitor::judge_epoch` (judge), the previous
 //! balances and `Store::write_epoch` into a fresh PostgreSQL database
 //! (store). Requests and bytes are counted by the simulated node itself.
 //!
@@ -29,8 +29,9 @@ use crate::sim::{
 
 /// The local PostgreSQL of the development setup (trust auth).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-/// From a small operator to every validator of mainnet-sized network.
-pub const DEFAULT_SIZES: [u64; 4] = [1_000, 10_000, 100_000, 1_000_000];
+/// From a solo staker (1, 10: committees read by duty slot only) to every
+/// validator of a mainnet-sized network.
+pub const DEFAULT_SIZES: [u64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
 /// About mainnet's active set (≈1.0 M validators in 2025).
 pub const DEFAULT_NETWORK: u64 = 1_000_000;
 /// Two epochs per size: the first has no previous balances, the second
@@ -73,7 +74,14 @@ pub struct SizeCost {
 /// `valwatch bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let (Some(size), Some(node)) = (args.child, args.beacon_node.as_deref()) {
-        let cost = measure(size, node, &args.database_url, args.epochs).await?;
+        let cost = measure(
+            size,
+            node,
+            &args.database_url,
+            args.epochs,
+            args.whole_epoch_committees,
+        )
+        .await?;
         println!("{}", serde_json::to_string(&cost)?);
         return Ok(());
     }
@@ -122,6 +130,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .arg(&args.database_url)
             .arg("--epochs")
             .arg(args.epochs.to_string())
+            .args(
+                args.whole_epoch_committees
+                    .then_some("--whole-epoch-committees"),
+            )
             .stderr(std::process::Stdio::inherit())
             .output()
             .await
@@ -187,12 +199,13 @@ async fn measure(
     node_url: &str,
     admin_url: &str,
     epochs: u64,
+    whole_epoch: bool,
 ) -> anyhow::Result<SizeCost> {
     let name = format!("valwatch_bench_{}_{size}", std::process::id());
     let url = crate::store::create_postgres_database(admin_url, &name)
         .await
         .context("cannot create the benchmark database")?;
-    let result = measure_in(size, node_url, &url, epochs).await;
+    let result = measure_in(size, node_url, &url, epochs, whole_epoch).await;
     if let Err(e) = crate::store::drop_postgres_database(admin_url, &name).await {
         tracing::warn!(error = %e, database = %name, "cannot drop the benchmark database");
     }
@@ -204,6 +217,7 @@ async fn measure_in(
     node_url: &str,
     db_url: &str,
     epochs: u64,
+    whole_epoch: bool,
 ) -> anyhow::Result<SizeCost> {
     let store = crate::app::open_store(db_url).await?;
     let pool = BeaconPool::new(vec![NodeConfig {
@@ -240,6 +254,20 @@ async fn measure_in(
         let epoch = Epoch(e);
         let before = served(&http, node_url).await?;
         let t = Instant::now();
+        // As the monitor does: the watched validators' attester duties let
+        // it read only their slots' committees.
+        let ids = &watched;
+        let attester =
+            if whole_epoch || !collect::attester_duties_worth_asking(&spec, watched.len()) {
+                None
+            } else {
+                pool.call(
+                    "/eth/v1/validator/duties/attester/{epoch}",
+                    |c| async move { c.attester_duties(epoch, ids).await },
+                )
+                .await
+                .ok()
+            };
         let data = collect::gather_epoch(
             &pool,
             &spec,
@@ -249,6 +277,7 @@ async fn measure_in(
             epoch,
             spec.inclusion_window_end(epoch),
             collect::Committees::Fresh,
+            attester.as_ref(),
         )
         .await?;
         let duties = collect::fetch_proposer_duties(&pool, epoch).await.ok();
@@ -413,7 +442,8 @@ mod tests {
         let s = bench_scenario(1_000_000);
         s.check().unwrap();
         let off = &s.behaviours[0].validators;
-        for n in DEFAULT_SIZES {
+        // 1 % of 1, 10 or 100 is at most one validator: no ratio to check.
+        for n in DEFAULT_SIZES.into_iter().filter(|&n| n >= 1_000) {
             let count = (0..n).filter(|&v| off.contains(v)).count() as u64;
             assert!(count >= n / 100 && count <= n / 90, "{n}: {count}");
         }

@@ -68,6 +68,10 @@ pub struct BenchArgs {
     /// Epochs judged per size.
     #[arg(long, value_name = "N", default_value_t = crate::bench::DEFAULT_EPOCHS)]
     pub epochs: u64,
+    /// Read every epoch's whole committees, as valwatch did before it read
+    /// the watched validators' duty slots only (for comparison).
+    #[arg(long)]
+    pub whole_epoch_committees: bool,
     /// Internal: measure one size in this process and print one JSON line.
     #[arg(long, hide = true, value_name = "N")]
     pub child: Option<u64>,

@@ -24,7 +24,9 @@ use crate::analysis::{
 };
 use crate::beacon::events::{SeenBlocks, SeenSlashings};
 use crate::beacon::{BeaconPool, BlockId};
-use crate::chain::{BlockHeader, ChainSpec, Clock, Epoch, ProposerDuties, Slot, ValidatorIndex};
+use crate::chain::{
+    AttesterDuties, BlockHeader, ChainSpec, Clock, Epoch, ProposerDuties, Slot, ValidatorIndex,
+};
 use crate::collect::{self, BlockCache, ChainFollower, EpochData};
 use crate::metrics::Metrics;
 use crate::status::{StatusBoard, UpcomingDuties};
@@ -171,6 +173,7 @@ pub fn judge_epoch(
                 spec,
                 epoch,
                 committees,
+                coverage: &data.coverage,
                 watched,
                 registry: &data.registry,
                 blocks: &data.blocks,
@@ -285,6 +288,12 @@ pub fn summarize(rec: &EpochRecord) -> EpochSummary {
     }
 }
 
+/// Attempts at one epoch's attester duties before the whole epoch's
+/// committees are read instead: a node that refuses an epoch (too old for
+/// it) keeps refusing, while a passing error (Lodestar answers 500 at
+/// some epoch boundaries) clears on the next tick.
+const ATTESTER_DUTY_ATTEMPTS: u32 = 3;
+
 /// The running monitor. `tick` does one round of work; `run` loops it.
 pub struct Monitor {
     pub pool: Arc<BeaconPool>,
@@ -298,6 +307,14 @@ pub struct Monitor {
     next_epoch: Epoch,
     /// Epochs whose perishable data (proposer duties) was fetched.
     fetched_duties: HashSet<(Epoch, bool)>,
+    /// The watched validators' attester duties by epoch, with the watched
+    /// list they were asked for (perishable: nodes serve them only near
+    /// the current epoch). They let `gather_epoch` read only the duty
+    /// slots' committees.
+    attester_duties: std::collections::BTreeMap<Epoch, (Vec<ValidatorIndex>, AttesterDuties)>,
+    /// Failed attester-duty requests by epoch: a node that does not serve
+    /// an epoch is not asked every tick.
+    attester_failures: std::collections::BTreeMap<Epoch, u32>,
     /// Double-signing evidence already logged: provisional passes see the
     /// same evidence again every slot; it is logged once (the alert engine
     /// deduplicates its incidents itself).
@@ -351,6 +368,8 @@ impl Monitor {
             cache: BlockCache::default(),
             next_epoch: start,
             fetched_duties: HashSet::new(),
+            attester_duties: Default::default(),
+            attester_failures: Default::default(),
             logged_evidence: BTreeSet::new(),
             provisional_slot: None,
             pools: PoolWatch::default(),
@@ -803,6 +822,52 @@ impl Monitor {
             }
         }
         self.fetched_duties.retain(|(e, _)| e.0 + 2 >= current.0);
+        self.fetch_attester_duties(current).await;
+    }
+
+    /// The watched validators' attester duties of the previous, current and
+    /// next epoch (what nodes such as Lodestar serve), each asked once per
+    /// watched list. Their shuffling was fixed an epoch ahead; should a
+    /// reorg change it, `gather_epoch` sees the dependent root differ and
+    /// reads the whole epoch.
+    async fn fetch_attester_duties(&mut self, current: Epoch) {
+        let floor = self.next_epoch;
+        self.attester_duties = self.attester_duties.split_off(&floor);
+        self.attester_failures = self.attester_failures.split_off(&floor);
+        if !collect::attester_duties_worth_asking(&self.spec, self.watched.len()) {
+            return;
+        }
+        for e in [
+            Epoch(current.0.saturating_sub(1)),
+            current,
+            Epoch(current.0 + 1),
+        ] {
+            let known = self
+                .attester_duties
+                .get(&e)
+                .is_some_and(|(asked, _)| *asked == self.watched);
+            let failures = self.attester_failures.get(&e).copied().unwrap_or(0);
+            if e < floor || known || failures >= ATTESTER_DUTY_ATTEMPTS {
+                continue;
+            }
+            let ids = &self.watched;
+            match self
+                .pool
+                .call(
+                    "/eth/v1/validator/duties/attester/{epoch}",
+                    |c| async move { c.attester_duties(e, ids).await },
+                )
+                .await
+            {
+                Ok(d) => {
+                    self.attester_duties.insert(e, (self.watched.clone(), d));
+                }
+                Err(err) => {
+                    *self.attester_failures.entry(e).or_default() += 1;
+                    debug!(epoch = e.0, error = %err, "attester duties not served");
+                }
+            }
+        }
     }
 
     async fn process(
@@ -825,6 +890,7 @@ impl Monitor {
             } else {
                 collect::Committees::Cached
             },
+            self.attester_duties.get(&epoch).map(|(_, d)| d),
         )
         .await?;
         let fetched = started.elapsed();
@@ -1162,6 +1228,7 @@ mod tests {
             chain: CanonicalChain::new(Slot(8), Slot(23), None, [header(9, 5, 1, Root([7; 32]))]),
             blocks: Vec::new(),
             committees: Ok(Arc::new(Vec::new())),
+            coverage: crate::analysis::attestations::Coverage::Epoch,
             sync_committees: HashMap::new(),
             registry: HashMap::new(),
             upto: Slot(23),

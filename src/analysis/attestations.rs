@@ -7,7 +7,7 @@
 //! Must not: do IO, read the clock, or map bits of validators nobody watches
 //! (mainnet has ~1M validators; the work must stay linear in the input).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{AnalysisError, AttestationStatus, AttestationVerdict, CanonicalChain};
 use crate::chain::{
@@ -19,8 +19,10 @@ use crate::chain::{
 pub struct AttestationInputs<'a> {
     pub spec: &'a ChainSpec,
     pub epoch: Epoch,
-    /// All beacon committees of `epoch` (every slot, every index).
+    /// Beacon committees of `epoch`: every committee of the slots `coverage`
+    /// names.
     pub committees: &'a [Committee],
+    pub coverage: &'a Coverage,
     /// The watched validators with their registry entry (for activity);
     /// a watched index without an entry is judged `unknown`.
     pub watched: &'a [ValidatorIndex],
@@ -33,6 +35,28 @@ pub struct AttestationInputs<'a> {
     pub chain: &'a CanonicalChain,
     /// Highest slot for which the canonical chain is known (the head).
     pub head_slot: Slot,
+}
+
+/// Which slots of the epoch the committees passed to the analysis cover.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// Every committee of the epoch: a vote whose committee is missing or
+    /// does not fit is a contradiction (`AttestationShape`).
+    Epoch,
+    /// Every committee of these slots only (the collector read just the
+    /// watched validators' duty slots and checked each one's seat). Votes of
+    /// other slots cannot be the watched validators' and are skipped unread;
+    /// votes of a covered slot are checked as strictly as with `Epoch`.
+    Slots(BTreeSet<Slot>),
+}
+
+impl Coverage {
+    pub fn covers(&self, slot: Slot) -> bool {
+        match self {
+            Coverage::Epoch => true,
+            Coverage::Slots(slots) => slots.contains(&slot),
+        }
+    }
 }
 
 /// The last slot at which a vote of `epoch` cast at `duty_slot` can still be
@@ -112,7 +136,15 @@ pub fn judge_attestations(
     let mut first: Vec<Option<Inclusion<'_>>> = vec![None; targets.len()];
     for block in &blocks {
         for att in &block.attestations {
-            record_votes(spec, epoch, block.header.slot, att, &views, &mut first)?;
+            record_votes(
+                spec,
+                epoch,
+                inputs.coverage,
+                block.header.slot,
+                att,
+                &views,
+                &mut first,
+            )?;
         }
     }
 
@@ -245,6 +277,7 @@ pub(crate) fn watched_attesters(
 fn record_votes<'a>(
     spec: &ChainSpec,
     epoch: Epoch,
+    coverage: &Coverage,
     block_slot: Slot,
     att: &'a Attestation,
     views: &HashMap<(Slot, u64), CommitteeView>,
@@ -265,6 +298,10 @@ fn record_votes<'a>(
     // vote of its own slot or a later one.
     if block_slot <= data.slot {
         return Err(shape("included no later than its own slot".into()));
+    }
+    // A slot whose committees were not read holds no watched seat.
+    if !coverage.covers(data.slot) {
+        return Ok(());
     }
 
     for w in watched_attesters(att, views).map_err(shape)? {
@@ -519,6 +556,8 @@ mod tests {
         no_body: Vec<u64>,
         head: u64,
         aggs: Vec<Agg>,
+        /// Committees of these slots only (`Coverage::Slots`); `None`: all.
+        covered: Option<Vec<u64>>,
     }
 
     impl World {
@@ -529,7 +568,13 @@ mod tests {
                 no_body: vec![],
                 head,
                 aggs,
+                covered: None,
             }
+        }
+
+        fn covering(mut self, slots: &[u64]) -> Self {
+            self.covered = Some(slots.to_vec());
+            self
         }
 
         fn judge(&self, watched: &[u64]) -> Result<Vec<AttestationVerdict>, AnalysisError> {
@@ -569,7 +614,16 @@ mod tests {
                     a.block
                 );
             }
-            let committees = committees();
+            let (committees, coverage) = match &self.covered {
+                None => (committees(), Coverage::Epoch),
+                Some(slots) => (
+                    committees()
+                        .into_iter()
+                        .filter(|c| slots.contains(&c.slot.0))
+                        .collect(),
+                    Coverage::Slots(slots.iter().map(|s| Slot(*s)).collect()),
+                ),
+            };
             let mut registry: HashMap<_, _> = (0..2000)
                 .map(|v| (ValidatorIndex(v), info(v, 0, u64::MAX)))
                 .collect();
@@ -581,6 +635,7 @@ mod tests {
                 spec: &spec,
                 epoch: EPOCH,
                 committees: &committees,
+                coverage: &coverage,
                 watched: &watched,
                 registry: &registry,
                 blocks: &blocks,
@@ -839,6 +894,70 @@ mod tests {
         }
     }
 
+    /// Committees of some slots only: votes of the other slots are skipped
+    /// (even ones that would not fit), votes of a covered slot are checked
+    /// as strictly as with the whole epoch, and a watched validator whose
+    /// slot was not read is never judged missed.
+    #[test]
+    fn coverage_of_some_slots_skips_only_the_others() {
+        // Validator 0 sits at slot 8, validator 32 at slot 10.
+        let misfit_at_10 = || agg(11, 10, &[0, 9], &[0]);
+        let vote_of_0 = || agg(9, 8, &[0], &[0]);
+        let late = 30; // every window of epoch 1 closed
+        type Row = (&'static str, World, u64, Result<Want, ()>);
+        let cases: Vec<Row> = vec![
+            (
+                "whole epoch: a misfit at any slot is an error",
+                World::new(late, vec![vote_of_0(), misfit_at_10()]),
+                0,
+                Err(()),
+            ),
+            (
+                "slot 8 only: the misfit at slot 10 is skipped",
+                World::new(late, vec![vote_of_0(), misfit_at_10()]).covering(&[8]),
+                0,
+                Ok(included(8, 9, 1, false, true, true)),
+            ),
+            (
+                "slot 8 only: a misfit at slot 8 is still an error",
+                World::new(late, vec![agg(9, 8, &[0], &[0]).len(3)]).covering(&[8]),
+                0,
+                Err(()),
+            ),
+            (
+                "slot 8 only: a validator of slot 10 is unknown, not missed",
+                World::new(late, vec![vote_of_0()]).covering(&[8]),
+                32,
+                Ok(not_included(Unknown, None)),
+            ),
+            (
+                "slot 10 covered: its validator's absence is a miss",
+                World::new(late, vec![vote_of_0()]).covering(&[10]),
+                32,
+                Ok(not_included(Missed, Some(10))),
+            ),
+            (
+                "slot 10 covered: its validator's vote counts",
+                World::new(late, vec![agg(12, 10, &[0], &[0])]).covering(&[10]),
+                32,
+                Ok(included(10, 12, 2, true, true, true)),
+            ),
+        ];
+        for (name, world, v, want) in cases {
+            let got = world.judge(&[v]);
+            match want {
+                Err(()) => assert!(
+                    matches!(got, Err(AnalysisError::AttestationShape { .. })),
+                    "{name}: {got:?}"
+                ),
+                Ok(want) => {
+                    let verdicts = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    assert_eq!(seen(&verdicts[0]), want, "{name}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn shape_contradictions_are_errors() {
         let cases: Vec<(&str, Agg)> = vec![
@@ -909,6 +1028,7 @@ mod tests {
             spec: &spec,
             epoch: EPOCH,
             committees: &committees(),
+            coverage: &Coverage::Epoch,
             watched: &[ValidatorIndex(0)],
             registry: &registry,
             blocks: &blocks,
@@ -1029,6 +1149,7 @@ mod tests {
             spec: &spec,
             epoch,
             committees: &committees,
+            coverage: &Coverage::Epoch,
             watched: &watched,
             registry: &registry,
             blocks: &blocks,
@@ -1215,6 +1336,7 @@ mod sepolia_fixture {
             spec: &spec,
             epoch,
             committees: &committees,
+            coverage: &Coverage::Epoch,
             watched: &watched,
             registry: &registry,
             blocks: &blocks,

@@ -485,6 +485,30 @@ mod tests {
         }
     }
 
+    /// With the committees of the watched validators' slots only (what the
+    /// collector reads for a few validators), their double votes are found
+    /// just as with the whole epoch, and votes of other slots are skipped.
+    #[test]
+    fn double_votes_need_only_the_watched_validators_committees() {
+        let blocks = vec![
+            block(9, vec![vote(8, 7, 1, 7, &[1]), vote(12, 7, 1, 7, &[0])]),
+            block(13, vec![vote(8, 9, 1, 7, &[1]), vote(12, 9, 1, 7, &[0])]),
+        ];
+        // Validator 1 sits at slot 8, validator 16 at slot 12.
+        let watched = [ValidatorIndex(1), ValidatorIndex(16)];
+        let all = double_votes(&spec(), Epoch(1), &committees(), &blocks, &watched);
+        assert_eq!(indices(&all), vec![1, 16]);
+        let only_8: Vec<Committee> = committees()
+            .into_iter()
+            .filter(|c| c.slot == Slot(8))
+            .collect();
+        let got = double_votes(&spec(), Epoch(1), &only_8, &blocks, &watched[..1]);
+        assert_eq!(got, all[..1].to_vec());
+        // Validator 16's slot was not read: nothing can be said of it.
+        let got = double_votes(&spec(), Epoch(1), &only_8, &blocks, &watched);
+        assert_eq!(indices(&got), vec![1]);
+    }
+
     #[test]
     fn double_votes_ignore_unwatched_validators() {
         let blocks = vec![

@@ -12,8 +12,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT};
 use reqwest::Method;
 
 use crate::chain::{
-    Attestation, AttesterSlashing, Block, BlockHeader, ChainSpec, Checkpoint, Committee, Epoch,
-    Fork, ProposerDuties, ProposerSlashing, Pubkey, Root, Slot, ValidatorIndex, ValidatorInfo,
+    Attestation, AttesterDuties, AttesterSlashing, Block, BlockHeader, ChainSpec, Checkpoint,
+    Committee, Epoch, Fork, ProposerDuties, ProposerSlashing, Pubkey, Root, Slot, ValidatorIndex,
+    ValidatorInfo,
 };
 
 use super::wire::{self, DecodeError};
@@ -495,6 +496,65 @@ impl BeaconClient {
             None => Ok(None),
             Some(a) => self.decoded(EP, wire::parse_committees(&a.body)).map(Some),
         }
+    }
+
+    /// `GET /eth/v1/beacon/states/{state_id}/committees?epoch=E&slot=S`: all
+    /// committees of one slot; `None` on 404.
+    pub async fn slot_committees(
+        &self,
+        state: StateId,
+        epoch: Epoch,
+        slot: Slot,
+    ) -> Result<Option<Vec<Committee>>, BeaconError> {
+        // Its own label, so the metrics tell the per-slot reads apart.
+        const EP: &str = "/eth/v1/beacon/states/{state_id}/committees?slot";
+        let path = format!("/eth/v1/beacon/states/{state}/committees");
+        let query = [("epoch", epoch.0.to_string()), ("slot", slot.0.to_string())];
+        let answer = self.send(EP, Method::GET, &path, &query, None).await?;
+        match self.found(EP, answer)? {
+            None => Ok(None),
+            Some(a) => self.decoded(EP, wire::parse_committees(&a.body)).map(Some),
+        }
+    }
+
+    /// `POST /eth/v1/validator/duties/attester/{epoch}` with the indices, in
+    /// batches of `IDS_PER_REQUEST`; every batch must name the same
+    /// dependent root. No ids, no request.
+    pub async fn attester_duties(
+        &self,
+        epoch: Epoch,
+        ids: &[ValidatorIndex],
+    ) -> Result<AttesterDuties, BeaconError> {
+        const EP: &str = "/eth/v1/validator/duties/attester/{epoch}";
+        let path = format!("/eth/v1/validator/duties/attester/{epoch}");
+        let mut out: Option<AttesterDuties> = None;
+        for batch in ids.chunks(IDS_PER_REQUEST) {
+            let body =
+                serde_json::Value::from(batch.iter().map(|i| i.0.to_string()).collect::<Vec<_>>());
+            let answer = self.send(EP, Method::POST, &path, &[], Some(&body)).await?;
+            let a = self.ok(EP, answer)?;
+            let part = self.decoded(
+                EP,
+                wire::parse_attester_duties(&a.body, epoch, a.dependent_root.as_deref()),
+            )?;
+            match &mut out {
+                None => out = Some(part),
+                Some(o) if o.dependent_root == part.dependent_root => o.duties.extend(part.duties),
+                Some(_) => {
+                    return self.decoded(
+                        EP,
+                        Err(wire::DecodeError(
+                            "attester duty batches name different dependent roots".into(),
+                        )),
+                    )
+                }
+            }
+        }
+        Ok(out.unwrap_or(AttesterDuties {
+            epoch,
+            dependent_root: Root::ZERO,
+            duties: Vec::new(),
+        }))
     }
 
     /// `GET /eth/v1/beacon/states/{state_id}/sync_committees?epoch=E`: members by position.

@@ -16,10 +16,10 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::chain::{
-    decode_hex, Attestation, AttestationData, AttesterSlashing, BitList, BitVector, Block,
-    BlockHeader, ChainSpec, Checkpoint, Committee, Epoch, Fork, Gwei, ProposerDuties, ProposerDuty,
-    ProposerSlashing, Pubkey, Root, Slot, ValidatorIndex, ValidatorInfo, ValidatorStatus,
-    VoluntaryExit, FAR_FUTURE_EPOCH,
+    decode_hex, Attestation, AttestationData, AttesterDuties, AttesterDuty, AttesterSlashing,
+    BitList, BitVector, Block, BlockHeader, ChainSpec, Checkpoint, Committee, Epoch, Fork, Gwei,
+    ProposerDuties, ProposerDuty, ProposerSlashing, Pubkey, Root, Slot, ValidatorIndex,
+    ValidatorInfo, ValidatorStatus, VoluntaryExit, FAR_FUTURE_EPOCH,
 };
 
 use super::client::{Finality, Genesis, SyncStatus};
@@ -417,6 +417,47 @@ pub fn parse_proposer_duties(
             .map(|d| ProposerDuty {
                 slot: Slot(d.slot.0),
                 validator_index: ValidatorIndex(d.validator_index.0),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct WireAttesterDuty {
+    validator_index: Quoted,
+    slot: Quoted,
+    committee_index: Quoted,
+    committee_length: Quoted,
+    validator_committee_index: Quoted,
+}
+
+/// Attester duties (`dependent_root` from the body, else the header, as
+/// for proposer duties).
+pub fn parse_attester_duties(
+    body: &[u8],
+    epoch: Epoch,
+    header_dependent_root: Option<&str>,
+) -> Result<AttesterDuties, DecodeError> {
+    let e: Envelope<Vec<WireAttesterDuty>> = parse(body)?;
+    let dependent_root = match (e.dependent_root, header_dependent_root) {
+        (Some(r), _) => r,
+        (None, Some(h)) => h
+            .parse()
+            .map_err(|err| DecodeError(format!("dependent root header: {err}")))?,
+        (None, None) => return Err(DecodeError::new("dependent_root missing")),
+    };
+    Ok(AttesterDuties {
+        epoch,
+        dependent_root,
+        duties: e
+            .data
+            .into_iter()
+            .map(|d| AttesterDuty {
+                validator_index: ValidatorIndex(d.validator_index.0),
+                slot: Slot(d.slot.0),
+                committee_index: d.committee_index.0,
+                committee_length: d.committee_length.0,
+                position: d.validator_committee_index.0,
             })
             .collect(),
     })

@@ -232,6 +232,27 @@ pub struct ProposerDuties {
     pub duties: Vec<ProposerDuty>,
 }
 
+/// One validator's attestation duty, as `POST /eth/v1/validator/duties/attester/{epoch}`
+/// states it: its seat `(slot, committee_index, position)` in a committee
+/// of `committee_length`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttesterDuty {
+    pub validator_index: ValidatorIndex,
+    pub slot: Slot,
+    pub committee_index: u64,
+    pub committee_length: u64,
+    pub position: u64,
+}
+
+/// Attester duties of some validators for one epoch, with the block root
+/// their shuffling depends on (the last block before the previous epoch).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttesterDuties {
+    pub epoch: Epoch,
+    pub dependent_root: Root,
+    pub duties: Vec<AttesterDuty>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

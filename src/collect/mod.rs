@@ -9,15 +9,16 @@
 pub mod follower;
 pub mod pools;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::analysis::attestations::Coverage;
 use crate::analysis::CanonicalChain;
 use crate::beacon::client::ValidatorId;
 use crate::beacon::{BeaconError, BeaconPool, BlockId, StateId};
 use crate::chain::{
-    Block, BlockHeader, ChainSpec, Committee, Epoch, ProposerDuties, Root, Slot, ValidatorIndex,
-    ValidatorInfo,
+    AttesterDuties, Block, BlockHeader, ChainSpec, Committee, Epoch, ProposerDuties, Root, Slot,
+    ValidatorIndex, ValidatorInfo,
 };
 
 pub use follower::{ChainFollower, FollowError};
@@ -32,6 +33,9 @@ pub struct EpochData {
     pub blocks: Vec<Block>,
     /// The beacon committees of `epoch`; `Err` says why none could be read.
     pub committees: Result<Arc<Vec<Committee>>, String>,
+    /// Which slots `committees` covers (all of them, or the watched
+    /// validators' duty slots, checked against their seats).
+    pub coverage: Coverage,
     /// Sync committee members by position, per sync period.
     pub sync_committees: HashMap<u64, Vec<ValidatorIndex>>,
     pub registry: HashMap<ValidatorIndex, ValidatorInfo>,
@@ -50,6 +54,10 @@ pub enum CollectError {
     NoRegistry,
 }
 
+/// Committees of one epoch: their shuffling's dependent block, the
+/// committees and the slots they cover.
+type CachedCommittees = (Option<Root>, Arc<Vec<Committee>>, Coverage);
+
 /// Blocks are immutable by root: read each once. Committees of an epoch
 /// are read once for all its provisional passes (they are fixed by the
 /// RANDAO of epoch N-2, so only a reorg deeper than an epoch could change
@@ -60,7 +68,7 @@ pub struct BlockCache {
     blocks: BTreeMap<(Slot, Root), Arc<Block>>,
     /// By epoch, with the block their shuffling depends on (None when the
     /// follower no longer holds it).
-    committees: BTreeMap<Epoch, (Option<Root>, Arc<Vec<Committee>>)>,
+    committees: BTreeMap<Epoch, CachedCommittees>,
     /// Sync committee members by period.
     sync_committees: BTreeMap<u64, Vec<ValidatorIndex>>,
 }
@@ -81,9 +89,11 @@ impl BlockCache {
     }
 
     /// The committees of `epoch` as last read, if any (no IO: for readers
-    /// that must stay cheap, such as the per-slot pool watch).
+    /// that must stay cheap, such as the per-slot pool watch). They may
+    /// cover only the watched validators' duty slots (`Coverage::Slots`),
+    /// which is all such readers need.
     pub fn cached_committees(&self, epoch: Epoch) -> Option<Arc<Vec<Committee>>> {
-        self.committees.get(&epoch).map(|(_, c)| c.clone())
+        self.committees.get(&epoch).map(|(_, c, _)| c.clone())
     }
 
     /// The block of `header`, if it was read already (no IO).
@@ -143,6 +153,7 @@ pub async fn gather_epoch(
     epoch: Epoch,
     upto: Slot,
     committees_from: Committees,
+    duties: Option<&AttesterDuties>,
 ) -> Result<EpochData, CollectError> {
     let start = spec.start_slot(epoch);
     let headers = follower.range(start, upto);
@@ -182,31 +193,60 @@ pub async fn gather_epoch(
         .before(shuffling_start)
         .filter(|h| h.slot < shuffling_start)
         .map(|h| h.root);
-    let cached = match (committees_from, cache.committees.get(&epoch)) {
-        (Committees::Cached, Some((dep, c))) if dependent.is_none() || *dep == dependent => {
-            Some(c.clone())
-        }
-        _ => None,
-    };
-    let committees = match cached {
-        Some(c) => Ok(c),
-        None => {
-            let fetched = first_served(&states, |state| async move {
-                pool.call(
-                    "/eth/v1/beacon/states/{state_id}/committees",
-                    |c| async move { c.committees(state, epoch).await },
-                )
-                .await
-            })
-            .await
-            .map(Arc::new)
-            .map_err(|e| format!("committees of epoch {epoch}: {e}"));
-            if let Ok(c) = &fetched {
-                cache.committees.insert(epoch, (dependent, c.clone()));
+    // Registry entries (balances, status) at the end of the epoch, i.e.
+    // after the transition into the next one. Asked, in order: the state at
+    // the next epoch's first slot (nodes such as Lighthouse serve it even
+    // when that slot is empty; Lodestar answers 404 then); the state after
+    // the next epoch's first block (the transition has run, plus that one
+    // block); the post-state of the epoch's last block (before the
+    // transition: balances one transition early); head. A provisional pass
+    // before the epoch ended can only have the last two.
+    let next_start = spec.start_slot(Epoch(epoch.0 + 1));
+    let mut reg_states = Vec::new();
+    if upto >= next_start {
+        reg_states.push(StateId::Slot(next_start));
+        let next_end = spec.end_slot(Epoch(epoch.0 + 1)).min(upto);
+        if let Some(first) = follower.range(next_start, next_end).first() {
+            if first.slot != next_start {
+                reg_states.push(StateId::Slot(first.slot));
             }
-            fetched
         }
-    };
+    }
+    if let Some(b) = last_in_epoch {
+        reg_states.push(StateId::Root(b.state_root));
+    }
+    reg_states.push(StateId::Head);
+    let ids: Vec<ValidatorId> = watched.iter().map(|v| ValidatorId::Index(*v)).collect();
+    let ids = &ids;
+    let registry: HashMap<ValidatorIndex, ValidatorInfo> =
+        first_served(&reg_states, |state| async move {
+            pool.call(
+                "/eth/v1/beacon/states/{state_id}/validators",
+                |c| async move { c.validators(state, ids).await },
+            )
+            .await
+        })
+        .await
+        .map_err(|_| CollectError::NoRegistry)?
+        .into_iter()
+        .map(|v| (v.index, v))
+        .collect();
+
+    let (committees, coverage) = epoch_committees(
+        pool,
+        spec,
+        cache,
+        &states,
+        CommitteeNeeds {
+            epoch,
+            dependent,
+            from: committees_from,
+            duties,
+            watched,
+            registry: &registry,
+        },
+    )
+    .await;
 
     // Sync committees of the periods of slots S+1 for S in the epoch.
     let mut sync_committees = HashMap::new();
@@ -243,53 +283,222 @@ pub async fn gather_epoch(
         }
     }
 
-    // Registry entries (balances, status) at the end of the epoch, i.e.
-    // after the transition into the next one. Asked, in order: the state at
-    // the next epoch's first slot (nodes such as Lighthouse serve it even
-    // when that slot is empty; Lodestar answers 404 then); the state after
-    // the next epoch's first block (the transition has run, plus that one
-    // block); the post-state of the epoch's last block (before the
-    // transition: balances one transition early); head. A provisional pass
-    // before the epoch ended can only have the last two.
-    let next_start = spec.start_slot(Epoch(epoch.0 + 1));
-    let mut reg_states = Vec::new();
-    if upto >= next_start {
-        reg_states.push(StateId::Slot(next_start));
-        let next_end = spec.end_slot(Epoch(epoch.0 + 1)).min(upto);
-        if let Some(first) = follower.range(next_start, next_end).first() {
-            if first.slot != next_start {
-                reg_states.push(StateId::Slot(first.slot));
-            }
-        }
-    }
-    if let Some(b) = last_in_epoch {
-        reg_states.push(StateId::Root(b.state_root));
-    }
-    reg_states.push(StateId::Head);
-    let ids: Vec<ValidatorId> = watched.iter().map(|v| ValidatorId::Index(*v)).collect();
-    let ids = &ids;
-    let registry = first_served(&reg_states, |state| async move {
-        pool.call(
-            "/eth/v1/beacon/states/{state_id}/validators",
-            |c| async move { c.validators(state, ids).await },
-        )
-        .await
-    })
-    .await
-    .map_err(|_| CollectError::NoRegistry)?
-    .into_iter()
-    .map(|v| (v.index, v))
-    .collect();
-
     Ok(EpochData {
         epoch,
         chain,
         blocks,
         committees,
+        coverage,
         sync_committees,
         registry,
         upto,
     })
+}
+
+/// What choosing an epoch's committees depends on.
+struct CommitteeNeeds<'a> {
+    epoch: Epoch,
+    /// The block the epoch's shuffling depends on, if the follower holds it.
+    dependent: Option<Root>,
+    from: Committees,
+    duties: Option<&'a AttesterDuties>,
+    watched: &'a [ValidatorIndex],
+    registry: &'a HashMap<ValidatorIndex, ValidatorInfo>,
+}
+
+/// The committees to judge the epoch with: the watched validators' duty
+/// slots only when `duty_slots` allows it and `check_seats` confirms the
+/// answer, else the whole epoch as before. Cached for provisional passes
+/// under the shuffling's dependent block.
+async fn epoch_committees(
+    pool: &BeaconPool,
+    spec: &ChainSpec,
+    cache: &mut BlockCache,
+    states: &[StateId],
+    needs: CommitteeNeeds<'_>,
+) -> (Result<Arc<Vec<Committee>>, String>, Coverage) {
+    let epoch = needs.epoch;
+    let seats_ok = |c: &[Committee], coverage: &Coverage| match coverage {
+        Coverage::Epoch => true,
+        Coverage::Slots(_) => needs
+            .duties
+            .is_some_and(|d| check_seats(epoch, needs.watched, needs.registry, d, c).is_ok()),
+    };
+    if needs.from == Committees::Cached {
+        if let Some((dep, c, coverage)) = cache.committees.get(&epoch) {
+            if (needs.dependent.is_none() || *dep == needs.dependent) && seats_ok(c, coverage) {
+                return (Ok(c.clone()), coverage.clone());
+            }
+        }
+    }
+
+    if let Some(slots) = needs.duties.and_then(|d| {
+        duty_slots(
+            spec,
+            epoch,
+            needs.dependent,
+            needs.watched,
+            needs.registry,
+            d,
+        )
+    }) {
+        let mut got: Vec<Committee> = Vec::new();
+        let mut complete = true;
+        for &slot in &slots {
+            let served = first_served(states, |state| async move {
+                pool.call(
+                    "/eth/v1/beacon/states/{state_id}/committees?slot",
+                    |c| async move { c.slot_committees(state, epoch, slot).await },
+                )
+                .await
+            })
+            .await;
+            match served {
+                // A node that ignored the filter gives more: keep the slot's.
+                Ok(cs) => got.extend(cs.into_iter().filter(|c| c.slot == slot)),
+                Err(e) => {
+                    tracing::debug!(epoch = epoch.0, slot = slot.0, error = %e, "committees of a slot not served; reading the whole epoch");
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        if complete {
+            let checked = needs.duties.map_or(Err("no duties".to_string()), |d| {
+                check_seats(epoch, needs.watched, needs.registry, d, &got)
+            });
+            match checked {
+                Ok(()) => {
+                    let got = Arc::new(got);
+                    let coverage = Coverage::Slots(slots);
+                    cache
+                        .committees
+                        .insert(epoch, (needs.dependent, got.clone(), coverage.clone()));
+                    return (Ok(got), coverage);
+                }
+                Err(e) => {
+                    tracing::debug!(epoch = epoch.0, problem = %e, "slot committees do not match the attester duties; reading the whole epoch")
+                }
+            }
+        }
+    }
+
+    let fetched = first_served(states, |state| async move {
+        pool.call(
+            "/eth/v1/beacon/states/{state_id}/committees",
+            |c| async move { c.committees(state, epoch).await },
+        )
+        .await
+    })
+    .await
+    .map(Arc::new)
+    .map_err(|e| format!("committees of epoch {epoch}: {e}"));
+    if let Ok(c) = &fetched {
+        cache
+            .committees
+            .insert(epoch, (needs.dependent, c.clone(), Coverage::Epoch));
+    }
+    (fetched, Coverage::Epoch)
+}
+
+/// PURE: whether asking the watched validators' attester duties can pay:
+/// only when there are fewer of them than slots in an epoch. The answer
+/// costs ~250 bytes per validator (1M watched: ~250 MB, far more than the
+/// ~10 MB of committees it would save), and `duty_slots` wants fewer than
+/// half the slots: `n` validators spread over `s` slots fill
+/// `s·(1 − (1 − 1/s)ⁿ)` of them on average, about 12 of 32 for n = 16 but
+/// 20 for n = 31.
+pub fn attester_duties_worth_asking(spec: &ChainSpec, watched: usize) -> bool {
+    watched > 0 && (watched as u64) < spec.slots_per_epoch
+}
+
+/// PURE: the slots whose committees suffice to judge the watched
+/// validators in `epoch`, from their attester duties; `None` when the whole
+/// epoch should be read: duties of another epoch or another shuffling
+/// (`dependent`, when known), a duty outside the epoch, a watched
+/// validator active at `epoch` without a duty, or duties spread over half
+/// the epoch's slots or more (then per-slot reads save little and cost
+/// more requests).
+pub fn duty_slots(
+    spec: &ChainSpec,
+    epoch: Epoch,
+    dependent: Option<Root>,
+    watched: &[ValidatorIndex],
+    registry: &HashMap<ValidatorIndex, ValidatorInfo>,
+    duties: &AttesterDuties,
+) -> Option<BTreeSet<Slot>> {
+    if duties.epoch != epoch || dependent.is_some_and(|d| d != duties.dependent_root) {
+        return None;
+    }
+    let by_validator: HashMap<ValidatorIndex, Slot> = duties
+        .duties
+        .iter()
+        .map(|d| (d.validator_index, d.slot))
+        .collect();
+    let mut slots = BTreeSet::new();
+    for v in watched {
+        let active = registry.get(v).is_some_and(|i| i.is_active_at(epoch));
+        match by_validator.get(v) {
+            Some(&slot) => {
+                if spec.epoch_of(slot) != epoch {
+                    return None;
+                }
+                slots.insert(slot);
+            }
+            None if active => return None,
+            None => {}
+        }
+    }
+    (slots.len() * 2 < spec.slots_per_epoch as usize).then_some(slots)
+}
+
+/// PURE: the self-check before partial committees are used. Every watched
+/// validator the registry says is active at `epoch` must sit in `got` at
+/// exactly the slot, committee, position and committee length its duty
+/// names (each active validator has one seat per epoch, so finding it there
+/// proves the committees came from the same shuffling as the duty).
+pub fn check_seats(
+    epoch: Epoch,
+    watched: &[ValidatorIndex],
+    registry: &HashMap<ValidatorIndex, ValidatorInfo>,
+    duties: &AttesterDuties,
+    got: &[Committee],
+) -> Result<(), String> {
+    if duties.epoch != epoch {
+        return Err(format!("duties of epoch {}, not {epoch}", duties.epoch));
+    }
+    let committees: HashMap<(Slot, u64), &Committee> =
+        got.iter().map(|c| ((c.slot, c.index), c)).collect();
+    for v in watched {
+        if !registry.get(v).is_some_and(|i| i.is_active_at(epoch)) {
+            continue;
+        }
+        let mut mine = duties.duties.iter().filter(|d| d.validator_index == *v);
+        let duty = mine
+            .next()
+            .ok_or_else(|| format!("validator {v} active but without a duty"))?;
+        if mine.any(|d| d != duty) {
+            return Err(format!("validator {v} has two different duties"));
+        }
+        let committee = committees
+            .get(&(duty.slot, duty.committee_index))
+            .ok_or_else(|| {
+                format!(
+                    "no committee {} at slot {} for validator {v}",
+                    duty.committee_index, duty.slot
+                )
+            })?;
+        let seated = usize::try_from(duty.position)
+            .ok()
+            .and_then(|p| committee.validators.get(p));
+        if seated != Some(v) || committee.validators.len() as u64 != duty.committee_length {
+            return Err(format!(
+                "validator {v} not at position {} of committee {} at slot {} (length {})",
+                duty.position, duty.committee_index, duty.slot, duty.committee_length
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Tries each state id in turn; the first `Some` wins. Errors and `None`
@@ -364,4 +573,257 @@ pub async fn resolve_validators(
         }
     }
     Ok((resolved, unresolved))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::{AttesterDuty, Gwei, Pubkey, ValidatorStatus};
+
+    // 8 slots per epoch; epoch 1 = slots 8..=15; two committees of four per
+    // slot: validator v sits at slot 8 + v / 8, committee (v / 4) % 2,
+    // position v % 4.
+    const E: Epoch = Epoch(1);
+    const DEP: Root = Root([3; 32]);
+
+    fn spec() -> ChainSpec {
+        ChainSpec::test_spec(8, 2000, 0)
+    }
+
+    fn seat(v: u64) -> (Slot, u64, u64) {
+        (Slot(8 + v / 8), (v / 4) % 2, v % 4)
+    }
+
+    fn committees_of(slots: &[u64]) -> Vec<Committee> {
+        let mut out = Vec::new();
+        for &s in slots {
+            for k in 0..2 {
+                let base = (s - 8) * 8 + k * 4;
+                out.push(Committee {
+                    slot: Slot(s),
+                    index: k,
+                    validators: (base..base + 4).map(ValidatorIndex).collect(),
+                });
+            }
+        }
+        out
+    }
+
+    fn duty(v: u64) -> AttesterDuty {
+        let (slot, committee_index, position) = seat(v);
+        AttesterDuty {
+            validator_index: ValidatorIndex(v),
+            slot,
+            committee_index,
+            committee_length: 4,
+            position,
+        }
+    }
+
+    fn duties(vs: &[u64]) -> AttesterDuties {
+        AttesterDuties {
+            epoch: E,
+            dependent_root: DEP,
+            duties: vs.iter().map(|v| duty(*v)).collect(),
+        }
+    }
+
+    /// Validators 0..64, all active; 50 exited before epoch 1.
+    fn registry() -> HashMap<ValidatorIndex, ValidatorInfo> {
+        (0..64)
+            .map(|v| {
+                let info = ValidatorInfo {
+                    index: ValidatorIndex(v),
+                    pubkey: Pubkey([0; 48]),
+                    balance: Gwei(32_000_000_000),
+                    effective_balance: Gwei(32_000_000_000),
+                    status: ValidatorStatus::ActiveOngoing,
+                    slashed: false,
+                    activation_epoch: Epoch(0),
+                    exit_epoch: Epoch(if v == 50 { 1 } else { u64::MAX }),
+                };
+                (ValidatorIndex(v), info)
+            })
+            .collect()
+    }
+
+    fn idx(vs: &[u64]) -> Vec<ValidatorIndex> {
+        vs.iter().map(|v| ValidatorIndex(*v)).collect()
+    }
+
+    #[test]
+    fn duty_slots_only_when_duties_fit_and_are_few() {
+        let other_epoch = AttesterDuties {
+            epoch: Epoch(2),
+            ..duties(&[0])
+        };
+        let mut outside = duties(&[0]);
+        outside.duties[0].slot = Slot(16);
+        type Row = (
+            &'static str,
+            Vec<u64>,
+            AttesterDuties,
+            Option<Root>,
+            Option<Vec<u64>>,
+        );
+        let cases: Vec<Row> = vec![
+            (
+                "one validator: its slot",
+                vec![0],
+                duties(&[0]),
+                Some(DEP),
+                Some(vec![8]),
+            ),
+            (
+                "same slot twice",
+                vec![0, 5],
+                duties(&[0, 5]),
+                Some(DEP),
+                Some(vec![8]),
+            ),
+            (
+                "dependent unknown: the self-check decides",
+                vec![9],
+                duties(&[9]),
+                None,
+                Some(vec![9]),
+            ),
+            (
+                "another shuffling",
+                vec![0],
+                duties(&[0]),
+                Some(Root([4; 32])),
+                None,
+            ),
+            (
+                "duties of another epoch",
+                vec![0],
+                other_epoch,
+                Some(DEP),
+                None,
+            ),
+            (
+                "a duty outside the epoch",
+                vec![0],
+                outside,
+                Some(DEP),
+                None,
+            ),
+            (
+                "an active validator without a duty",
+                vec![0, 9],
+                duties(&[0]),
+                Some(DEP),
+                None,
+            ),
+            (
+                "an exited validator needs no duty",
+                vec![0, 50],
+                duties(&[0]),
+                Some(DEP),
+                Some(vec![8]),
+            ),
+            (
+                "three slots of eight",
+                vec![0, 8, 16],
+                duties(&[0, 8, 16]),
+                Some(DEP),
+                Some(vec![8, 9, 10]),
+            ),
+            (
+                "half the slots: whole epoch",
+                vec![0, 8, 16, 24],
+                duties(&[0, 8, 16, 24]),
+                Some(DEP),
+                None,
+            ),
+        ];
+        for (name, watched, d, dep, want) in cases {
+            let got = duty_slots(&spec(), E, dep, &idx(&watched), &registry(), &d);
+            let want = want.map(|w| w.into_iter().map(Slot).collect::<BTreeSet<_>>());
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn attester_duties_are_asked_only_for_fewer_validators_than_slots() {
+        let spec = spec(); // 8 slots per epoch
+        let asked: Vec<usize> = (0..12)
+            .filter(|&n| attester_duties_worth_asking(&spec, n))
+            .collect();
+        assert_eq!(asked, vec![1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn check_seats_needs_every_active_watched_validator_at_its_seat() {
+        let mut moved = duties(&[1]);
+        moved.duties[0].position = 2;
+        let mut other_committee = duties(&[1]);
+        other_committee.duties[0].committee_index = 1;
+        let mut longer = duties(&[1]);
+        longer.duties[0].committee_length = 5;
+        let mut twice = duties(&[1]);
+        twice.duties.push(AttesterDuty {
+            slot: Slot(9),
+            ..duty(1)
+        });
+        type Row = (&'static str, Vec<u64>, AttesterDuties, Vec<u64>, bool);
+        let cases: Vec<Row> = vec![
+            ("at its seat", vec![1], duties(&[1]), vec![8], true),
+            (
+                "two validators, two slots",
+                vec![1, 13],
+                duties(&[1, 13]),
+                vec![8, 9],
+                true,
+            ),
+            (
+                "the same duty listed twice",
+                vec![1],
+                {
+                    let mut d = duties(&[1]);
+                    d.duties.push(duty(1));
+                    d
+                },
+                vec![8],
+                true,
+            ),
+            (
+                "exited: no seat needed",
+                vec![1, 50],
+                duties(&[1]),
+                vec![8],
+                true,
+            ),
+            ("position differs", vec![1], moved, vec![8], false),
+            (
+                "committee differs",
+                vec![1],
+                other_committee,
+                vec![8],
+                false,
+            ),
+            ("committee length differs", vec![1], longer, vec![8], false),
+            ("two different duties", vec![1], twice, vec![8, 9], false),
+            (
+                "slot not fetched",
+                vec![1, 13],
+                duties(&[1, 13]),
+                vec![8],
+                false,
+            ),
+            (
+                "active without a duty",
+                vec![1, 13],
+                duties(&[1]),
+                vec![8, 9],
+                false,
+            ),
+            ("nothing fetched", vec![1], duties(&[1]), vec![], false),
+        ];
+        for (name, watched, d, slots, ok) in cases {
+            let got = check_seats(E, &idx(&watched), &registry(), &d, &committees_of(&slots));
+            assert_eq!(got.is_ok(), ok, "{name}: {got:?}");
+        }
+    }
 }
