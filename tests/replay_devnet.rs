@@ -180,3 +180,133 @@ async fn lodestar_devnet_verdicts_agree_with_the_nodes_rewards() {
 async fn deneb_to_electra_verdicts_agree_with_the_nodes_rewards() {
     rewards_agree("lodestar-devnet-deneb-electra", 14).await;
 }
+
+/// Sync-committee verdicts against the node's own sync-committee rewards
+/// (`POST /eth/v1/beacon/rewards/sync_committee/{block}`, recorded for every
+/// block). Altair `process_sync_aggregate`: each seat earns the participant
+/// reward `r` when its bit is set in the block's aggregate and loses `r`
+/// when not, and the API sums a validator's seats; so with `k` seats and a
+/// reward `R`, `(R / r + k) / 2` seats signed. valwatch counts a slot once
+/// per validator (participated if any seat signed). The block at B carries
+/// the signatures for slot B-1, judged in epoch(B-1). Block 1 is left out:
+/// valwatch gives the genesis slot no duty (nobody can have seen a block to
+/// sign before it), while the protocol does penalise it.
+async fn sync_rewards_agree(recording: &str, until: u64, slots_per_epoch: u64) {
+    /// EPOCHS_PER_SYNC_COMMITTEE_PERIOD of the minimal preset.
+    const EPOCHS_PER_SYNC_PERIOD: u64 = 8;
+    use std::collections::{BTreeMap, HashMap};
+    let replay = common::Replay::start(recording, &["--mode", "static"]);
+    let (_dir, store) = common::run_in_process(vec![replay.url()], until).await;
+    let report = store.report(&ReportQuery::default()).await.unwrap();
+    let http = reqwest::Client::new();
+    let num = |v: &serde_json::Value| v.as_str().unwrap().parse::<i64>().unwrap();
+
+    // (validator, epoch) -> (participated, missed), from the rewards.
+    let mut expected: BTreeMap<(u64, u64), (u32, u32)> = BTreeMap::new();
+    let mut committees: HashMap<u64, HashMap<u64, i64>> = HashMap::new();
+    let mut blocks = 0;
+    for block in 2..=(until + 1) * slots_per_epoch {
+        let url = format!(
+            "{}/eth/v1/beacon/rewards/sync_committee/{block}",
+            replay.url()
+        );
+        let resp = http
+            .post(&url)
+            .json(&serde_json::json!([]))
+            .send()
+            .await
+            .unwrap();
+        if !resp.status().is_success() {
+            continue; // an empty slot: no aggregate, nobody judged
+        }
+        let rewards: serde_json::Value = resp.json().await.unwrap();
+        // The committee the block was checked against: the current sync
+        // committee of its period (8 epochs in the minimal preset), read
+        // from any recorded state of that period (empty slots have none).
+        let period = block / slots_per_epoch / EPOCHS_PER_SYNC_PERIOD;
+        if !committees.contains_key(&period) {
+            for e in period * EPOCHS_PER_SYNC_PERIOD..(period + 1) * EPOCHS_PER_SYNC_PERIOD {
+                let url = format!(
+                    "{}/eth/v1/beacon/states/{}/sync_committees",
+                    replay.url(),
+                    e * slots_per_epoch
+                );
+                let resp = http.get(&url).send().await.unwrap();
+                if resp.status().is_success() {
+                    let body: serde_json::Value = resp.json().await.unwrap();
+                    let mut seats: HashMap<u64, i64> = HashMap::new();
+                    for v in body["data"]["validators"].as_array().unwrap() {
+                        *seats.entry(num(v) as u64).or_default() += 1;
+                    }
+                    committees.insert(period, seats);
+                    break;
+                }
+            }
+        }
+        let seats = &committees[&period];
+        let rows = rewards["data"].as_array().unwrap();
+        let r = rows
+            .iter()
+            .map(|row| num(&row["reward"]).abs())
+            .filter(|x| *x > 0)
+            .min()
+            .unwrap();
+        let epoch = (block - 1) / slots_per_epoch;
+        for row in rows {
+            let v = num(&row["validator_index"]) as u64;
+            let k = seats[&v];
+            let reward = num(&row["reward"]);
+            assert_eq!(
+                reward % r,
+                0,
+                "block {block}: reward {reward} of {v} is not a multiple of {r}"
+            );
+            let signed = (reward / r + k) / 2;
+            let e = expected.entry((v, epoch)).or_default();
+            if signed > 0 {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+        blocks += 1;
+    }
+    let got: BTreeMap<(u64, u64), (u32, u32)> = report
+        .sync
+        .iter()
+        .filter(|s| s.epoch.0 <= until)
+        .map(|s| ((s.validator_index.0, s.epoch.0), (s.participated, s.missed)))
+        .collect();
+    // The last slot of `until` is signed in the first block of until+1, which
+    // the rewards above include: valwatch judged it too (the window of the
+    // final pass reaches into the next epoch).
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(k, v)| got.get(k) != Some(v))
+        .map(|((v, e), want)| {
+            format!("validator {v} epoch {e}: rewards say {want:?}, valwatch {:?}", got.get(&(*v, *e)))
+        })
+        .chain(
+            got.keys()
+                .filter(|k| !expected.contains_key(k))
+                .map(|(v, e)| format!("validator {v} epoch {e}: valwatch judged a sync duty the rewards do not show")),
+        )
+        .collect();
+    assert!(blocks > 4 * until, "only {blocks} blocks had sync rewards");
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements over {blocks} blocks:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lodestar_devnet_sync_verdicts_agree_with_the_nodes_sync_rewards() {
+    sync_rewards_agree("lodestar-devnet", 18, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deneb_to_electra_sync_verdicts_agree_with_the_nodes_sync_rewards() {
+    sync_rewards_agree("lodestar-devnet-deneb-electra", 14, 8).await;
+}
