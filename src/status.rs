@@ -218,7 +218,7 @@ impl ValidatorState {
         if newer {
             self.attestation = Some(latest);
         }
-        if is_final && self.counted_through.map_or(true, |e| a.epoch > e) {
+        if is_final && self.counted_through.is_none_or(|e| a.epoch > e) {
             match a.status {
                 AttestationStatus::Missed => {
                     self.consecutive_missed = self.consecutive_missed.saturating_add(1)
@@ -237,7 +237,7 @@ impl ValidatorState {
         if self
             .last_proposal
             .as_ref()
-            .map_or(true, |cur| p.slot >= cur.slot)
+            .is_none_or(|cur| p.slot >= cur.slot)
         {
             self.last_proposal = Some(LatestProposal {
                 slot: p.slot,
@@ -250,7 +250,7 @@ impl ValidatorState {
         if self
             .last_sync
             .as_ref()
-            .map_or(true, |cur| s.epoch >= cur.epoch)
+            .is_none_or(|cur| s.epoch >= cur.epoch)
         {
             self.last_sync = Some(LatestSync {
                 epoch: s.epoch,
@@ -396,7 +396,7 @@ impl Snapshot {
         }
         for b in &rec.balances {
             if let Some(v) = self.validators.get_mut(&b.validator_index) {
-                if v.balance_epoch.map_or(true, |e| b.epoch >= e) {
+                if v.balance_epoch.is_none_or(|e| b.epoch >= e) {
                     v.balance_epoch = Some(b.epoch);
                     v.balance = Some(b.balance);
                     v.effective_balance = Some(b.effective_balance);
@@ -426,7 +426,7 @@ impl Snapshot {
         } else {
             &mut self.last_provisional
         };
-        if slot.map_or(true, |p| rec.epoch >= p.epoch) {
+        if slot.is_none_or(|p| rec.epoch >= p.epoch) {
             *slot = Some(ProcessedEpoch {
                 epoch: rec.epoch,
                 at: now,

@@ -76,7 +76,7 @@ struct Answer {
 impl Answer {
     fn is_empty(&self) -> bool {
         match self.kind.as_str() {
-            "vector" | "matrix" => self.result.as_array().map_or(true, |a| a.is_empty()),
+            "vector" | "matrix" => self.result.as_array().is_none_or(|a| a.is_empty()),
             _ => self.result.is_null(),
         }
     }

@@ -612,7 +612,7 @@ trait EmptyStr {
 
 impl EmptyStr for Option<&str> {
     fn is_none_or_empty(&self) -> bool {
-        self.map_or(true, |s| s.trim().is_empty())
+        self.is_none_or(|s| s.trim().is_empty())
     }
 }
 

@@ -70,7 +70,7 @@ fn recorded() -> BTreeMap<(String, String, u16), Exchange> {
         let size = ex.response.to_string().len();
         if out
             .get(&key)
-            .map_or(true, |old| old.response.to_string().len() < size)
+            .is_none_or(|old| old.response.to_string().len() < size)
         {
             out.insert(key, ex);
         }

@@ -269,7 +269,7 @@ impl Tracker {
             }
             let t = self.validators.entry(a.validator_index).or_default();
             let e = a.epoch;
-            let after_good = t.good_through.map_or(true, |g| e > g);
+            let after_good = t.good_through.is_none_or(|g| e > g);
             match a.status {
                 AttestationStatus::Included | AttestationStatus::Inactive => {
                     if after_good {
@@ -325,7 +325,7 @@ impl Tracker {
         if rec.is_final {
             for s in &rec.sync {
                 if let Some(t) = self.validators.get_mut(&s.validator_index) {
-                    if t.sync.map_or(true, |(e, _, _)| s.epoch >= e) {
+                    if t.sync.is_none_or(|(e, _, _)| s.epoch >= e) {
                         t.sync = Some((s.epoch, s.participated, s.missed));
                     }
                 }

@@ -273,7 +273,7 @@ impl BeaconPool {
 
         let first_answering = |role: Option<NodeRole>| {
             answers.iter().enumerate().find_map(|(i, a)| {
-                let role_ok = role.map_or(true, |r| self.nodes[i].config.role == r);
+                let role_ok = role.is_none_or(|r| self.nodes[i].config.role == r);
                 match a {
                     Ok(g) if role_ok => Some((i, *g)),
                     _ => None,
@@ -429,7 +429,7 @@ impl BeaconPool {
                 Ok(None) => {
                     let head = self.state()[i].head_slot;
                     // An unknown head cannot be "behind": take its answer.
-                    if head.map_or(true, |h| h >= slot) {
+                    if head.is_none_or(|h| h >= slot) {
                         return Ok(None);
                     }
                     tracing::debug!(node = %self.nodes[i].name(), endpoint, slot = slot.0, "node behind the slot asked, trying next node");

@@ -414,7 +414,7 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
                 );
             }
         }
-        for (h, _) in &n.headers {
+        for h in n.headers.keys() {
             if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 add(
                     &mut problems,
@@ -561,10 +561,7 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
     }
     let retention = match raw.database.retention.as_deref() {
         None => Some(DEFAULT_RETENTION),
-        Some(v) => {
-            let d = parse_duration("database.retention", v, &mut problems);
-            d
-        }
+        Some(v) => parse_duration("database.retention", v, &mut problems),
     };
     let listen_raw = over.listen.clone().or(raw.http.listen);
     let listen = match listen_raw.as_deref() {
@@ -584,10 +581,7 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
     };
     let poll_interval = match raw.monitor.poll_interval.as_deref() {
         None => None,
-        Some(v) => {
-            let d = parse_duration("monitor.poll_interval", v, &mut problems);
-            d
-        }
+        Some(v) => parse_duration("monitor.poll_interval", v, &mut problems),
     };
     let expected_offline = match raw.monitor.expected_offline.as_deref() {
         None => Vec::new(),

@@ -144,7 +144,7 @@ pub fn status_view(
     let mut validators: Vec<ValidatorView> = snap
         .validators
         .values()
-        .filter(|v| group.map_or(true, |g| v.group == g))
+        .filter(|v| group.is_none_or(|g| v.group == g))
         .map(|v| {
             let mut validator = v.clone();
             // A proposal slot already behind the wall clock is history,

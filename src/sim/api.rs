@@ -637,9 +637,9 @@ fn route(
                 .iter()
                 // v1 knows only the one-committee format of before Electra.
                 .filter(|a| *version == "v2" || a.committee_bits.is_none())
-                .filter(|a| slot_f.map_or(true, |s| a.data.slot.0 == s))
+                .filter(|a| slot_f.is_none_or(|s| a.data.slot.0 == s))
                 .filter(|a| {
-                    index_f.map_or(true, |k| match &a.committee_bits {
+                    index_f.is_none_or(|k| match &a.committee_bits {
                         Some(bits) => bits.ones().any(|i| i as u64 == k),
                         None => a.data.index == k,
                     })

@@ -215,7 +215,7 @@ impl Behaviour {
 
     pub fn covers(&self, v: u64, epoch: u64) -> bool {
         epoch >= self.from_epoch
-            && self.to_epoch.map_or(true, |t| epoch <= t)
+            && self.to_epoch.is_none_or(|t| epoch <= t)
             && self.validators.contains(v)
     }
 }

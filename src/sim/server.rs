@@ -98,8 +98,8 @@ impl Fault {
     }
 
     fn applies(&self, slot: u64, path: Option<&str>) -> bool {
-        self.from_slot.map_or(true, |f| slot >= f)
-            && self.until_slot.map_or(true, |u| slot < u)
+        self.from_slot.is_none_or(|f| slot >= f)
+            && self.until_slot.is_none_or(|u| slot < u)
             && match (&self.path_contains, path) {
                 (Some(p), Some(path)) => path.contains(p.as_str()),
                 (Some(_), None) => false,
