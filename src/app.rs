@@ -15,7 +15,7 @@ use crate::beacon::{redact_url, BeaconPool};
 use crate::chain::{Epoch, SystemClock};
 use crate::config::{Config, Overrides};
 use crate::http::HttpState;
-use crate::metrics::{Metrics, DEFAULT_PER_VALIDATOR_LIMIT};
+use crate::metrics::Metrics;
 use crate::monitor::{Monitor, Observers};
 use crate::status::{Policy, StatusBoard};
 use crate::store::Store;
@@ -100,7 +100,7 @@ pub async fn run_with(
         expected_offline,
         Policy::for_epoch_duration(epoch_duration),
     ));
-    let metrics = Arc::new(Metrics::new(DEFAULT_PER_VALIDATOR_LIMIT)?);
+    let metrics = Arc::new(Metrics::new(config.per_validator_metrics_limit)?);
     {
         let m = metrics.clone();
         pool.set_request_observer(Arc::new(move |node, endpoint, elapsed, error| {

@@ -86,6 +86,8 @@ pub struct RawDatabase {
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Option<String>,
+    /// Per-validator metric series only while fewer validators are watched.
+    pub per_validator_metrics_limit: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +218,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub retention: Duration,
     pub listen: Option<SocketAddr>,
+    /// Per-validator metric series only while fewer validators than this
+    /// are watched (0: never); per-group and total series always.
+    pub per_validator_metrics_limit: usize,
     pub from_epoch: Option<Epoch>,
     /// How often the follower looks at the head. `None`: a quarter slot.
     pub poll_interval: Option<Duration>,
@@ -614,6 +619,10 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
         data_dir,
         retention: retention.unwrap_or(DEFAULT_RETENTION),
         listen,
+        per_validator_metrics_limit: raw
+            .http
+            .per_validator_metrics_limit
+            .unwrap_or(crate::metrics::DEFAULT_PER_VALIDATOR_LIMIT),
         from_epoch: over.from_epoch.or(raw.monitor.from_epoch).map(Epoch),
         poll_interval,
         expected_offline,
@@ -715,6 +724,29 @@ mod tests {
         ] {
             assert!(keys.contains(&k.to_string()), "{k} missing from {keys:?}");
         }
+    }
+
+    #[test]
+    fn the_per_validator_metrics_limit_has_a_default_and_can_be_set() {
+        let base =
+            "[[beacon_nodes]]\nurl = \"http://127.0.0.1:5052\"\n[[groups]]\nvalidators = \"1\"\n";
+        assert_eq!(
+            from_toml(base, &[]).unwrap().per_validator_metrics_limit,
+            crate::metrics::DEFAULT_PER_VALIDATOR_LIMIT
+        );
+        let cfg = from_toml(
+            &format!("{base}[http]\nper_validator_metrics_limit = 5000\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cfg.per_validator_metrics_limit, 5000);
+        let cfg = from_toml(base, &[("VALWATCH_HTTP__PER_VALIDATOR_METRICS_LIMIT", "0")]).unwrap();
+        assert_eq!(cfg.per_validator_metrics_limit, 0);
+        assert!(from_toml(
+            &format!("{base}[http]\nper_validator_metrics_limit = -1\n"),
+            &[]
+        )
+        .is_err());
     }
 
     #[test]
