@@ -107,6 +107,7 @@ pub struct Metrics {
     node_requests: IntCounterVec,
     node_request_errors: IntCounterVec,
     node_request_duration: HistogramVec,
+    node_cross_checks: IntCounterVec,
 
     head_slot: IntGauge,
     wall_slot_gauge: IntGauge,
@@ -326,6 +327,9 @@ impl Metrics {
                 &["node", "endpoint", "kind"])?,
             node_request_duration: histogram(&r, "valwatch_node_request_duration_seconds",
                 "Beacon API request latency by node.", &["node"], REQUEST_BUCKETS)?,
+            node_cross_checks: counter(&r, "valwatch_node_cross_checks_total",
+                "Per final epoch, whether the node's canonical block root agreed with valwatch's chain (agrees, disagrees, unanswered).",
+                &["node", "outcome"])?,
             head_slot: gauge(&r, "valwatch_head_slot", "Head slot valwatch follows.")?,
             wall_slot_gauge: gauge(&r, "valwatch_wall_slot", "Slot of the wall clock.")?,
             last_processed_epoch: gauge(&r, "valwatch_last_processed_epoch",
@@ -422,6 +426,24 @@ impl Metrics {
             return;
         }
         set_epoch(&self.last_processed_epoch, rec.epoch);
+        for c in &rec.cross_checks {
+            let outcome = if c.error.is_some() {
+                "unanswered"
+            } else if c.agrees {
+                "agrees"
+            } else {
+                "disagrees"
+            };
+            // Born at zero for each outcome, so the first disagreement is
+            // an increase().
+            for o in ["agrees", "disagrees", "unanswered"] {
+                inc_by(
+                    &self.node_cross_checks,
+                    &[&c.node, o],
+                    u64::from(o == outcome),
+                );
+            }
+        }
         let per_validator = self.per_validator();
         let mut groups: BTreeMap<String, GroupTally> = BTreeMap::new();
         for a in &rec.attestations {
@@ -791,6 +813,45 @@ mod tests {
             .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn cross_checks_are_counted_per_node_and_outcome_from_zero() {
+        let m = Metrics::new(DEFAULT_PER_VALIDATOR_LIMIT).unwrap();
+        let check =
+            |node: &str, agrees: bool, error: Option<&str>| crate::store::CrossCheckRecord {
+                epoch: Epoch(7),
+                slot: Slot(63),
+                node: node.into(),
+                node_root: None,
+                expected_root: None,
+                agrees,
+                error: error.map(Into::into),
+            };
+        let mut rec = record(true);
+        rec.cross_checks = vec![
+            check("alpha", true, None),
+            check("beta", false, None),
+            check("gamma", false, Some("timed out")),
+        ];
+        m.observe_epoch(&rec, &group_of);
+        let mut provisional = rec.clone();
+        provisional.is_final = false;
+        m.observe_epoch(&provisional, &group_of);
+        let t = m.render();
+        let v = |node: &str, outcome: &str| {
+            value(
+                &t,
+                &format!(
+                    r#"valwatch_node_cross_checks_total{{node="{node}",outcome="{outcome}"}}"#
+                ),
+            )
+        };
+        assert_eq!(v("alpha", "agrees"), Some(1.0));
+        assert_eq!(v("alpha", "disagrees"), Some(0.0));
+        assert_eq!(v("beta", "disagrees"), Some(1.0));
+        assert_eq!(v("gamma", "unanswered"), Some(1.0));
+        assert_eq!(v("gamma", "disagrees"), Some(0.0));
     }
 
     #[test]
