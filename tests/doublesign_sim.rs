@@ -21,8 +21,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use valwatch::analysis::SlashingKind;
 use valwatch::sim::{
@@ -91,21 +89,7 @@ fn scenario_with_distinct_culprits(genesis_time: u64) -> Scenario {
 }
 
 async fn webhook() -> (Arc<Mutex<Vec<serde_json::Value>>>, SocketAddr) {
-    let hits = Arc::new(Mutex::new(Vec::new()));
-    let h = hits.clone();
-    let app = axum::Router::new().fallback(move |body: Bytes| {
-        let h = h.clone();
-        async move {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
-                h.lock().unwrap().push(v);
-            }
-            "ok"
-        }
-    });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (hits, addr)
+    common::json_webhook().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

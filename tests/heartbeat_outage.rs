@@ -9,6 +9,8 @@
 //! outage (so `ValwatchFallingBehind` can fire while every node is down)
 //! and falls back once the node returns.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -63,20 +65,6 @@ async fn start_switch() -> (Switch, SocketAddr) {
     (s, addr)
 }
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// The value of an unlabelled gauge in a `/metrics` text.
-fn gauge(text: &str, name: &str) -> Option<i64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 async fn wait_for<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
     loop {
@@ -105,7 +93,7 @@ async fn heartbeats_follow_final_epochs_and_stop_while_blind() {
         .await
         .unwrap();
     let (switch, switch_addr) = start_switch().await;
-    let listen = free_addr();
+    let listen = common::free_addr();
 
     let dir = tempfile::tempdir().unwrap();
     let raw = RawConfig {
@@ -151,7 +139,7 @@ async fn heartbeats_follow_final_epochs_and_stop_while_blind() {
     })
     .await;
     let text = metrics().await.expect("metrics while running");
-    let lag_running = gauge(&text, "valwatch_processing_lag_epochs").unwrap();
+    let lag_running = common::gauge(&text, "valwatch_processing_lag_epochs").unwrap();
     assert!(lag_running <= 3, "lag while healthy: {lag_running}");
 
     // The node goes away: no epoch can be judged.
@@ -162,7 +150,7 @@ async fn heartbeats_follow_final_epochs_and_stop_while_blind() {
     let before = switch.epochs().len();
     let lag_during = wait_for("the lag to grow past 4 epochs", epoch * 10, async || {
         let text = metrics().await?;
-        gauge(&text, "valwatch_processing_lag_epochs").filter(|l| *l > 4)
+        common::gauge(&text, "valwatch_processing_lag_epochs").filter(|l| *l > 4)
     })
     .await;
     assert_eq!(
@@ -181,7 +169,7 @@ async fn heartbeats_follow_final_epochs_and_stop_while_blind() {
     .await;
     let lag_after = wait_for("the lag to fall back", epoch * 10, async || {
         let text = metrics().await?;
-        gauge(&text, "valwatch_processing_lag_epochs").filter(|l| *l <= 3)
+        common::gauge(&text, "valwatch_processing_lag_epochs").filter(|l| *l <= 3)
     })
     .await;
     let text = metrics().await.unwrap();

@@ -5,8 +5,9 @@
 //! many provisional passes run. Counted from valwatch's own
 //! `valwatch_node_requests_total`, against a live simulated node.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -15,13 +16,6 @@ use valwatch::sim::{NodeOptions, Scenario, SimNode};
 
 const SLOT_MS: u64 = 300;
 const SLOTS_PER_EPOCH: u64 = 8;
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 /// `valwatch_node_requests_total` by endpoint, summed over nodes.
 fn requests(text: &str) -> BTreeMap<String, u64> {
@@ -42,12 +36,6 @@ fn requests(text: &str) -> BTreeMap<String, u64> {
     out
 }
 
-fn gauge(text: &str, name: &str) -> Option<i64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_sized_answers_are_read_at_most_twice_per_epoch() {
     let now = SystemTime::now()
@@ -64,7 +52,7 @@ async fn network_sized_answers_are_read_at_most_twice_per_epoch() {
     let node = SimNode::start(scenario, NodeOptions::default())
         .await
         .unwrap();
-    let listen = free_addr();
+    let listen = common::free_addr();
     let dir = tempfile::tempdir().unwrap();
     let over = Overrides {
         beacon_nodes: vec![node.base_url()],
@@ -91,14 +79,14 @@ async fn network_sized_answers_are_read_at_most_twice_per_epoch() {
             continue;
         };
         let text = r.text().await.unwrap();
-        if gauge(&text, "valwatch_last_processed_epoch").is_some_and(|e| e >= 4) {
+        if common::gauge(&text, "valwatch_last_processed_epoch").is_some_and(|e| e >= 4) {
             break text;
         }
     };
     cancel.cancel();
     daemon.await.unwrap().unwrap();
 
-    let wall_slot = gauge(&text, "valwatch_wall_slot").unwrap() as u64;
+    let wall_slot = common::gauge(&text, "valwatch_wall_slot").unwrap() as u64;
     let provisional: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix(r#"valwatch_epochs_processed_total{pass="provisional"} "#))

@@ -392,6 +392,18 @@ struct WireProposerDuty {
     slot: Quoted,
 }
 
+/// A duties answer's `dependent_root`: the body's, else the
+/// `Eth-Consensus-Dependent-Root` header's.
+fn dependent_root(body: Option<Root>, header: Option<&str>) -> Result<Root, DecodeError> {
+    match (body, header) {
+        (Some(r), _) => Ok(r),
+        (None, Some(h)) => h
+            .parse()
+            .map_err(|err| DecodeError(format!("dependent root header: {err}"))),
+        (None, None) => Err(DecodeError::new("dependent_root missing")),
+    }
+}
+
 /// Proposer duties. `dependent_root` is in the body per the spec; Lodestar
 /// also sends it as the `Eth-Consensus-Dependent-Root` header, used when the
 /// body lacks it.
@@ -401,13 +413,7 @@ pub fn parse_proposer_duties(
     header_dependent_root: Option<&str>,
 ) -> Result<ProposerDuties, DecodeError> {
     let e: Envelope<Vec<WireProposerDuty>> = parse(body)?;
-    let dependent_root = match (e.dependent_root, header_dependent_root) {
-        (Some(r), _) => r,
-        (None, Some(h)) => h
-            .parse()
-            .map_err(|err| DecodeError(format!("dependent root header: {err}")))?,
-        (None, None) => return Err(DecodeError::new("dependent_root missing")),
-    };
+    let dependent_root = dependent_root(e.dependent_root, header_dependent_root)?;
     Ok(ProposerDuties {
         epoch,
         dependent_root,
@@ -439,13 +445,7 @@ pub fn parse_attester_duties(
     header_dependent_root: Option<&str>,
 ) -> Result<AttesterDuties, DecodeError> {
     let e: Envelope<Vec<WireAttesterDuty>> = parse(body)?;
-    let dependent_root = match (e.dependent_root, header_dependent_root) {
-        (Some(r), _) => r,
-        (None, Some(h)) => h
-            .parse()
-            .map_err(|err| DecodeError(format!("dependent root header: {err}")))?,
-        (None, None) => return Err(DecodeError::new("dependent_root missing")),
-    };
+    let dependent_root = dependent_root(e.dependent_root, header_dependent_root)?;
     Ok(AttesterDuties {
         epoch,
         dependent_root,

@@ -186,3 +186,41 @@ pub fn attestation_mismatches(
         })
         .collect()
 }
+
+/// A webhook receiver on a free loopback port: every JSON body it gets,
+/// in order of arrival.
+pub async fn json_webhook() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    std::net::SocketAddr,
+) {
+    let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h = hits.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let h = h.clone();
+        async move {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+                h.lock().unwrap().push(v);
+            }
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (hits, addr)
+}
+
+/// A free loopback address (bound, then released).
+pub fn free_addr() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The value of an unlabelled series in a Prometheus text exposition.
+pub fn gauge(text: &str, name: &str) -> Option<i64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
