@@ -163,6 +163,7 @@ pub async fn run_with(
     )
     .await
     .context("cannot start alerting")?
+    .with_genesis(std::time::UNIX_EPOCH + Duration::from_secs(spec.genesis_time))
     .with_metrics(metrics.clone());
     let alerts = Some(Arc::new(engine));
     let mut tasks = tokio::task::JoinSet::new();

@@ -15,6 +15,7 @@ pub mod collect;
 pub mod config;
 pub mod demo;
 pub mod failover;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod monitor;

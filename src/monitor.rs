@@ -468,12 +468,12 @@ impl Monitor {
             .last_health
             .is_none_or(|t| t.elapsed() >= self.spec.slot_duration());
         if health_round {
-            let reports = self.pool.check_health().await;
+            let reports = self.pool.check_health_at(Some(wall)).await;
             self.last_health = Some(Instant::now());
             if let Some(o) = &self.observers {
                 o.metrics.observe_nodes(&reports);
                 if let Some(a) = &o.alerts {
-                    if let Err(e) = a.on_nodes(&reports, self.clock.now()).await {
+                    if let Err(e) = a.on_nodes(&reports, Some(wall), self.clock.now()).await {
                         warn!(error = %e, "alerting: node rules failed");
                     }
                 }
@@ -508,16 +508,25 @@ impl Monitor {
                 break;
             }
             let window_end = self.spec.inclusion_window_end(n);
-            if wall.0 < window_end.0 + 2 || head.slot < self.spec.start_slot(n) {
+            if wall.0 < window_end.0 + 2 {
                 break;
             }
-            // Empty slots after the head are only empty if the node is at
-            // the head; from a syncing or lagging node they are just unknown.
-            if head.slot < window_end && self.pool.synced_count() == 0 {
+            // Proof before verdict: a slot is empty only when a later
+            // canonical block says so (its parent chain skips the slot), and
+            // a vote can be missed only once every block of its inclusion
+            // window is known. So the epoch waits until the head has reached
+            // the window's last slot, whatever the nodes say of their sync
+            // state: a node stuck on an old head still calls itself synced,
+            // and judging the slots after its head made false missed
+            // proposals and a whole epoch of false missed votes. A chain
+            // that makes no blocks at all waits here; the `chain_stalled`
+            // alert says why, and the slots are judged once blocks come.
+            if head.slot < window_end {
                 debug!(
                     epoch = n.0,
                     head_slot = head.slot.0,
-                    "no synced node: final verdicts wait"
+                    window_end = window_end.0,
+                    "the head has not reached the end of the inclusion window: final verdicts wait"
                 );
                 break;
             }

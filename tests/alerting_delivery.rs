@@ -117,8 +117,12 @@ struct World {
 async fn world() -> World {
     let (http, h) = start_http().await;
     let smtp = SmtpSink::start(Some(("ops", "hunter2")));
+    // Every change is told at once here: these cases are about delivery;
+    // the rhythm (group_wait, group_interval) is the engine's own test.
     let text = format!(
         r#"
+        group_wait = "0s"
+        group_interval = "0s"
         retry_min = "100ms"
         retry_max = "400ms"
         send_timeout = "3s"
@@ -310,15 +314,28 @@ async fn a_validator_offline_then_back_is_one_firing_and_one_resolved_per_channe
     assert_eq!(msgs[0]["state"], "firing");
     assert_eq!(msgs[1]["state"], "resolved");
     for m in &msgs {
-        assert_eq!(m["version"], 1);
+        assert_eq!(m["version"], 2);
         assert_eq!(m["rule"], "validator_down");
         assert_eq!(m["severity"], "critical");
         assert_eq!(m["group"], "g");
-        assert_eq!(m["validators"], serde_json::json!([1]));
-        assert_eq!(m["epoch"], 100);
+        assert_eq!(m["down_since_epoch"], 100);
         assert_eq!(m["id"], msgs[0]["id"]);
         assert!(m["started_at"].as_str().unwrap().ends_with('Z'));
     }
+    // The firing names who is down and is about the epoch that made it
+    // down; the resolution names who came back, when and after what.
+    assert_eq!(msgs[0]["kind"], "firing");
+    assert_eq!(msgs[0]["validators"], serde_json::json!([1]));
+    assert_eq!(msgs[0]["epoch"], 101);
+    assert_eq!(msgs[1]["kind"], "resolved");
+    assert_eq!(msgs[1]["validators"], serde_json::json!([]));
+    assert_eq!(msgs[1]["epoch"], 103);
+    let back = &msgs[1]["recovered"];
+    assert_eq!(back.as_array().unwrap().len(), 1, "{back}");
+    assert_eq!(back[0]["validator"], 1);
+    assert_eq!(back[0]["down_since_epoch"], 100);
+    assert_eq!(back[0]["back_epoch"], 103);
+    assert_eq!(back[0]["missed_epochs"], 3);
     assert!(msgs[0]["resolved_at"].is_null());
     assert!(msgs[1]["resolved_at"].is_string());
     // Receivers can verify the sender.

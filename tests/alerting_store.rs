@@ -68,6 +68,7 @@ fn incident(id: &str, rule: &str, subject: &str) -> IncidentRecord {
         last_notified_at: at(0),
         resolved_at: None,
         resolution: None,
+        progress: "{}".into(),
     }
 }
 

@@ -12,7 +12,7 @@
 //! between a channel accepting a message and the store recording it sends
 //! that message again; everything else is sent exactly once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -33,7 +33,8 @@ use crate::store::{
 
 use super::channels::{self, backoff, send_once, Channel, ChannelError};
 use super::policy::{reconcile, reminders_due, Decision, EarlyInputs, Finding, Tracker};
-use super::render::{rfc3339, Message, PAYLOAD_VERSION};
+use super::render::{rfc3339, Message, Recovered, PAYLOAD_VERSION};
+use crate::health::Outage;
 use super::{Rule, Scope};
 
 /// How often an idle channel task looks at the outbox even without being
@@ -80,12 +81,66 @@ impl EpochContext {
 struct State {
     tracker: Tracker,
     open: Vec<IncidentRecord>,
+    /// The newest epoch judged: what a notification is about.
+    latest_epoch: Option<u64>,
+}
+
+/// What an open incident has told and has still to tell; kept with the
+/// incident (`IncidentRecord::progress`) so that a restart neither repeats
+/// nor forgets a notification.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    /// The first notification (`firing`) went out. Incidents stored before
+    /// this field existed were notified when they opened.
+    #[serde(default = "told")]
+    notified: bool,
+    /// The validators the last notification named as down.
+    #[serde(default)]
+    announced: Vec<u64>,
+    /// Validators named as down that came back since the last notification.
+    #[serde(default)]
+    returned: Vec<Outage>,
+    /// How many came back over the incident's life.
+    #[serde(default)]
+    returned_total: usize,
+}
+
+fn told() -> bool {
+    true
+}
+
+impl Progress {
+    fn of(i: &IncidentRecord) -> Progress {
+        serde_json::from_str(&i.progress).unwrap_or(Progress {
+            notified: true,
+            announced: i.validators.clone(),
+            returned: Vec::new(),
+            returned_total: 0,
+        })
+    }
+
+    fn fresh() -> Progress {
+        Progress {
+            notified: false,
+            announced: Vec::new(),
+            returned: Vec::new(),
+            returned_total: 0,
+        }
+    }
+
+    fn store_in(&self, i: &mut IncidentRecord) {
+        i.progress = serde_json::to_string(self).unwrap_or_else(|_| "{}".into());
+    }
 }
 
 pub struct Engine {
     store: Store,
     cfg: AlertsConfig,
     stall_limit: Duration,
+    /// One epoch of the chain: the default `group_wait` and `group_interval`.
+    epoch_duration: Duration,
+    /// The chain's genesis, to tell the UTC time of an epoch.
+    genesis: Option<SystemTime>,
     started_at: SystemTime,
     /// One wake-up per channel name.
     wake: BTreeMap<String, Arc<Notify>>,
@@ -174,11 +229,37 @@ impl Engine {
                 .unwrap_or(epoch_duration * DEFAULT_STALL_EPOCHS),
             store,
             cfg,
+            epoch_duration,
+            genesis: None,
             started_at: now,
             wake,
-            state: Mutex::new(State { tracker, open }),
+            state: Mutex::new(State {
+                tracker,
+                open,
+                latest_epoch: None,
+            }),
             metrics: None,
         })
+    }
+
+    /// Lets notifications tell the UTC time of the epochs they name.
+    pub fn with_genesis(mut self, genesis: SystemTime) -> Engine {
+        self.genesis = Some(genesis);
+        self
+    }
+
+    /// The start of `epoch` in UTC (RFC 3339), when the genesis is known.
+    fn epoch_time(&self, epoch: u64) -> Option<String> {
+        let secs = self.epoch_duration.as_secs_f64() * epoch as f64;
+        Some(rfc3339(self.genesis? + Duration::from_secs_f64(secs)))
+    }
+
+    fn group_wait(&self) -> Duration {
+        self.cfg.rhythm.group_wait.unwrap_or(self.epoch_duration)
+    }
+
+    fn group_interval(&self) -> Duration {
+        self.cfg.rhythm.group_interval.unwrap_or(self.epoch_duration)
     }
 
     /// Counts every delivery attempt in `metrics`, by channel name and
@@ -214,7 +295,10 @@ impl Engine {
             block_slots: &ctx.block_slots,
             liveness: ctx.liveness.as_ref(),
         };
+        st.latest_epoch = st.latest_epoch.max(Some(rec.epoch.0));
         let mut findings = st.tracker.apply_epoch(rec, &early);
+        let returns = st.tracker.take_returns();
+        self.note_returns(&mut st, returns);
         findings.extend(st.tracker.findings(Scope::Validators, ctx.now));
         let mut decisions = self.decide(&st, &findings, Scope::Validators, ctx.live);
         if rec.is_final && !rec.cross_checks.is_empty() {
@@ -222,6 +306,7 @@ impl Engine {
             decisions.extend(self.decide(&st, &f, Scope::CrossCheck, ctx.live));
         }
         self.apply(&mut st, &decisions, ctx.now).await?;
+        self.flush(&mut st, ctx.now).await?;
         Ok(decisions)
     }
 
@@ -253,10 +338,9 @@ impl Engine {
                 last_notified_at: now,
                 resolved_at: Some(now),
                 resolution: Some("event".to_owned()),
+                progress: "{}".into(),
             };
-            if self
-                .save(&i, true, Some(("event", &f.summary)), now)
-                .await?
+            if self.save(&st, &i, true, Some(("event", &[])), now).await?
             {
                 sent += 1;
             }
@@ -265,16 +349,19 @@ impl Engine {
     }
 
     /// After every health round of the pool.
+    /// `wall`: the wall-clock slot, against which stale heads are told.
     pub async fn on_nodes(
         &self,
         nodes: &[NodeReport],
+        wall: Option<Slot>,
         now: SystemTime,
     ) -> Result<Vec<Decision>, AlertError> {
         let mut st = self.state.lock().await;
-        st.tracker.apply_nodes(nodes, now);
+        st.tracker.apply_nodes(nodes, wall, now);
         let f = st.tracker.findings(Scope::Nodes, now);
         let decisions = self.decide(&st, &f, Scope::Nodes, true);
         self.apply(&mut st, &decisions, now).await?;
+        self.flush(&mut st, now).await?;
         Ok(decisions)
     }
 
@@ -289,6 +376,11 @@ impl Engine {
     ) -> Result<Vec<Decision>, AlertError> {
         let mut st = self.state.lock().await;
         st.tracker.apply_chain(finalized, head, wall);
+        if st.tracker.chain_stalled() {
+            // A stalled chain does not finalize either: `chain_stalled`
+            // says it once; open network incidents stay as they are.
+            return Ok(Vec::new());
+        }
         let f = st.tracker.findings(Scope::Chain, now);
         let decisions = self.decide(&st, &f, Scope::Chain, true);
         self.apply(&mut st, &decisions, now).await?;
@@ -306,8 +398,14 @@ impl Engine {
         let mut st = self.state.lock().await;
         let last = last_processed_at.unwrap_or(self.started_at);
         st.tracker.apply_monitor(last, self.stall_limit, now);
-        let f = st.tracker.findings(Scope::Monitor, now);
-        let mut decisions = self.decide(&st, &f, Scope::Monitor, true);
+        let mut decisions = if st.tracker.chain_stalled() {
+            // No epoch can be judged while no block comes: that is the
+            // chain stall, told once by `chain_stalled`.
+            Vec::new()
+        } else {
+            let f = st.tracker.findings(Scope::Monitor, now);
+            self.decide(&st, &f, Scope::Monitor, true)
+        };
         if let Some(every) = self.cfg.rules.reminder_interval {
             let resolving: Vec<&str> = decisions
                 .iter()
@@ -325,6 +423,7 @@ impl Engine {
             decisions.extend(reminders);
         }
         self.apply(&mut st, &decisions, now).await?;
+        self.flush(&mut st, now).await?;
         Ok(decisions)
     }
 
@@ -335,48 +434,125 @@ impl Engine {
         })
     }
 
-    fn message(&self, i: &IncidentRecord, kind: &str, summary: &str, now: SystemTime) -> Message {
-        let per_group = Rule::from_name(&i.rule).is_some_and(Rule::is_per_group);
-        Message {
+    /// The notification of `kind` for `i` as it stands; `recovered`: who
+    /// came back with this notification.
+    fn message(
+        &self,
+        st: &State,
+        i: &IncidentRecord,
+        kind: &str,
+        recovered: &[Outage],
+        now: SystemTime,
+    ) -> Message {
+        let rule = Rule::from_name(&i.rule);
+        let per_group = rule.is_some_and(Rule::is_per_group);
+        let resolved = kind == "resolved";
+        let epoch = if per_group { st.latest_epoch } else { None }.or(i.epoch);
+        let evidence = if rule == Some(Rule::ValidatorDown) && !resolved {
+            i.validators
+                .first()
+                .and_then(|v| Some((v, st.tracker.evidence_of(*v)?)))
+                .map(|(v, e)| {
+                    if i.validators.len() == 1 {
+                        e
+                    } else {
+                        format!("validator {v}: {e}")
+                    }
+                })
+        } else {
+            None
+        };
+        let back_ids: Vec<u64> = recovered.iter().map(|o| o.validator).collect();
+        let recovered: Vec<Recovered> = recovered
+            .iter()
+            .map(|o| Recovered {
+                validator: o.validator,
+                down_since_epoch: o.down_since_epoch,
+                down_since: self.epoch_time(o.down_since_epoch),
+                back_epoch: o.back_epoch,
+                back_at: o.back_epoch.and_then(|e| self.epoch_time(e)),
+                missed_epochs: o.missed_epochs(st.latest_epoch),
+                missed_proposals: o.missed_proposals.clone(),
+                missed_sync_slots: o.missed_sync_slots,
+                balance_change_gwei: o.balance_change_gwei(),
+            })
+            .collect();
+        let validators = if resolved {
+            Vec::new()
+        } else {
+            i.validators.clone()
+        };
+        let explorer = |v: u64| {
+            self.cfg
+                .links
+                .explorer_url
+                .as_ref()
+                .map(|u| u.replace("{index}", &v.to_string()))
+        };
+        let mut m = Message {
             version: PAYLOAD_VERSION,
             id: i.id.clone(),
             notification_id: format!("{}/{kind}/{}", i.id, ms(now)),
             kind: kind.to_owned(),
-            state: if kind == "resolved" {
-                "resolved"
-            } else {
-                "firing"
-            }
-            .to_owned(),
+            state: if resolved { "resolved" } else { "firing" }.to_owned(),
             rule: i.rule.clone(),
             severity: i.severity.clone(),
             subject: i.subject.clone(),
             group: per_group.then(|| i.subject.clone()),
-            validators: i.validators.clone(),
-            epoch: i.epoch,
-            summary: summary.to_owned(),
+            validators,
+            recovered,
+            epoch,
+            epoch_time: epoch.and_then(|e| self.epoch_time(e)),
+            down_since_epoch: if per_group { i.epoch } else { None },
+            down_since: if per_group {
+                i.epoch.and_then(|e| self.epoch_time(e))
+            } else {
+                None
+            },
+            summary: String::new(),
+            evidence,
+            status_url: self.cfg.links.status_url.as_ref().map(|u| {
+                if per_group {
+                    format!("{u}{}group={}", if u.contains('?') { '&' } else { '?' }, i.subject)
+                } else {
+                    u.clone()
+                }
+            }),
+            explorer_urls: i
+                .validators
+                .iter()
+                .chain(back_ids.iter())
+                .take(super::render::TEXT_SAMPLE)
+                .filter_map(|v| explorer(*v))
+                .collect(),
+            detail: i.summary.clone(),
             started_at: rfc3339(i.opened_at),
-            resolved_at: if kind == "resolved" {
+            resolved_at: if resolved {
                 i.resolved_at.map(rfc3339)
             } else {
                 None
             },
-        }
+        };
+        m.summary = m.headline();
+        m
     }
 
     /// Stores one change with its notification; false: the store refused
     /// it (a duplicate).
     async fn save(
         &self,
+        st: &State,
         i: &IncidentRecord,
         create: bool,
-        notify: Option<(&str, &str)>,
+        notify: Option<(&str, &[Outage])>,
         now: SystemTime,
     ) -> Result<bool, AlertError> {
-        let note = notify.map(|(kind, summary)| NewNotification {
-            kind: kind.to_owned(),
+        let note = notify.map(|(kind, recovered)| NewNotification {
+            // The released schema knows no `recovered` kind: it updates an
+            // open incident, and its payload says what it is.
+            kind: if kind == "recovered" { "update" } else { kind }.to_owned(),
             created_at: now,
-            payload: serde_json::to_value(self.message(i, kind, summary, now))
+            payload: serde_json::to_value(self.message(st, i, kind, recovered, now))
                 .unwrap_or(serde_json::Value::Null),
         });
         let channels: Vec<String> = self.wake.keys().cloned().collect();
@@ -385,15 +561,79 @@ impl Engine {
             .save_incident(i, create, note.as_ref(), &channels)
             .await?;
         if saved {
-            if let Some((kind, _)) = notify {
+            if let Some((kind, recovered)) = notify {
                 info!(incident = %i.id, rule = %i.rule, subject = %i.subject, kind,
-                      validators = i.validators.len(), "alert");
+                      validators = i.validators.len(), recovered = recovered.len(), "alert");
                 for w in self.wake.values() {
                     w.notify_one();
                 }
             }
         }
         Ok(saved)
+    }
+
+    /// Validators back from an outage: each is news for the open
+    /// `validator_down` incident of its group that named it as down (one
+    /// that came back before being named was never told to anybody).
+    fn note_returns(&self, st: &mut State, returns: Vec<Outage>) {
+        for o in returns {
+            let Some(group) = st.tracker.group_of(crate::chain::ValidatorIndex(o.validator))
+            else {
+                continue;
+            };
+            let group = group.to_owned();
+            let Some(i) = st.open.iter_mut().find(|i| {
+                i.rule == Rule::ValidatorDown.as_str() && i.subject == group
+            }) else {
+                continue;
+            };
+            let mut p = Progress::of(i);
+            if !p.announced.contains(&o.validator) {
+                continue;
+            }
+            p.returned.retain(|r| r.validator != o.validator);
+            p.returned.push(o);
+            p.store_in(i);
+        }
+    }
+
+    /// Sends what is due (pure timing on `now`, see `due`): the first
+    /// notification of an incident after `group_wait`, an update or a
+    /// recovery at most once per `group_interval`. Persists the progress.
+    async fn flush(&self, st: &mut State, now: SystemTime) -> Result<(), AlertError> {
+        for pos in 0..st.open.len() {
+            let i = st.open[pos].clone();
+            if i.is_event {
+                continue;
+            }
+            let p = Progress::of(&i);
+            let per_group = Rule::from_name(&i.rule).is_some_and(Rule::is_per_group);
+            let wait = if per_group {
+                self.group_wait()
+            } else {
+                Duration::ZERO
+            };
+            let Some(kind) = due(&i, &p, wait, self.group_interval(), now) else {
+                continue;
+            };
+            let mut next = i.clone();
+            next.last_notified_at = now;
+            let recovered = if kind == "firing" {
+                Vec::new()
+            } else {
+                p.returned.clone()
+            };
+            let mut q = p.clone();
+            q.notified = true;
+            q.announced = i.validators.clone();
+            q.returned_total += q.returned.len();
+            q.returned.clear();
+            q.store_in(&mut next);
+            self.save(st, &next, false, Some((kind, &recovered)), now)
+                .await?;
+            st.open[pos] = next;
+        }
+        Ok(())
     }
 
     async fn apply(
@@ -411,7 +651,7 @@ impl Engine {
                     } else {
                         format!("{}/{}/{}", f.rule.as_str(), f.subject, ms(now))
                     };
-                    let i = IncidentRecord {
+                    let mut i = IncidentRecord {
                         id,
                         rule: f.rule.as_str().to_owned(),
                         subject: f.subject.clone(),
@@ -424,46 +664,51 @@ impl Engine {
                         last_notified_at: now,
                         resolved_at: event.then_some(now),
                         resolution: event.then(|| "event".to_owned()),
+                        progress: "{}".into(),
                     };
-                    let kind = if event { "event" } else { "firing" };
-                    let saved = self.save(&i, true, Some((kind, &f.summary)), now).await?;
-                    if saved && !event {
+                    if event {
+                        self.save(st, &i, true, Some(("event", &[])), now).await?;
+                        continue;
+                    }
+                    // Told by `flush`, once `group_wait` has gathered the
+                    // rest of the group.
+                    Progress::fresh().store_in(&mut i);
+                    if self.save(st, &i, true, None, now).await? {
                         st.open.push(i);
-                    } else if !saved && !event {
+                    } else {
                         // Another writer opened it: take the stored view.
                         st.open = self.store.open_incidents().await?;
                     }
                 }
-                Decision::Grow { id, finding, added } => {
+                Decision::Grow { id, finding, .. } | Decision::Refresh { id, finding } => {
                     let Some(pos) = st.open.iter().position(|i| &i.id == id) else {
                         continue;
                     };
                     let mut i = st.open[pos].clone();
+                    let before: BTreeSet<u64> = i.validators.iter().copied().collect();
                     i.validators = finding.validators.iter().copied().collect();
                     i.summary = finding.summary.clone();
                     i.epoch = match (i.epoch, finding.epoch) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
-                    i.last_notified_at = now;
-                    let summary = format!(
-                        "{} more: {} — {}",
-                        added.len(),
-                        super::render::index_list(added),
-                        finding.summary
-                    );
-                    self.save(&i, false, Some(("update", &summary)), now)
-                        .await?;
-                    st.open[pos] = i;
-                }
-                Decision::Refresh { id, finding } => {
-                    let Some(pos) = st.open.iter().position(|i| &i.id == id) else {
-                        continue;
-                    };
-                    let mut i = st.open[pos].clone();
-                    i.validators = finding.validators.iter().copied().collect();
-                    i.summary = finding.summary.clone();
-                    self.save(&i, false, None, now).await?;
+                    // Rules other than `validator_down` have no outage to
+                    // tell: who left the set is back all the same.
+                    if i.rule != Rule::ValidatorDown.as_str() {
+                        let mut p = Progress::of(&i);
+                        for v in before.difference(&finding.validators) {
+                            if p.announced.contains(v) && !p.returned.iter().any(|r| r.validator == *v) {
+                                p.returned.push(Outage {
+                                    validator: *v,
+                                    down_since_epoch: i.epoch.unwrap_or(0),
+                                    back_epoch: st.latest_epoch,
+                                    ..Outage::default()
+                                });
+                            }
+                        }
+                        p.store_in(&mut i);
+                    }
+                    self.save(st, &i, false, None, now).await?;
                     st.open[pos] = i;
                 }
                 Decision::Resolve { id, note } => {
@@ -471,10 +716,35 @@ impl Engine {
                         continue;
                     };
                     let mut i = st.open[pos].clone();
+                    let mut p = Progress::of(&i);
                     i.resolved_at = Some(now);
+                    if !p.notified {
+                        // Cleared within `group_wait`: nobody was told, so
+                        // nobody is told it is over.
+                        i.resolution = Some(format!("{note} (before any notification)"));
+                        self.save(st, &i, false, None, now).await?;
+                        st.open.remove(pos);
+                        continue;
+                    }
+                    if i.rule != Rule::ValidatorDown.as_str() {
+                        for v in &i.validators {
+                            if p.announced.contains(v) && !p.returned.iter().any(|r| r.validator == *v) {
+                                p.returned.push(Outage {
+                                    validator: *v,
+                                    down_since_epoch: i.epoch.unwrap_or(0),
+                                    back_epoch: st.latest_epoch,
+                                    ..Outage::default()
+                                });
+                            }
+                        }
+                    }
                     i.resolution = Some(note.clone());
-                    let summary = format!("resolved: {note} (was: {})", i.summary);
-                    self.save(&i, false, Some(("resolved", &summary)), now)
+                    i.summary = format!("{note} (was: {})", i.summary);
+                    let recovered = std::mem::take(&mut p.returned);
+                    p.returned_total += recovered.len();
+                    p.store_in(&mut i);
+                    i.last_notified_at = now;
+                    self.save(st, &i, false, Some(("resolved", &recovered)), now)
                         .await?;
                     st.open.remove(pos);
                 }
@@ -483,9 +753,11 @@ impl Engine {
                         continue;
                     };
                     let mut i = st.open[pos].clone();
+                    if !Progress::of(&i).notified {
+                        continue;
+                    }
                     i.last_notified_at = now;
-                    let summary = format!("still firing: {}", i.summary);
-                    self.save(&i, false, Some(("reminder", &summary)), now)
+                    self.save(st, &i, false, Some(("reminder", &[])), now)
                         .await?;
                     st.open[pos] = i;
                 }
@@ -615,6 +887,30 @@ impl Engine {
             .await?;
         Ok(!matches!(outcome, AttemptOutcome::Retry { .. }))
     }
+}
+
+/// PURE: which notification an open incident owes at `now`, if any: its
+/// `firing` once `wait` has passed since it opened (so that the rest of a
+/// group going down joins it), then an `update` (more validators down) or
+/// a `recovered` (some came back, others still down) at most once per
+/// `interval` since the last notification.
+fn due(
+    i: &IncidentRecord,
+    p: &Progress,
+    wait: Duration,
+    interval: Duration,
+    now: SystemTime,
+) -> Option<&'static str> {
+    let since = |t: SystemTime| now.duration_since(t).unwrap_or_default();
+    if !p.notified {
+        return (since(i.opened_at) >= wait).then_some("firing");
+    }
+    let grew = i.validators.iter().any(|v| !p.announced.contains(v));
+    let back = !p.returned.is_empty();
+    if !(grew || back) || since(i.last_notified_at) < interval {
+        return None;
+    }
+    Some(if grew { "update" } else { "recovered" })
 }
 
 /// The `outcome` label of `valwatch_alert_deliveries_total`.

@@ -98,10 +98,14 @@ pub enum Rule {
     NodeDisagrees,
     MonitorBlind,
     MonitorStalled,
+    /// No node has a block for `STALE_HEAD_SLOTS`: the chain is stalled or
+    /// every node is stuck. One network-level incident; no validator is
+    /// judged for the slots the chain has not reached.
+    ChainStalled,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 18] = [
+    pub const ALL: [Rule; 19] = [
         Rule::ValidatorDown,
         Rule::AttestationPerformance,
         Rule::SyncParticipation,
@@ -120,6 +124,7 @@ impl Rule {
         Rule::NodeDisagrees,
         Rule::MonitorBlind,
         Rule::MonitorStalled,
+        Rule::ChainStalled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +147,7 @@ impl Rule {
             Rule::NodeDisagrees => "node_disagrees",
             Rule::MonitorBlind => "monitor_blind",
             Rule::MonitorStalled => "monitor_stalled",
+            Rule::ChainStalled => "chain_stalled",
         }
     }
 
@@ -155,7 +161,8 @@ impl Rule {
             | Rule::Slashed
             | Rule::DoubleSigning
             | Rule::MonitorBlind
-            | Rule::MonitorStalled => Severity::Critical,
+            | Rule::MonitorStalled
+            | Rule::ChainStalled => Severity::Critical,
             Rule::Exiting | Rule::Exited => Severity::Info,
             _ => Severity::Warning,
         }
@@ -179,9 +186,11 @@ impl Rule {
     pub fn scope(self) -> Scope {
         match self {
             Rule::NoFinality | Rule::InactivityLeak => Scope::Chain,
-            Rule::NodeDown | Rule::NodeNotSynced | Rule::NodeLagging | Rule::MonitorBlind => {
-                Scope::Nodes
-            }
+            Rule::NodeDown
+            | Rule::NodeNotSynced
+            | Rule::NodeLagging
+            | Rule::MonitorBlind
+            | Rule::ChainStalled => Scope::Nodes,
             Rule::NodeDisagrees => Scope::CrossCheck,
             Rule::MonitorStalled => Scope::Monitor,
             _ => Scope::Validators,

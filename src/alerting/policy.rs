@@ -18,9 +18,11 @@ use std::time::{Duration, SystemTime};
 
 use crate::analysis::doublesign::DoubleSignEvidence;
 use crate::analysis::{AttestationStatus, ProposalStatus};
+use crate::beacon::pool::head_is_stale;
 use crate::beacon::{NodeHealth, NodeReport};
 use crate::chain::{Epoch, Slot, ValidatorIndex, ValidatorStatus};
 use crate::config::alerts::RuleConfig;
+use crate::health::{Change, HealthRules, Outage, ValidatorHealth};
 use crate::status::node_usable;
 use crate::store::{EpochRecord, IncidentRecord};
 
@@ -70,34 +72,12 @@ pub enum Decision {
     Event(Finding),
 }
 
-/// What the epoch's provisional pass knows beyond the record.
-#[derive(Clone, Debug, Default)]
-pub struct EarlyInputs<'a> {
-    /// Canonical block slots known when the epoch was judged, ascending.
-    pub block_slots: &'a [Slot],
-    /// Liveness answers for the epoch, where a node gave them.
-    pub liveness: Option<&'a HashMap<ValidatorIndex, bool>>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Evidence {
-    early: bool,
-    missed: bool,
-}
+pub use crate::health::EarlyInputs;
 
 #[derive(Clone, Debug, Default)]
 struct ValidatorTrack {
-    good_through: Option<Epoch>,
-    streak: BTreeMap<Epoch, Evidence>,
-    down: bool,
-    /// The epoch whose early warning a final verdict contradicted.
-    contradicted: Option<Epoch>,
-    /// The newest epoch of evidence while the validator was down. Its sync
-    /// verdicts up to that epoch, and its balance changes up to the one
-    /// after (a missed duty is penalised at the end of the next epoch), are
-    /// that incident's news: final records judged after the validator came
-    /// back must not open a second incident for the same cause.
-    down_through: Option<Epoch>,
+    /// The one rule of up and down, shared with the status board.
+    health: ValidatorHealth,
     /// Final included votes in the window: epoch -> timely and correct.
     performance: BTreeMap<Epoch, bool>,
     /// Latest final sync verdict: (epoch, participated, missed).
@@ -136,6 +116,31 @@ pub struct Tracker {
         crate::analysis::doublesign::DoubleSignKind,
         Epoch,
     )>,
+    /// Validators back from an outage, not yet taken by the engine.
+    returns: Vec<Outage>,
+    /// Every reachable node's head is stale: since when, and the heads.
+    chain_stall: Option<ChainStall>,
+}
+
+/// No node has a block for `STALE_HEAD_SLOTS`: the chain is stalled, or
+/// every node is stuck (from inside the two look the same).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ChainStall {
+    since: SystemTime,
+    /// The newest head any node has.
+    best_head: u64,
+    wall: u64,
+    /// Each node with its head, or why it has none.
+    nodes: Vec<(String, String)>,
+}
+
+/// The rule of up and down's thresholds, from the rules' configuration.
+pub fn health_rules(cfg: &RuleConfig) -> HealthRules {
+    HealthRules {
+        down_after_missed: cfg.down_after_missed,
+        early_warning: cfg.early_warning,
+        early_blocks: cfg.early_blocks,
+    }
 }
 
 fn ratio(part: usize, whole: usize) -> f64 {
@@ -159,6 +164,8 @@ impl Tracker {
             chain: None,
             stalled_for: None,
             double_signed: Default::default(),
+            returns: Vec::new(),
+            chain_stall: None,
         };
         t.set_groups(groups);
         t
@@ -192,13 +199,30 @@ impl Tracker {
             let v = ValidatorIndex(*v);
             if self.group_of.contains_key(&v) {
                 let t = self.validators.entry(v).or_default();
-                t.down = true;
-                if let Some(e) = epoch.map(Epoch) {
-                    t.streak.entry(e).or_default().early = true;
-                    t.down_through = t.down_through.max(Some(e));
-                }
+                t.health.assume_down(v.0, epoch.map(Epoch));
             }
         }
+    }
+
+    /// The rule of up and down's thresholds (shared with the status board).
+    pub fn health_rules(&self) -> HealthRules {
+        health_rules(&self.cfg)
+    }
+
+    /// Validators that came back since the last call, with their outage.
+    pub fn take_returns(&mut self) -> Vec<Outage> {
+        std::mem::take(&mut self.returns)
+    }
+
+    /// The outage of a validator (current, or the last one).
+    pub fn outage_of(&self, v: u64) -> Option<&Outage> {
+        self.validators.get(&ValidatorIndex(v))?.health.outage()
+    }
+
+    /// The evidence that holds a validator where it is, in words.
+    pub fn evidence_of(&self, v: u64) -> Option<String> {
+        let t = self.validators.get(&ValidatorIndex(v))?;
+        Some(t.health.evidence(&self.health_rules()))
     }
 
     /// Whether the chain is in an inactivity leak (then falling balances
@@ -263,62 +287,49 @@ impl Tracker {
             }
         };
 
+        let rules = health_rules(&cfg);
         for a in &rec.attestations {
             if !self.group_of.contains_key(&a.validator_index) {
                 continue;
             }
             let t = self.validators.entry(a.validator_index).or_default();
-            let e = a.epoch;
-            let after_good = t.good_through.is_none_or(|g| e > g);
-            match a.status {
-                AttestationStatus::Included | AttestationStatus::Inactive => {
-                    if after_good {
-                        let was_early = t.streak.get(&e).is_some_and(|x| x.early);
-                        t.good_through = Some(e);
-                        t.streak.retain(|s, _| *s > e);
-                        if t.down && t.streak.is_empty() {
-                            t.contradicted = (rec.is_final && was_early).then_some(e);
-                        }
-                        t.down = false;
-                    }
-                    if rec.is_final && a.status == AttestationStatus::Included {
-                        let good = a.late != Some(true)
-                            && a.head_correct != Some(false)
-                            && a.target_correct != Some(false);
-                        t.performance.insert(e, good);
-                    }
-                }
-                AttestationStatus::Missed if rec.is_final && after_good => {
-                    t.streak.entry(e).or_default().missed = true;
-                }
-                AttestationStatus::Pending if !rec.is_final && after_good && cfg.early_warning => {
-                    let blocks_after = a
-                        .duty_slot
-                        .map_or(0, |d| early.block_slots.iter().filter(|s| **s > d).count());
-                    let live = early
-                        .liveness
-                        .and_then(|l| l.get(&a.validator_index).copied());
-                    if blocks_after >= cfg.early_blocks as usize && live != Some(true) {
-                        t.streak.entry(e).or_default().early = true;
-                    }
-                }
-                // Unknown is no evidence either way.
-                _ => {}
+            if let Change::CameBack(o) =
+                t.health.observe_attestation(a, rec.is_final, early, &rules)
+            {
+                self.returns.push(o);
             }
-            let missed = t.streak.values().filter(|x| x.missed).count();
-            let early_seen = t.streak.values().any(|x| x.early);
-            if early_seen || missed >= cfg.down_after_missed as usize {
-                t.down = true;
-                t.contradicted = None;
-            }
-            if t.down {
-                t.down_through = t.down_through.max(t.streak.keys().next_back().copied());
+            if rec.is_final && a.status == AttestationStatus::Included {
+                let good = a.late != Some(true)
+                    && a.head_correct != Some(false)
+                    && a.target_correct != Some(false);
+                t.performance.insert(a.epoch, good);
             }
             if let Some(latest) = self.latest_final {
                 let keep_from = latest
                     .0
                     .saturating_sub(u64::from(cfg.performance_window) - 1);
                 t.performance.retain(|ep, _| ep.0 >= keep_from);
+            }
+        }
+        // One cause, one incident: what a down validator misses (its
+        // proposals, its sync signatures) is part of its outage, counted
+        // there and told with its return, never an incident of its own.
+        // Provisional records count too: a slot is judged missed only when
+        // a later canonical block proves it empty.
+        for s in &rec.sync {
+            if let Some(t) = self.validators.get_mut(&s.validator_index) {
+                t.health.observe_sync(s.epoch, s.missed);
+            }
+        }
+        let mut folded: BTreeSet<(u64, u64)> = BTreeSet::new();
+        for p in &rec.proposals {
+            if p.status != ProposalStatus::Missed {
+                continue;
+            }
+            if let Some(t) = self.validators.get_mut(&p.validator_index) {
+                if t.health.observe_missed_proposal(p.slot, rec.epoch) {
+                    folded.insert((p.validator_index.0, p.slot.0));
+                }
             }
         }
 
@@ -339,7 +350,11 @@ impl Tracker {
                     continue;
                 }
                 let consecutive = t.balance_epoch.is_some_and(|e| e.0 + 1 == b.epoch.0);
-                let penalty_of_down = t.down_through.is_some_and(|d| b.epoch.0 <= d.0 + 1);
+                t.health.observe_balance(b.balance);
+                let penalty_of_down = t
+                    .health
+                    .down_through()
+                    .is_some_and(|d| b.epoch.0 <= d.0 + 1);
                 match b.balance_change {
                     Some(c) if c < 0 && !penalty_of_down => {
                         t.falling = if consecutive { t.falling + 1 } else { 1 }
@@ -382,7 +397,11 @@ impl Tracker {
             // a reorg): only final ones are news.
             for p in &rec.proposals {
                 match p.status {
-                    ProposalStatus::Missed => event(Rule::ProposalMissed, p.validator_index),
+                    ProposalStatus::Missed
+                        if !folded.contains(&(p.validator_index.0, p.slot.0)) =>
+                    {
+                        event(Rule::ProposalMissed, p.validator_index)
+                    }
                     ProposalStatus::Orphaned => event(Rule::ProposalOrphaned, p.validator_index),
                     _ => {}
                 }
@@ -425,8 +444,17 @@ impl Tracker {
             .collect()
     }
 
-    /// Takes in a health round of the pool.
-    pub fn apply_nodes(&mut self, nodes: &[NodeReport], now: SystemTime) {
+    /// Takes in a health round of the pool, at the wall-clock slot `wall`.
+    pub fn apply_nodes(&mut self, nodes: &[NodeReport], wall: Option<Slot>, now: SystemTime) {
+        self.chain_stall = match (wall, chain_stall(nodes, wall)) {
+            (Some(w), Some((best_head, nodes))) => Some(ChainStall {
+                since: self.chain_stall.as_ref().map_or(now, |c| c.since),
+                best_head,
+                wall: w.0,
+                nodes,
+            }),
+            _ => None,
+        };
         let mut seen = BTreeSet::new();
         for n in nodes {
             seen.insert(n.name.clone());
@@ -486,6 +514,13 @@ impl Tracker {
         self.chain = Some((finalized, speaks_for));
     }
 
+    /// Whether every reachable node's head is stale (see `Rule::ChainStalled`):
+    /// then the network, monitor and lag rules hold their peace, since they
+    /// would only say the same thing again.
+    pub fn chain_stalled(&self) -> bool {
+        self.chain_stall.is_some()
+    }
+
     pub fn apply_monitor(
         &mut self,
         last_processed_at: SystemTime,
@@ -505,7 +540,9 @@ impl Tracker {
                 .iter()
                 .filter_map(|v| {
                     let t = self.validators.get(&ValidatorIndex(*v))?;
-                    t.contradicted.map(|e| format!("{v} (epoch {})", e.0))
+                    t.health
+                        .contradicted()
+                        .map(|e| format!("{v} (epoch {})", e.0))
                 })
                 .collect();
             if !wrong.is_empty() {
@@ -540,11 +577,16 @@ impl Tracker {
                 let grace = self.cfg.node_grace;
                 let lasted =
                     |since: SystemTime| now.duration_since(since).unwrap_or_default() >= grace;
+                let stalled = self.chain_stall.as_ref().filter(|c| lasted(c.since));
                 let mut out: Vec<Finding> = self
                     .nodes
                     .iter()
                     .filter_map(|(name, t)| {
                         let rule = t.rule?;
+                        // All lagging together is the chain stall, told once.
+                        if rule == Rule::NodeLagging && self.chain_stall.is_some() {
+                            return None;
+                        }
                         lasted(t.since).then(|| Finding {
                             rule,
                             subject: name.clone(),
@@ -554,6 +596,24 @@ impl Tracker {
                         })
                     })
                     .collect();
+                if let Some(c) = stalled {
+                    let heads: Vec<String> =
+                        c.nodes.iter().map(|(n, h)| format!("{n}: {h}")).collect();
+                    out.push(Finding {
+                        rule: Rule::ChainStalled,
+                        subject: "network".into(),
+                        validators: BTreeSet::new(),
+                        epoch: None,
+                        summary: format!(
+                            "no beacon node has a block after slot {} ({} slots behind the clock): \
+                             the chain is stalled or every node is stuck ({}); \
+                             no validator is judged for the slots the chain has not reached",
+                            c.best_head,
+                            c.wall.saturating_sub(c.best_head),
+                            heads.join(", ")
+                        ),
+                    });
+                }
                 if self.blind_since.is_some_and(lasted) {
                     out.push(Finding {
                         rule: Rule::MonitorBlind,
@@ -627,8 +687,8 @@ impl Tracker {
                     (a, b) => a.or(b.map(|x| x.0)),
                 };
             };
-            if t.down {
-                add(Rule::ValidatorDown, t.streak.keys().next().copied());
+            if t.health.is_down() {
+                add(Rule::ValidatorDown, t.health.down_since());
                 // One incident per cause: a validator that is down also
                 // loses balance and sync signatures; that is the same news.
                 continue;
@@ -649,7 +709,7 @@ impl Tracker {
             }
             if let Some((e, p, m)) = t.sync {
                 let current = self.latest_final.is_some_and(|l| l == e);
-                let while_down = t.down_through.is_some_and(|d| e <= d);
+                let while_down = t.health.in_outage(e);
                 if current
                     && !while_down
                     && p + m > 0
@@ -698,6 +758,36 @@ impl Tracker {
             })
             .collect()
     }
+}
+
+/// PURE: whether every node that answered has a stale head at `wall`
+/// (`beacon::pool::head_is_stale`); with the best head and each node's
+/// head (or state) for the message. None while any node has a fresh head,
+/// or none answered (that is `monitor_blind`).
+fn chain_stall(nodes: &[NodeReport], wall: Option<Slot>) -> Option<(u64, Vec<(String, String)>)> {
+    let wall = wall?;
+    let heads: Vec<u64> = nodes
+        .iter()
+        .filter(|n| node_usable(&n.health) || n.health == NodeHealth::Syncing)
+        .filter_map(|n| n.head_slot)
+        .collect();
+    let best = heads.iter().copied().max()?;
+    if !head_is_stale(Slot(best), wall) {
+        return None;
+    }
+    let shown = nodes
+        .iter()
+        .map(|n| {
+            let state = match n.head_slot {
+                Some(h) if node_usable(&n.health) || n.health == NodeHealth::Syncing => {
+                    format!("head {h}")
+                }
+                _ => crate::status::health_str(&n.health).to_owned(),
+            };
+            (n.name.clone(), state)
+        })
+        .collect();
+    Some((best, shown))
 }
 
 fn count(n: usize) -> String {
@@ -1010,6 +1100,7 @@ mod tests {
             last_notified_at: at(0),
             resolved_at: None,
             resolution: None,
+            progress: "{}".into(),
         }
     }
 
@@ -1171,9 +1262,9 @@ mod tests {
             node("a", NodeHealth::Unreachable),
             node("b", NodeHealth::Syncing),
         ];
-        t.apply_nodes(&nodes, at(0));
+        t.apply_nodes(&nodes, None, at(0));
         assert!(t.findings(Scope::Nodes, at(60)).is_empty());
-        t.apply_nodes(&nodes, at(120));
+        t.apply_nodes(&nodes, None, at(120));
         let rules: Vec<Rule> = t
             .findings(Scope::Nodes, at(120))
             .iter()
@@ -1188,6 +1279,7 @@ mod tests {
                 node("a", NodeHealth::Healthy),
                 node("b", NodeHealth::Syncing),
             ],
+            None,
             at(130),
         );
         let rules: Vec<Rule> = t

@@ -2,26 +2,43 @@
 //! channel sends for it (plain text, Slack, Discord, Telegram,
 //! Alertmanager bodies). Must not: send anything.
 //!
-//! The JSON payload (`Message`, version 1) is the contract with webhook
+//! The JSON payload (`Message`, version 2) is the contract with webhook
 //! receivers. Fields:
-//! - `version`: 1; a breaking change increments it.
+//! - `version`: 2; a breaking change increments it. Version 2 added
+//!   `recovered`, `down_since_epoch`, `down_since`, `epoch_time`,
+//!   `evidence`, `status_url`, `explorer_urls` and `detail`, the kind
+//!   `recovered`, and made `epoch` the epoch the notification is about
+//!   (version 1: the incident's first epoch, now `down_since_epoch`).
 //! - `id`: the incident id (stable over firing, updates, reminders and the
 //!   resolution); `notification_id`: unique per notification, for dedup.
-//! - `kind`: `firing` | `update` (more validators) | `reminder` |
-//!   `resolved` | `event` (one-shot: a missed proposal, a slashing) | `test`.
+//!   Neither appears in the text.
+//! - `kind`: `firing` (first notification, after `group_wait`) | `update`
+//!   (more validators down; some may be back too) | `recovered` (some came
+//!   back, others still down) | `resolved` (the last ones came back, or the
+//!   condition ended) | `reminder` | `event` (one-shot: a missed proposal,
+//!   a slashing) | `test`.
 //! - `state`: `firing` | `resolved`.
 //! - `rule`, `severity` (`info` | `warning` | `critical`), `subject` (group,
 //!   node, `network` or `monitor`), `group` (the group, or null).
-//! - `validators`: indices concerned (ascending), `epoch`: the epoch the
-//!   incident started at (or null).
-//! - `summary`: one human line; `started_at`, `resolved_at`: RFC 3339 UTC.
+//! - `validators`: the validators down now (ascending; empty once resolved).
+//! - `recovered`: the validators that came back with this notification,
+//!   each with `validator`, `down_since_epoch`, `down_since` (UTC),
+//!   `back_epoch`, `back_at` (UTC), `missed_epochs`, `missed_proposals`
+//!   (slots), `missed_sync_slots`, `balance_change_gwei` (while down).
+//! - `epoch`, `epoch_time`: the epoch this notification is about (the
+//!   newest judged) and its start in UTC; `down_since_epoch`,
+//!   `down_since`: when the incident began.
+//! - `summary`: one human line; `detail`: the rule's own sentence;
+//!   `evidence`: what put the validators there, in words.
+//! - `status_url`, `explorer_urls`: links, when configured.
+//! - `started_at`, `resolved_at`: RFC 3339 UTC.
 
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 /// Payload version; receivers should check it.
-pub const PAYLOAD_VERSION: u32 = 1;
+pub const PAYLOAD_VERSION: u32 = 2;
 
 /// Indices listed in text before the rest is only counted: chat messages
 /// stay readable when a whole group goes down (the JSON payload has all).
@@ -44,10 +61,104 @@ pub struct Message {
     pub subject: String,
     pub group: Option<String>,
     pub validators: Vec<u64>,
+    #[serde(default)]
+    pub recovered: Vec<Recovered>,
     pub epoch: Option<u64>,
+    #[serde(default)]
+    pub epoch_time: Option<String>,
+    #[serde(default)]
+    pub down_since_epoch: Option<u64>,
+    #[serde(default)]
+    pub down_since: Option<String>,
     pub summary: String,
+    #[serde(default)]
+    pub detail: String,
+    #[serde(default)]
+    pub evidence: Option<String>,
+    #[serde(default)]
+    pub status_url: Option<String>,
+    #[serde(default)]
+    pub explorer_urls: Vec<String>,
     pub started_at: String,
     pub resolved_at: Option<String>,
+}
+
+/// One validator back from an outage, with what the outage cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovered {
+    pub validator: u64,
+    pub down_since_epoch: u64,
+    pub down_since: Option<String>,
+    pub back_epoch: Option<u64>,
+    pub back_at: Option<String>,
+    /// Epochs without an included vote.
+    pub missed_epochs: u64,
+    pub missed_proposals: Vec<u64>,
+    pub missed_sync_slots: u32,
+    pub balance_change_gwei: Option<i64>,
+}
+
+/// "-0.000042 ETH": Gwei as ETH, with the digits that say something.
+pub fn eth(gwei: i64) -> String {
+    let sign = if gwei < 0 { "-" } else { "" };
+    let g = gwei.unsigned_abs();
+    let mut frac = format!("{:09}", g % 1_000_000_000);
+    while frac.len() > 4 && frac.ends_with('0') {
+        frac.pop();
+    }
+    format!("{sign}{}.{frac} ETH", g / 1_000_000_000)
+}
+
+fn validators_word(n: usize) -> String {
+    if n == 1 {
+        "1 validator".into()
+    } else {
+        format!("{n} validators")
+    }
+}
+
+/// "epoch 6 (2026-11-25T18:10:43Z)".
+fn epoch_at(epoch: u64, time: Option<&str>) -> String {
+    match time {
+        Some(t) => format!("epoch {epoch} ({t})"),
+        None => format!("epoch {epoch}"),
+    }
+}
+
+impl Recovered {
+    /// One line for people.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "{}: down since {}",
+            self.validator,
+            epoch_at(self.down_since_epoch, self.down_since.as_deref())
+        );
+        if let Some(b) = self.back_epoch {
+            s.push_str(&format!(", back in {}", epoch_at(b, self.back_at.as_deref())));
+        }
+        let mut missed = vec![format!(
+            "{} epoch{} of votes",
+            self.missed_epochs,
+            if self.missed_epochs == 1 { "" } else { "s" }
+        )];
+        if !self.missed_proposals.is_empty() {
+            let slots: Vec<String> = self.missed_proposals.iter().map(u64::to_string).collect();
+            missed.push(format!(
+                "{} proposal{} (slot {})",
+                slots.len(),
+                if slots.len() == 1 { "" } else { "s" },
+                slots.join(", ")
+            ));
+        }
+        if self.missed_sync_slots > 0 {
+            missed.push(format!("{} sync-committee slots", self.missed_sync_slots));
+        }
+        s.push_str(&format!("; missed {}", missed.join(", ")));
+        if let Some(c) = self.balance_change_gwei {
+            s.push_str(&format!("; balance {} while down", eth(c)));
+        }
+        s
+    }
 }
 
 pub fn rfc3339(t: SystemTime) -> String {
@@ -81,6 +192,7 @@ impl Message {
     pub fn title(&self) -> String {
         let tag = match self.kind.as_str() {
             "resolved" => "RESOLVED".to_owned(),
+            "recovered" => "RECOVERED".to_owned(),
             "reminder" => "STILL FIRING".to_owned(),
             "test" => "TEST".to_owned(),
             // More validators joined an open incident: say so, so that a
@@ -91,24 +203,89 @@ impl Message {
         format!("[{tag}] {}: {}", self.rule, self.subject)
     }
 
-    /// The full plain text.
+    /// The one human line: who, since when, what now.
+    pub fn headline(&self) -> String {
+        let group = self.group.as_deref().unwrap_or(&self.subject);
+        let since = self
+            .down_since_epoch
+            .map(|e| epoch_at(e, self.down_since.as_deref()));
+        let back = self.recovered.len();
+        match (self.rule.as_str(), self.kind.as_str()) {
+            ("validator_down", "resolved") => format!(
+                "all validators of group {group} are back{}",
+                if back > 0 {
+                    format!(" ({} came back with this message)", validators_word(back))
+                } else {
+                    String::new()
+                }
+            ),
+            ("validator_down", "recovered") => format!(
+                "{} of group {group} came back; {} still down since {}",
+                validators_word(back),
+                validators_word(self.validators.len()),
+                since.unwrap_or_default()
+            ),
+            ("validator_down", _) => {
+                let mut s = format!(
+                    "{} of group {group} down since {}",
+                    validators_word(self.validators.len()),
+                    since.unwrap_or_default()
+                );
+                if back > 0 {
+                    s.push_str(&format!("; {} came back", validators_word(back)));
+                }
+                s
+            }
+            (_, "resolved") => format!("over: {}", self.detail),
+            _ => self.detail.clone(),
+        }
+    }
+
+    /// The full plain text, as the on-call person reads it.
     pub fn text(&self) -> String {
         let mut s = format!("{}\n{}\n", self.title(), self.summary);
+        if let Some(e) = &self.evidence {
+            s.push_str(&format!("evidence: {e}\n"));
+        }
+        if self.rule != "validator_down" && !self.detail.is_empty() && self.detail != self.summary
+        {
+            s.push_str(&format!("{}\n", self.detail));
+        }
         if !self.validators.is_empty() {
             s.push_str(&format!(
-                "validators ({}): {}\n",
+                "down now ({}): {}\n",
                 self.validators.len(),
                 index_list(&self.validators)
             ));
         }
+        if !self.recovered.is_empty() {
+            s.push_str(&format!("back ({}):\n", self.recovered.len()));
+            for r in self.recovered.iter().take(TEXT_SAMPLE) {
+                s.push_str(&format!("  {}\n", r.line()));
+            }
+            if self.recovered.len() > TEXT_SAMPLE {
+                s.push_str(&format!(
+                    "  and {} more\n",
+                    self.recovered.len() - TEXT_SAMPLE
+                ));
+            }
+        }
         if let Some(e) = self.epoch {
-            s.push_str(&format!("epoch: {e}\n"));
+            s.push_str(&format!(
+                "as of {}\n",
+                epoch_at(e, self.epoch_time.as_deref())
+            ));
         }
         s.push_str(&format!("started: {}\n", self.started_at));
         if let Some(r) = &self.resolved_at {
             s.push_str(&format!("resolved: {r}\n"));
         }
-        s.push_str(&format!("incident: {}\n", self.id));
+        if let Some(u) = &self.status_url {
+            s.push_str(&format!("status: {u}\n"));
+        }
+        for u in &self.explorer_urls {
+            s.push_str(&format!("explorer: {u}\n"));
+        }
         s
     }
 
@@ -164,8 +341,16 @@ impl Message {
             subject: "valwatch".into(),
             group: None,
             validators: Vec::new(),
+            recovered: Vec::new(),
             epoch: None,
+            epoch_time: None,
+            down_since_epoch: None,
+            down_since: None,
             summary: "valwatch test notification: this channel works".into(),
+            detail: String::new(),
+            evidence: None,
+            status_url: None,
+            explorer_urls: Vec::new(),
             started_at: at,
             resolved_at: None,
         }
@@ -188,8 +373,16 @@ mod tests {
             subject: "g".into(),
             group: Some("g".into()),
             validators: (0..n).collect(),
+            recovered: Vec::new(),
             epoch: Some(5),
+            epoch_time: None,
+            down_since_epoch: Some(5),
+            down_since: None,
             summary: "down".into(),
+            detail: "down".into(),
+            evidence: None,
+            status_url: None,
+            explorer_urls: Vec::new(),
             started_at: "2024-01-01T00:00:00Z".into(),
             resolved_at: resolved.then(|| "2024-01-01T01:00:00Z".into()),
         }

@@ -23,6 +23,21 @@ use super::{redact_url, BeaconClient, BeaconError, BlockId, NodeConfig, NodeRole
 /// does not keep up and would answer about an older chain.
 pub const LAG_SLOTS: u64 = 2;
 
+/// A node whose head is more than this many slots behind the wall clock is
+/// `Lagging`, whatever its `/node/syncing` says: a node stuck on an old head
+/// (its execution client hung, its peers gone) often still reports
+/// `is_syncing: false` with a small `sync_distance`, and its empty slots
+/// would otherwise be judged as missed duties. Eight slots: a run of empty
+/// slots that long is rare on a healthy chain (with 25 % of the validators
+/// offline, as on the lodestar-devnet recording, 0.25^8 ≈ 1.5e-5 per slot),
+/// while a stuck node is noticed within 96 s on mainnet.
+pub const STALE_HEAD_SLOTS: u64 = 8;
+
+/// PURE: whether a head at `head` is stale at the wall-clock slot `wall`.
+pub fn head_is_stale(head: Slot, wall: Slot) -> bool {
+    wall.0.saturating_sub(head.0) > STALE_HEAD_SLOTS
+}
+
 /// A node reporting a larger `sync_distance` is syncing, whatever its
 /// `is_syncing` says: the Beacon API guide gates "usable" on distance ≤ 1.
 pub const MAX_SYNC_DISTANCE: u64 = 1;
@@ -201,6 +216,12 @@ impl BeaconPool {
     /// answer, `Lagging` if its head is more than `LAG_SLOTS` behind the
     /// best head seen, else `Healthy`.
     pub async fn check_health(&self) -> Vec<NodeReport> {
+        self.check_health_at(None).await
+    }
+
+    /// `check_health`, and with the wall-clock slot `wall` a node whose head
+    /// is stale (see `STALE_HEAD_SLOTS`) is `Lagging` too.
+    pub async fn check_health_at(&self, wall: Option<Slot>) -> Vec<NodeReport> {
         let skip: Vec<bool> = self
             .state()
             .iter()
@@ -232,6 +253,11 @@ impl BeaconPool {
                         if health == NodeHealth::Healthy
                             && best
                                 .is_some_and(|b| b.0.saturating_sub(status.head_slot.0) > LAG_SLOTS)
+                        {
+                            health = NodeHealth::Lagging;
+                        }
+                        if health == NodeHealth::Healthy
+                            && wall.is_some_and(|w| head_is_stale(status.head_slot, w))
                         {
                             health = NodeHealth::Lagging;
                         }

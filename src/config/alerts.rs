@@ -84,6 +84,18 @@ pub struct RawAlerts {
     pub stall_limit: Option<String>,
     /// A duration, or "off".
     pub reminder_interval: Option<String>,
+    /// The same as `reminder_interval`, under Alertmanager's name.
+    pub repeat_interval: Option<String>,
+    /// How long to gather a group's validators before the first
+    /// notification (default: one epoch of the chain).
+    pub group_wait: Option<String>,
+    /// At most one update per incident this often (default: one epoch).
+    pub group_interval: Option<String>,
+    /// The status page's address, linked from every notification.
+    pub status_url: Option<String>,
+    /// A block explorer's page of one validator, `{index}` replaced by its
+    /// index (e.g. `https://beaconcha.in/validator/{index}`).
+    pub explorer_url: Option<String>,
     pub retry_min: Option<String>,
     pub retry_max: Option<String>,
     pub give_up_after: Option<String>,
@@ -301,6 +313,31 @@ pub struct AlertsConfig {
     pub rules: RuleConfig,
     pub delivery: DeliveryConfig,
     pub channels: Vec<ChannelConfig>,
+    pub rhythm: Rhythm,
+    pub links: Links,
+}
+
+/// When notifications go out (Alertmanager's rhythm; reminders are
+/// `RuleConfig::reminder_interval`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rhythm {
+    /// How long a new per-group incident gathers validators before its
+    /// first notification. None: one epoch of the chain, because a group's
+    /// duties are spread over the epoch's slots, so a client that stops
+    /// shows in its validators one slot after another for a whole epoch:
+    /// waiting that long makes it one notification instead of one per slot.
+    pub group_wait: Option<Duration>,
+    /// At most one update (more down, some back) per incident this often.
+    /// None: one epoch of the chain, the pace at which new evidence comes.
+    pub group_interval: Option<Duration>,
+}
+
+/// Links in notifications.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Links {
+    pub status_url: Option<String>,
+    /// Contains `{index}`.
+    pub explorer_url: Option<String>,
 }
 
 impl Default for AlertsConfig {
@@ -502,15 +539,61 @@ pub fn validate(
         Some(v) => v,
         None => default,
     };
-    let reminder_interval = match raw.reminder_interval.as_deref() {
+    let (reminder_key, reminder_raw) = match (&raw.reminder_interval, &raw.repeat_interval) {
+        (Some(_), Some(_)) => {
+            problem(
+                problems,
+                "alerts.repeat_interval".into(),
+                "set either repeat_interval or reminder_interval (the same setting), not both",
+            );
+            ("alerts.reminder_interval", raw.reminder_interval.as_deref())
+        }
+        (None, Some(r)) => ("alerts.repeat_interval", Some(r.as_str())),
+        (r, None) => ("alerts.reminder_interval", r.as_deref()),
+    };
+    let reminder_interval = match reminder_raw {
         Some("off") => None,
         other => Some(duration(
             problems,
-            "alerts.reminder_interval",
+            reminder_key,
             other,
             DEFAULT_REMINDER_INTERVAL,
         )),
     };
+    let zero_ok = |problems: &mut Vec<Problem>, key: &str, v: Option<&str>| match v {
+        None => None,
+        Some("0s") | Some("0") => Some(Duration::ZERO),
+        Some(v) => Some(duration(problems, key, Some(v), Duration::ZERO)),
+    };
+    let rhythm = Rhythm {
+        group_wait: zero_ok(problems, "alerts.group_wait", raw.group_wait.as_deref()),
+        group_interval: zero_ok(problems, "alerts.group_interval", raw.group_interval.as_deref()),
+    };
+    let link = |problems: &mut Vec<Problem>, key: &str, v: Option<String>| {
+        let v = v?;
+        match url::Url::parse(&v.replace("{index}", "0")) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(v),
+            _ => {
+                problem(problems, key.into(), format!("not an http(s) URL: {v}"));
+                None
+            }
+        }
+    };
+    let links = Links {
+        status_url: link(problems, "alerts.status_url", raw.status_url.clone()),
+        explorer_url: link(problems, "alerts.explorer_url", raw.explorer_url.clone()),
+    };
+    if links
+        .explorer_url
+        .as_deref()
+        .is_some_and(|u| !u.contains("{index}"))
+    {
+        problem(
+            problems,
+            "alerts.explorer_url".into(),
+            "must contain {index}, replaced by the validator's index",
+        );
+    }
     let rules = RuleConfig {
         down_after_missed: positive(
             problems,
@@ -760,6 +843,8 @@ pub fn validate(
         rules,
         delivery,
         channels,
+        rhythm,
+        links,
     }
 }
 

@@ -36,6 +36,9 @@ pub struct IncidentRecord {
     pub last_notified_at: SystemTime,
     pub resolved_at: Option<SystemTime>,
     pub resolution: Option<String>,
+    /// What the incident has told and has still to tell (JSON, owned by
+    /// the alert engine; `{}` when nothing).
+    pub progress: String,
 }
 
 /// A notification to create with an incident change.
@@ -167,7 +170,7 @@ impl BeginWrite for sqlx::SqlitePool {
 
 const INCIDENT_COLUMNS: &str =
     "id, rule, subject, severity, is_event, validators, epoch, summary, \
-     opened_at_ms, last_notified_at_ms, resolved_at_ms, resolution";
+     opened_at_ms, last_notified_at_ms, resolved_at_ms, resolution, progress";
 
 fn incident_from_row(row: &impl ReadRow) -> Result<IncidentRecord, StoreError> {
     let validators: Vec<u64> =
@@ -188,6 +191,7 @@ fn incident_from_row(row: &impl ReadRow) -> Result<IncidentRecord, StoreError> {
         last_notified_at: from_ms(row.int(9)?),
         resolved_at: row.opt_int(10)?.map(from_ms),
         resolution: row.opt_text(11)?,
+        progress: row.text(12)?,
     })
 }
 
@@ -264,8 +268,9 @@ impl Store {
                 // and the one-open-incident index.
                 let q = sql(
                     "INSERT INTO incidents (id, rule, subject, severity, is_event, validators, \
-                     epoch, summary, opened_at_ms, last_notified_at_ms, resolved_at_ms, resolution) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     epoch, summary, opened_at_ms, last_notified_at_ms, resolved_at_ms, resolution, \
+                     progress) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                      ON CONFLICT DO NOTHING",
                 );
                 sqlx::query(&q)
@@ -281,6 +286,7 @@ impl Store {
                     .bind(to_ms(incident.last_notified_at))
                     .bind(incident.resolved_at.map(to_ms))
                     .bind(&incident.resolution)
+                    .bind(&incident.progress)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("create an incident"))?
@@ -290,7 +296,7 @@ impl Store {
                 let q = sql(
                     "UPDATE incidents SET severity = $2, validators = $3, epoch = $4, \
                      summary = $5, last_notified_at_ms = $6, resolved_at_ms = $7, \
-                     resolution = $8 WHERE id = $1",
+                     resolution = $8, progress = $9 WHERE id = $1",
                 );
                 sqlx::query(&q)
                     .bind(&incident.id)
@@ -301,6 +307,7 @@ impl Store {
                     .bind(to_ms(incident.last_notified_at))
                     .bind(incident.resolved_at.map(to_ms))
                     .bind(&incident.resolution)
+                    .bind(&incident.progress)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("update an incident"))?

@@ -1,0 +1,11 @@
+-- Alerting rhythm (group_wait, group_interval) and recovery messages: what
+-- an open incident has told so far and what it has still to tell (the
+-- validators named in the last notification, those who came back since,
+-- whether the first notification went out) is kept with the incident, as
+-- JSON written and read only by the alert engine, so that a restart neither
+-- repeats a notification nor forgets one that was due.
+--
+-- The `notifications.kind` column keeps its released CHECK: a `recovered`
+-- notification is stored as kind 'update' (it updates an open incident);
+-- its payload says `recovered`.
+ALTER TABLE incidents ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';
