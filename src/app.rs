@@ -98,7 +98,9 @@ pub async fn run_with(
         std::time::SystemTime::now(),
         groups.clone(),
         expected_offline,
-        Policy::for_epoch_duration(epoch_duration),
+        Policy::for_epoch_duration(epoch_duration).with_rules(
+            crate::alerting::policy::health_rules(&config.alerts.rules),
+        ),
     ));
     let metrics = Arc::new(Metrics::new(config.per_validator_metrics_limit)?);
     {
@@ -165,6 +167,13 @@ pub async fn run_with(
     .context("cannot start alerting")?
     .with_genesis(std::time::UNIX_EPOCH + Duration::from_secs(spec.genesis_time))
     .with_metrics(metrics.clone());
+    // The page starts where the pager is: validators of an open
+    // `validator_down` incident are down on both.
+    for i in engine.open_incidents().await {
+        if i.rule == crate::alerting::Rule::ValidatorDown.as_str() {
+            board.assume_down(&i.validators, i.epoch);
+        }
+    }
     let alerts = Some(Arc::new(engine));
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(engine) = &alerts {

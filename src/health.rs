@@ -138,7 +138,7 @@ pub enum Change {
 }
 
 /// Everything the rule remembers of one validator.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ValidatorHealth {
     /// The newest epoch with a good verdict (included or inactive).
     good_through: Option<Epoch>,

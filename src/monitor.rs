@@ -941,7 +941,9 @@ impl Monitor {
         written?;
         let stored = stored_at.elapsed();
         self.last_stored_at = Some(self.clock.now());
-        if let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) {
+        // What the pass knew of the chain: the pager and the page judge up
+        // and down from the same inputs.
+        let ctx = if self.observers.is_some() {
             let now = self.clock.now();
             let wall_epoch = self
                 .spec
@@ -960,14 +962,26 @@ impl Monitor {
                     .map(|b| b.slot)
                     .filter(|s| *s > after)
                     .collect();
+                ctx.liveness = self.stored_liveness(epoch).await;
             }
-            ctx.liveness = self.stored_liveness(epoch).await;
-            if let Err(e) = a.on_epoch(&record, &ctx).await {
+            Some(ctx)
+        } else {
+            None
+        };
+        if let (Some(a), Some(ctx)) = (
+            self.observers.as_ref().and_then(|o| o.alerts.clone()),
+            ctx.as_ref(),
+        ) {
+            if let Err(e) = a.on_epoch(&record, ctx).await {
                 warn!(epoch = epoch.0, error = %e, "alerting: epoch rules failed");
             }
         }
-        if let Some(o) = &self.observers {
-            o.board.apply_epoch(&record, self.clock.now());
+        if let (Some(o), Some(c)) = (&self.observers, ctx.as_ref()) {
+            let inputs = crate::health::EarlyInputs {
+                block_slots: &c.block_slots,
+                liveness: c.liveness.as_ref(),
+            };
+            o.board.apply_epoch_early(&record, &inputs, self.clock.now());
             let board = o.board.clone();
             o.metrics.observe_epoch(&record, &move |v| {
                 board.group_of(v).unwrap_or_else(|| "ungrouped".into())

@@ -20,6 +20,7 @@ use crate::analysis::{
 };
 use crate::beacon::{NodeHealth, NodeReport};
 use crate::chain::{Epoch, Gwei, Slot, ValidatorIndex, ValidatorStatus};
+use crate::health::{EarlyInputs, Health, HealthRules, ValidatorHealth};
 use crate::store::EpochRecord;
 
 /// Consecutive missed final attestations that make a validator failing.
@@ -47,7 +48,11 @@ pub const REASON_SAMPLE: usize = 10;
 /// The thresholds the derived states use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
-    /// Consecutive missed final attestations that make a validator failing.
+    /// The one rule of up and down, shared with the alert rules: the
+    /// page and the pager use the same thresholds (`[alerts]`).
+    pub rules: HealthRules,
+    /// Consecutive missed final attestations that make a validator failing
+    /// (`rules.down_after_missed`, shown in reasons).
     pub fail_after_missed: u32,
     /// No final epoch processed for longer than this: stalled (failing) and
     /// not ready.
@@ -60,10 +65,18 @@ impl Policy {
     /// The defaults for a chain whose epoch lasts `epoch_duration`.
     pub fn for_epoch_duration(epoch_duration: Duration) -> Policy {
         Policy {
+            rules: HealthRules::default(),
             fail_after_missed: DEFAULT_FAIL_AFTER_MISSED,
             stall_limit: epoch_duration * DEFAULT_STALL_EPOCHS,
             pending_grace_slots: PENDING_GRACE_SLOTS,
         }
+    }
+
+    /// The same policy with the alert rules' thresholds of up and down.
+    pub fn with_rules(mut self, rules: HealthRules) -> Policy {
+        self.rules = rules;
+        self.fail_after_missed = rules.down_after_missed.max(1);
+        self
     }
 }
 
@@ -161,6 +174,12 @@ pub struct ValidatorState {
     pub last_sync: Option<LatestSync>,
     pub next_proposal_slot: Option<Slot>,
     pub in_sync_committee: bool,
+    /// `ok`, `late`, `recovering` or `down` by the one rule (`health`).
+    pub health: Health,
+    /// What put it there, in words.
+    pub evidence: String,
+    #[serde(skip)]
+    pub track: ValidatorHealth,
 }
 
 impl ValidatorState {
@@ -182,10 +201,23 @@ impl ValidatorState {
             last_sync: None,
             next_proposal_slot: None,
             in_sync_committee: false,
+            health: Health::Ok,
+            evidence: String::new(),
+            track: ValidatorHealth::default(),
         }
     }
 
-    fn apply_attestation(&mut self, a: &AttestationVerdict, is_final: bool, head: Option<Slot>) {
+    fn apply_attestation(
+        &mut self,
+        a: &AttestationVerdict,
+        is_final: bool,
+        head: Option<Slot>,
+        early: &EarlyInputs<'_>,
+        rules: &HealthRules,
+    ) {
+        self.track.observe_attestation(a, is_final, early, rules);
+        self.health = self.track.health();
+        self.evidence = self.track.evidence(rules);
         // A provisional look at a newer epoch may arrive before the final
         // verdict of an older one: keep the newest epoch, and for the same
         // epoch prefer final over provisional.
@@ -260,33 +292,21 @@ impl ValidatorState {
         }
     }
 
-    /// Whether the newest verdict is a provisional `pending` that had time
-    /// to be included and was not.
-    fn suspicious_pending(&self, grace: u64) -> bool {
-        match &self.attestation {
-            Some(a) if a.status == AttestationStatus::Pending => {
-                match (a.duty_slot, a.observed_head) {
-                    (Some(duty), Some(head)) => head.0 > duty.0.saturating_add(grace),
-                    _ => false,
-                }
-            }
-            _ => false,
-        }
-    }
-
-    /// The state of this validator alone.
-    pub fn state(&self, policy: &Policy) -> State {
+    /// The state of this validator alone: its `health` by the one rule
+    /// the alert rules use too (down is failing; late or recovering is
+    /// degraded), a slashing is failing, an unknown verdict degraded.
+    pub fn state(&self, _policy: &Policy) -> State {
         if self.expected_offline {
             return State::Ok;
         }
-        if self.slashed || self.consecutive_missed >= policy.fail_after_missed.max(1) {
+        if self.slashed || self.health == Health::Down {
             return State::Failing;
         }
-        let unsettled = match &self.attestation {
-            Some(a) => a.status == AttestationStatus::Unknown,
-            None => false,
-        } || self.suspicious_pending(policy.pending_grace_slots);
-        if self.consecutive_missed > 0 || unsettled {
+        let unknown = self
+            .attestation
+            .as_ref()
+            .is_some_and(|a| a.status == AttestationStatus::Unknown);
+        if matches!(self.health, Health::Late | Health::Recovering) || unknown {
             return State::Degraded;
         }
         State::Ok
@@ -378,10 +398,29 @@ impl Snapshot {
     }
 
     pub fn apply_epoch(&mut self, rec: &EpochRecord, now: SystemTime) {
+        self.apply_epoch_with(rec, &EarlyInputs::default(), &HealthRules::default(), now)
+    }
+
+    /// `apply_epoch` with what the pass knew of the chain (early evidence)
+    /// and the thresholds of the one rule of up and down.
+    pub fn apply_epoch_with(
+        &mut self,
+        rec: &EpochRecord,
+        early: &EarlyInputs<'_>,
+        rules: &HealthRules,
+        now: SystemTime,
+    ) {
         let head = self.head_slot;
         for a in &rec.attestations {
             if let Some(v) = self.validators.get_mut(&a.validator_index) {
-                v.apply_attestation(a, rec.is_final, head);
+                v.apply_attestation(a, rec.is_final, head, early, rules);
+            }
+        }
+        for p in &rec.proposals {
+            if p.status == ProposalStatus::Missed {
+                if let Some(v) = self.validators.get_mut(&p.validator_index) {
+                    v.track.observe_missed_proposal(p.slot, rec.epoch);
+                }
             }
         }
         for p in &rec.proposals {
@@ -467,16 +506,24 @@ pub fn node_usable(h: &NodeHealth) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
-    /// Watched validators with at least `threshold` consecutive misses.
-    MissedAttestations {
+    /// Watched validators down by the one rule of up and down (final
+    /// misses in a row, or early evidence), with the evidence of one.
+    Down {
         group: String,
         count: usize,
         sample: Vec<ValidatorIndex>,
-        threshold: u32,
+        evidence: String,
     },
-    /// Watched validators that missed their latest final attestation(s),
-    /// fewer than the failing threshold.
-    RecentlyMissed {
+    /// Not down, but the newest final vote was missed, late or for a wrong
+    /// head or target.
+    Late {
+        group: String,
+        count: usize,
+        sample: Vec<ValidatorIndex>,
+    },
+    /// Attesting again after an outage, not yet confirmed by a final
+    /// verdict.
+    Recovering {
         group: String,
         count: usize,
         sample: Vec<ValidatorIndex>,
@@ -487,11 +534,6 @@ pub enum Reason {
         sample: Vec<ValidatorIndex>,
     },
     UnknownVerdicts {
-        group: String,
-        count: usize,
-        sample: Vec<ValidatorIndex>,
-    },
-    PendingVerdicts {
         group: String,
         count: usize,
         sample: Vec<ValidatorIndex>,
@@ -530,23 +572,32 @@ impl fmt::Display for Reason {
             s
         }
         match self {
-            Reason::MissedAttestations {
+            Reason::Down {
                 group,
                 count,
                 sample,
-                threshold,
+                evidence,
             } => write!(
                 f,
-                "group {group}: {count} validator(s) missed {threshold} or more attestations in a row: {}",
+                "group {group}: {count} validator(s) down: {} ({evidence})",
                 list(sample, *count)
             ),
-            Reason::RecentlyMissed {
+            Reason::Late {
                 group,
                 count,
                 sample,
             } => write!(
                 f,
-                "group {group}: {count} validator(s) missed their latest attestation: {}",
+                "group {group}: {count} validator(s) missed or were late with their latest vote: {}",
+                list(sample, *count)
+            ),
+            Reason::Recovering {
+                group,
+                count,
+                sample,
+            } => write!(
+                f,
+                "group {group}: {count} validator(s) attesting again after an outage: {}",
                 list(sample, *count)
             ),
             Reason::Slashed {
@@ -565,15 +616,6 @@ impl fmt::Display for Reason {
             } => write!(
                 f,
                 "group {group}: {count} verdict(s) unknown (data not served): {}",
-                list(sample, *count)
-            ),
-            Reason::PendingVerdicts {
-                group,
-                count,
-                sample,
-            } => write!(
-                f,
-                "group {group}: {count} vote(s) still not included: {}",
                 list(sample, *count)
             ),
             Reason::Blind => f.write_str("no usable beacon node: valwatch cannot see the chain"),
@@ -721,9 +763,9 @@ fn global_findings(snap: &Snapshot, policy: &Policy, now: SystemTime) -> Vec<Fin
 
 /// Findings about the validators shown under one group.
 fn group_findings(snap: &Snapshot, group: &str, policy: &Policy) -> (Vec<Finding>, usize, usize) {
-    let threshold = policy.fail_after_missed.max(1);
-    let (mut missed, mut recent, mut slashed, mut unknown, mut pending) =
+    let (mut down, mut late, mut recovering, mut slashed, mut unknown) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let mut evidence = None;
     let (mut failing, mut degraded) = (0, 0);
     for v in snap
         .validators
@@ -738,10 +780,16 @@ fn group_findings(snap: &Snapshot, group: &str, policy: &Policy) -> (Vec<Finding
         if v.slashed {
             slashed.push(v.index);
         }
-        if v.consecutive_missed >= threshold {
-            missed.push(v.index);
-        } else if v.consecutive_missed > 0 {
-            recent.push(v.index);
+        match v.health {
+            Health::Down => {
+                if evidence.is_none() {
+                    evidence = Some(format!("validator {}: {}", v.index.0, v.evidence));
+                }
+                down.push(v.index);
+            }
+            Health::Late => late.push(v.index),
+            Health::Recovering => recovering.push(v.index),
+            Health::Ok => {}
         }
         if v.attestation
             .as_ref()
@@ -749,68 +797,41 @@ fn group_findings(snap: &Snapshot, group: &str, policy: &Policy) -> (Vec<Finding
         {
             unknown.push(v.index);
         }
-        if v.suspicious_pending(policy.pending_grace_slots) {
-            pending.push(v.index);
-        }
     }
     let g = group.to_string();
     let mut out = Vec::new();
-    if !missed.is_empty() {
-        let (count, sample) = sampled(missed);
-        out.push(Finding::new(
-            State::Failing,
-            Reason::MissedAttestations {
-                group: g.clone(),
-                count,
-                sample,
-                threshold,
-            },
-        ));
-    }
-    if !slashed.is_empty() {
-        let (count, sample) = sampled(slashed);
-        out.push(Finding::new(
-            State::Failing,
-            Reason::Slashed {
-                group: g.clone(),
-                count,
-                sample,
-            },
-        ));
-    }
-    if !recent.is_empty() {
-        let (count, sample) = sampled(recent);
-        out.push(Finding::new(
-            State::Degraded,
-            Reason::RecentlyMissed {
-                group: g.clone(),
-                count,
-                sample,
-            },
-        ));
-    }
-    if !unknown.is_empty() {
-        let (count, sample) = sampled(unknown);
-        out.push(Finding::new(
-            State::Degraded,
-            Reason::UnknownVerdicts {
-                group: g.clone(),
-                count,
-                sample,
-            },
-        ));
-    }
-    if !pending.is_empty() {
-        let (count, sample) = sampled(pending);
-        out.push(Finding::new(
-            State::Degraded,
-            Reason::PendingVerdicts {
-                group: g,
-                count,
-                sample,
-            },
-        ));
-    }
+    let mut push = |state: State, list: Vec<ValidatorIndex>, make: &dyn Fn(usize, Vec<ValidatorIndex>) -> Reason| {
+        if !list.is_empty() {
+            let (count, sample) = sampled(list);
+            out.push(Finding::new(state, make(count, sample)));
+        }
+    };
+    push(State::Failing, down, &|count, sample| Reason::Down {
+        group: g.clone(),
+        count,
+        sample,
+        evidence: evidence.clone().unwrap_or_default(),
+    });
+    push(State::Failing, slashed, &|count, sample| Reason::Slashed {
+        group: g.clone(),
+        count,
+        sample,
+    });
+    push(State::Degraded, recovering, &|count, sample| Reason::Recovering {
+        group: g.clone(),
+        count,
+        sample,
+    });
+    push(State::Degraded, late, &|count, sample| Reason::Late {
+        group: g.clone(),
+        count,
+        sample,
+    });
+    push(State::Degraded, unknown, &|count, sample| Reason::UnknownVerdicts {
+        group: g.clone(),
+        count,
+        sample,
+    });
     (out, failing, degraded)
 }
 
@@ -935,7 +956,27 @@ impl StatusBoard {
     }
 
     pub fn apply_epoch(&self, rec: &EpochRecord, now: SystemTime) {
-        self.write_lock().apply_epoch(rec, now);
+        self.apply_epoch_early(rec, &EarlyInputs::default(), now);
+    }
+
+    /// With what the pass knew of the chain, for early evidence.
+    pub fn apply_epoch_early(&self, rec: &EpochRecord, early: &EarlyInputs<'_>, now: SystemTime) {
+        let rules = self.policy.rules;
+        self.write_lock().apply_epoch_with(rec, early, &rules, now);
+    }
+
+    /// Marks validators as down since `epoch` (an incident open before a
+    /// restart), as the alert rules do, so that the page agrees.
+    pub fn assume_down(&self, validators: &[u64], epoch: Option<u64>) {
+        let rules = self.policy.rules;
+        let mut s = self.write_lock();
+        for v in validators {
+            if let Some(st) = s.validators.get_mut(&ValidatorIndex(*v)) {
+                st.track.assume_down(*v, epoch.map(Epoch));
+                st.health = st.track.health();
+                st.evidence = st.track.evidence(&rules);
+            }
+        }
     }
 
     pub fn set_nodes(&self, nodes: Vec<NodeReport>) {
@@ -1241,9 +1282,26 @@ mod tests {
                 State::Degraded,
             ),
             (
-                "pending vote long behind the head degrades",
+                "a pending vote in none of the 3 blocks after its duty is down, as the pager says",
+                |s| {
+                    let blocks: Vec<Slot> = (30 * 32 + 6..30 * 32 + 9).map(Slot).collect();
+                    let early = EarlyInputs {
+                        block_slots: &blocks,
+                        liveness: None,
+                    };
+                    s.apply_epoch_with(
+                        &record(30, false, &[(1, P)]),
+                        &early,
+                        &HealthRules::default(),
+                        t(1990),
+                    )
+                },
+                State::Failing,
+            ),
+            (
+                "a pending vote with fewer blocks after it is nothing yet",
                 |s| s.apply_epoch(&record(30, false, &[(1, P)]), t(1990)),
-                State::Degraded,
+                State::Ok,
             ),
             (
                 "pending vote at the head is normal",
@@ -1426,7 +1484,7 @@ mod tests {
         let a = assess(&s, &policy(), t(3));
         let f = &a.reasons[0];
         match &f.reason {
-            Reason::MissedAttestations { count, sample, .. } => {
+            Reason::Down { count, sample, .. } => {
                 assert_eq!(*count, 50);
                 assert_eq!(sample.len(), REASON_SAMPLE);
             }

@@ -40,6 +40,8 @@ const SLOTS_PER_EPOCH: u64 = 8;
 /// The last epoch the second run judges for good.
 const UNTIL_EPOCH: u64 = 5;
 const REMINDER: Duration = Duration::from_secs(2);
+/// One epoch: the default group_wait and group_interval.
+const EPOCH: Duration = Duration::from_millis(SLOT_MS * SLOTS_PER_EPOCH);
 const SECRET: &str = "chain-secret";
 const TG_TOKEN: &str = "4242:chain-token";
 
@@ -119,38 +121,49 @@ impl Http {
     }
 }
 
-/// What a text channel's message says: (incident id, kind), the kind read
-/// back from the text (the title tag, and `N more:` for an update). An
-/// event and a firing read the same and are both "firing" here.
+/// What a chat message says: (the incident as the title names it, `rule:
+/// subject`, kind from the title's tag). Texts carry no internal id: one
+/// rule and subject has at most one open incident, which is what a reader
+/// goes by. An event and a firing read the same and are both "firing".
 fn read_text(text: &str) -> (String, String) {
-    let mut lines = text.lines();
-    let title = lines.next().unwrap_or_default();
-    let summary = lines.next().unwrap_or_default();
-    let id = text
-        .lines()
-        .find_map(|l| l.strip_prefix("incident: "))
-        .unwrap_or_else(|| panic!("no incident line in {text:?}"))
-        .to_string();
-    let is_update = summary
-        .split_once(" more: ")
-        .is_some_and(|(n, _)| n.parse::<u64>().is_ok());
-    let kind = if title.starts_with("[RESOLVED]") {
+    let title = text.lines().next().unwrap_or_default();
+    assert!(
+        !text.contains("validator_down/") && !text.contains("proposal_missed/"),
+        "an internal incident id in the text: {text:?}"
+    );
+    let (tag, named) = title
+        .split_once("] ")
+        .unwrap_or_else(|| panic!("no title tag in {text:?}"));
+    let kind = if tag == "[RESOLVED" {
         "resolved"
-    } else if title.starts_with("[STILL FIRING]") {
+    } else if tag == "[RECOVERED" {
+        "recovered"
+    } else if tag == "[STILL FIRING" {
         "reminder"
-    } else if title
-        .split_once(']')
-        .is_some_and(|(tag, _)| tag.ends_with(" UPDATE"))
-    {
-        assert!(
-            is_update,
-            "an update that does not say how many joined: {text:?}"
-        );
+    } else if tag.ends_with(" UPDATE") {
         "update"
     } else {
         "firing"
     };
-    (id, kind.to_string())
+    (named.to_string(), kind.to_string())
+}
+
+/// A mail's thread: the root Message-ID it replies to (`References`), or
+/// its own for the first of a thread; and its kind, from the subject.
+fn read_mail(m: &common::smtp::Mail) -> (String, String) {
+    let header = |name: &str| {
+        m.data
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+    };
+    let own = header("Message-ID").unwrap_or_else(|| panic!("no Message-ID in {}", m.data));
+    let root = header("References").unwrap_or(own);
+    let (_, kind) = read_text(m.body.as_deref().unwrap());
+    (root, kind)
 }
 
 /// The store's kind as a text channel shows it.
@@ -159,6 +172,16 @@ fn as_text_kind(kind: &str) -> &str {
         "firing"
     } else {
         kind
+    }
+}
+
+/// How a channel names an incident: the JSON payload by its id, a mail by
+/// its thread, a chat message by rule and subject.
+fn channel_key(channel: &str, id: &str, rule: &str, subject: &str) -> String {
+    match channel {
+        "json" => id.to_string(),
+        "mail" => valwatch::alerting::render::mail_id(id),
+        _ => format!("{rule}: {subject}"),
     }
 }
 
@@ -182,7 +205,7 @@ impl World {
                 .smtp
                 .mails()
                 .iter()
-                .map(|m| read_text(m.body.as_deref().unwrap()))
+                .map(read_mail)
                 .collect(),
             "json" => self
                 .http
@@ -218,9 +241,12 @@ impl World {
     }
 
     fn has_firing(&self, channel: &str, id: &str) -> bool {
+        let (rule, rest) = id.split_once('/').unwrap();
+        let subject = rest.split('/').next().unwrap();
+        let key = channel_key(channel, id, rule, subject);
         self.received(channel)
             .iter()
-            .any(|(i, k)| i == id && k == "firing")
+            .any(|(i, k)| *i == key && k == "firing")
     }
 }
 
@@ -483,11 +509,24 @@ api_url = "http://{h}/tg"
     assert_eq!(missed["flaky"], (56..=59).collect());
     assert_eq!(missed["gone"], (60..=63).collect());
     assert_eq!(back, BTreeSet::from(["flaky"]));
-    // Missed proposals of watched validators, as events by (group, epoch).
+    // Missed proposals of watched validators, as events by (group, epoch):
+    // only those of validators that were not down then. One cause, one
+    // incident: a down validator's missed proposal is part of its outage.
+    let offline: BTreeSet<(u64, u64)> = truth
+        .attestations
+        .iter()
+        .filter(|a| a.status == AttestationStatus::Missed)
+        .map(|a| (a.validator_index.0, a.epoch.0))
+        .collect();
     let mut proposal_events: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut folded = 0;
     for p in &truth.proposals {
         if p.status == ProposalStatus::Missed {
             let v = p.validator_index.0;
+            if offline.contains(&(v, p.slot.0 / SLOTS_PER_EPOCH)) {
+                folded += 1;
+                continue;
+            }
             let id = format!(
                 "proposal_missed/{}/{}",
                 group_of(v),
@@ -526,7 +565,34 @@ api_url = "http://{h}/tg"
                     })
                     .collect();
                 assert_eq!(named, missed[group], "{group}: the validators named");
-                let kinds: Vec<&str> = notes.iter().map(|n| n.kind.as_str()).collect();
+                // Everyone who came back is named as back, once.
+                let came_back: Vec<u64> = notes
+                    .iter()
+                    .flat_map(|n| n.payload["recovered"].as_array().cloned().unwrap_or_default())
+                    .map(|r| r["validator"].as_u64().unwrap())
+                    .collect();
+                if back.contains(group) {
+                    let mut sorted = came_back.clone();
+                    sorted.sort();
+                    assert_eq!(sorted, missed[group].iter().copied().collect::<Vec<_>>(),
+                        "{group}: every validator that came back is named once as back");
+                } else {
+                    assert!(came_back.is_empty(), "{group} never came back: {came_back:?}");
+                }
+                // The rhythm: at most one update (or recovery) per epoch.
+                let changes: Vec<SystemTime> = notes
+                    .iter()
+                    .filter(|n| n.kind == "update")
+                    .map(|n| n.created_at)
+                    .collect();
+                for pair in changes.windows(2) {
+                    let gap = pair[1].duration_since(pair[0]).unwrap();
+                    assert!(gap >= EPOCH, "{group}: two updates {gap:?} apart");
+                }
+                let kinds: Vec<&str> = notes
+                    .iter()
+                    .map(|n| n.payload["kind"].as_str().unwrap())
+                    .collect();
                 assert_eq!(kinds[0], "firing", "{kinds:?}");
                 assert_eq!(kinds.iter().filter(|k| **k == "firing").count(), 1);
                 let resolved = kinds.iter().filter(|k| **k == "resolved").count();
@@ -571,12 +637,14 @@ api_url = "http://{h}/tg"
             other => panic!("no {other} incident expected here: {i:?}"),
         }
         for n in &notes {
+            // A `recovered` is stored as an update; its payload says which.
+            let kind = n.payload["kind"].as_str().unwrap().to_string();
             for d in store.deliveries(n.id).await.unwrap() {
                 match d.status.as_str() {
-                    "delivered" => delivered
-                        .entry(d.channel.clone())
-                        .or_default()
-                        .push((i.id.clone(), n.kind.clone())),
+                    "delivered" => delivered.entry(d.channel.clone()).or_default().push((
+                        channel_key(&d.channel, &i.id, &i.rule, &i.subject),
+                        kind.clone(),
+                    )),
                     "pending" => pending += 1,
                     s => panic!("delivery {s}: {d:?}"),
                 }
@@ -585,7 +653,7 @@ api_url = "http://{h}/tg"
     }
     assert_eq!(
         got_events, proposal_events,
-        "proposal events vs ground truth"
+        "proposal events vs ground truth ({folded} missed while down, not events)"
     );
 
     // ---- each channel received exactly what the outbox delivered to it:
@@ -612,15 +680,16 @@ api_url = "http://{h}/tg"
         assert_eq!(sorted(w.received(c)), sorted(want), "channel {c}");
         // Nothing lost: the firings and the resolution reached every
         // channel, Discord included (it was down for all of run 1).
-        for (id, kind) in [
-            (&flaky_id, "firing"),
-            (&gone_id, "firing"),
-            (&flaky_id, "resolved"),
+        for (id, group, kind) in [
+            (&flaky_id, "flaky", "firing"),
+            (&gone_id, "gone", "firing"),
+            (&flaky_id, "flaky", "resolved"),
         ] {
+            let key = channel_key(c, id, "validator_down", group);
             let n = w
                 .received(c)
                 .iter()
-                .filter(|(i, k)| i == id && k == kind)
+                .filter(|(i, k)| *i == key && k == kind)
                 .count();
             assert_eq!(n, 1, "channel {c}: {kind} of {id}");
         }
@@ -648,7 +717,7 @@ api_url = "http://{h}/tg"
         .filter(|(p, _, _)| p == "/hook")
     {
         let m: Value = serde_json::from_slice(body).unwrap();
-        assert_eq!(m["version"], 1);
+        assert_eq!(m["version"], 2);
         let expected = format!(
             "sha256={}",
             valwatch::alerting::channels::signature(SECRET.as_bytes(), body)

@@ -330,7 +330,14 @@ impl Email {
             .from
             .parse()
             .map_err(|e| bad(format!("from: {e}")))?;
-        let mut b = lettre::Message::builder().from(from).subject(m.title());
+        let (root, own) = m.thread_ids();
+        let mut b = lettre::Message::builder()
+            .from(from)
+            .subject(m.title())
+            .message_id(Some(own.clone()));
+        if own != root {
+            b = b.in_reply_to(root.clone()).references(root);
+        }
         for to in &self.cfg.to {
             b = b.to(to.parse().map_err(|e| bad(format!("to: {e}")))?);
         }

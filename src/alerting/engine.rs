@@ -447,7 +447,15 @@ impl Engine {
         let rule = Rule::from_name(&i.rule);
         let per_group = rule.is_some_and(Rule::is_per_group);
         let resolved = kind == "resolved";
-        let epoch = if per_group { st.latest_epoch } else { None }.or(i.epoch);
+        // An event is about its own epoch; an open condition about the
+        // newest epoch judged (never the epoch it began in, which is
+        // `down_since_epoch`).
+        let condition = per_group && !i.is_event;
+        let epoch = if condition {
+            st.latest_epoch.max(i.epoch)
+        } else {
+            i.epoch
+        };
         let evidence = if rule == Some(Rule::ValidatorDown) && !resolved {
             i.validators
                 .first()
@@ -503,8 +511,8 @@ impl Engine {
             recovered,
             epoch,
             epoch_time: epoch.and_then(|e| self.epoch_time(e)),
-            down_since_epoch: if per_group { i.epoch } else { None },
-            down_since: if per_group {
+            down_since_epoch: if condition { i.epoch } else { None },
+            down_since: if condition {
                 i.epoch.and_then(|e| self.epoch_time(e))
             } else {
                 None

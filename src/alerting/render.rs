@@ -161,6 +161,14 @@ impl Recovered {
     }
 }
 
+/// The Message-ID that stands for `key` (an incident or notification id):
+/// a hash, so that no internal id shows in mail headers.
+pub fn mail_id(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(key.as_bytes());
+    format!("<{}@valwatch>", &hex::encode(h)[..32])
+}
+
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -186,6 +194,20 @@ fn cut(mut s: String, limit: usize) -> String {
 impl Message {
     pub fn is_resolved(&self) -> bool {
         self.state == "resolved"
+    }
+
+    /// Email threading: the incident's root Message-ID (that of its first
+    /// notification) and this notification's own. A firing, its updates,
+    /// recoveries, reminders and resolution form one thread in mail
+    /// clients (`In-Reply-To`/`References` name the root). The ids are
+    /// hashes: no internal id shows in the headers either.
+    pub fn thread_ids(&self) -> (String, String) {
+        let root = mail_id(&self.id);
+        let own = match self.kind.as_str() {
+            "firing" | "event" | "test" => root.clone(),
+            _ => mail_id(&self.notification_id),
+        };
+        (root, own)
     }
 
     /// One line for subjects and chat previews.
