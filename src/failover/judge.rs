@@ -909,7 +909,16 @@ mod tests {
         use Verdict::*;
         let genesis = span(Some(0), None);
         // (case, clock slot, quiet epochs, duties, nodes, verdict, text the reason holds)
-        let cases: Vec<(&str, u64, u64, ActiveSpan, Vec<NodeView>, Verdict, &str)> = vec![
+        type Case = (
+            &'static str,
+            u64,
+            u64,
+            ActiveSpan,
+            Vec<NodeView>,
+            Verdict,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "genesis: the first epoch proves nothing, duties may be ahead",
                 3,
