@@ -10,6 +10,12 @@
 //! and epoch 7 is settled by the node's liveness ("not live", asked two
 //! slots after its end). `--start-at T` is in recording seconds (2 s
 //! slots): T = 16·E + 2·s is slot s of epoch E.
+//!
+//! From genesis, on this recording and on `lodestar-devnet-deneb-electra`,
+//! nothing is `safe` while the chain is younger than the window (epochs 0
+//! and 1), and no validator whose client runs (the ground truth's
+//! `online`) is `safe` at any slot asked; the never-run keys are `safe`
+//! again in epoch 2 (issue 16).
 
 mod common;
 
@@ -25,6 +31,10 @@ use valwatch::failover::{FailoverArgs, FailoverCheck, OutputFormat, Report};
 const RECORDING: &str = "lodestar-devnet";
 
 fn live_replay(start_at: u64, genesis_time: Option<u64>) -> Replay {
+    replay_of(RECORDING, start_at, genesis_time)
+}
+
+fn replay_of(recording: &str, start_at: u64, genesis_time: Option<u64>) -> Replay {
     let start = start_at.to_string();
     let mut extra = vec!["--mode", "live", "--speed", "2", "--start-at", &start];
     let genesis;
@@ -32,7 +42,7 @@ fn live_replay(start_at: u64, genesis_time: Option<u64>) -> Replay {
         genesis = g.to_string();
         extra.extend(["--genesis-time", genesis.as_str()]);
     }
-    Replay::start(RECORDING, &extra)
+    Replay::start(recording, &extra)
 }
 
 fn node(name: &str, url: &str) -> NodeConfig {
@@ -253,4 +263,133 @@ async fn two_nodes_must_both_confirm_and_one_down_makes_it_unknown() {
     );
     assert_eq!(r.nodes[0].health, "healthy");
     assert_eq!(r.exit_code, 2);
+}
+
+/// Whose client ran in each epoch, and the keys that never ran, from the
+/// recording's `ground_truth.json`.
+struct Truth {
+    online: std::collections::HashMap<u64, Vec<u64>>,
+    never: Vec<u64>,
+}
+
+fn truth(recording: &str) -> Truth {
+    let path = common::fixture(recording).join("ground_truth.json");
+    let g: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let nums = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    let online = g["epochs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(e, v)| (e.parse().unwrap(), nums(&v["online"])))
+        .collect();
+    let group = g["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "never")
+        .unwrap();
+    let (a, b) = group["validators"]
+        .as_str()
+        .unwrap()
+        .split_once("..")
+        .unwrap();
+    Truth {
+        online,
+        never: (a.parse().unwrap()..=b.parse().unwrap()).collect(),
+    }
+}
+
+/// Asks about every validator twice a slot over a live replay from its
+/// genesis on, until the clock reaches `until_slot`.
+async fn sweep(recording: &str, until_slot: u64) -> Vec<Report> {
+    let replay = replay_of(recording, 0, None);
+    let mut check = FailoverCheck::new(vec![node("a", &replay.url())], ids(0..=63), 2).unwrap();
+    let mut rounds = Vec::new();
+    loop {
+        let r = check.check(SystemTime::now()).await;
+        let done = r.clock_slot.is_some_and(|s| s >= until_slot);
+        rounds.push(r);
+        if done {
+            return rounds;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_first_epochs_no_validator_whose_client_runs_is_safe() {
+    // Issue 16: asked during epoch 0, the check once said `safe` for
+    // running validators whose duty slot was still ahead. Both recordings,
+    // at the same time, through epoch 2 (its slot 7).
+    let recordings = ["lodestar-devnet", "lodestar-devnet-deneb-electra"];
+    let (a, b) = tokio::join!(sweep(recordings[0], 23), sweep(recordings[1], 23));
+    for (recording, rounds) in recordings.into_iter().zip([a, b]) {
+        let truth = truth(recording);
+        let mut young_rounds = 0;
+        let mut said_younger = 0;
+        let mut never_safe_in_epoch_2 = false;
+        for r in &rounds {
+            let Some(epoch) = r.current_epoch else {
+                continue;
+            };
+            let at = format!("{recording}, slot {:?}", r.clock_slot);
+            for &v in &truth.online[&epoch] {
+                assert_ne!(
+                    r.verdict_of(v),
+                    Some(Verdict::Safe),
+                    "{at}: validator {v} runs: {r:#?}"
+                );
+            }
+            if epoch < 2 {
+                young_rounds += 1;
+                assert!(
+                    !r.validators.iter().any(|v| v.verdict == Verdict::Safe),
+                    "{at}: {r:#?}"
+                );
+                assert_ne!(r.exit_code, 0, "{at}");
+                // Keys that never ran are `unknown` too: the window is
+                // not complete (or, in the first instants, the node does
+                // not serve the registry or its head yet).
+                let never: Vec<_> = r
+                    .validators
+                    .iter()
+                    .filter(|v| truth.never.contains(&v.validator_index.0))
+                    .collect();
+                assert_eq!(never.len(), truth.never.len(), "{at}");
+                assert!(
+                    never.iter().all(|v| v.verdict == Verdict::Unknown),
+                    "{at}: {never:#?}"
+                );
+                if never
+                    .iter()
+                    .all(|v| v.reason.contains("the chain is younger than the window"))
+                {
+                    said_younger += 1;
+                }
+            } else if truth
+                .never
+                .iter()
+                .all(|&v| r.verdict_of(v) == Some(Verdict::Safe))
+            {
+                // What was right stays right: keys that never ran are safe
+                // once epochs 0 and 1 are complete and settled.
+                never_safe_in_epoch_2 = true;
+            }
+        }
+        assert!(
+            young_rounds >= 8,
+            "{recording}: {young_rounds} rounds in epochs 0..=1"
+        );
+        assert!(
+            said_younger * 2 >= young_rounds,
+            "{recording}: the window named in {said_younger} of {young_rounds} rounds"
+        );
+        assert!(never_safe_in_epoch_2, "{recording}: {:#?}", rounds.last());
+    }
 }

@@ -10,6 +10,12 @@
 //!   in the pool is `not_safe` (`double_sign`), not just active;
 //! - an offline validator with nothing anywhere is `safe`: the same check
 //!   does say safe when nothing says otherwise.
+//!
+//! And, on a manual clock, slot by slot from genesis (issue 16): nothing
+//! is `safe` before two complete quiet epochs with duties exist — not at
+//! a young chain, not for a validator activated mid-run (whose client runs
+//! from before its activation, or never), not while pending, and not for
+//! an exited validator until two epochs after its exit.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -193,5 +199,246 @@ async fn pool_votes_and_pool_slashings_make_a_validator_not_safe() {
 
     for n in nodes {
         n.shutdown().await;
+    }
+}
+
+/// The activation scenario of issue 16, on a manual clock so that every
+/// slot of epochs 0..=8 is asked about in milliseconds.
+mod window {
+    use super::*;
+    use std::collections::BTreeMap;
+    use valwatch::chain::{ManualClock, FAR_FUTURE_EPOCH};
+
+    const GENESIS: u64 = 1_700_000_000;
+    const SLOT_MS: u64 = 2000;
+    /// Runs from genesis: never safe.
+    const RUNNING: u64 = 5;
+    /// Keys that never ran, active from genesis: `unknown` while the chain
+    /// is younger than the window, `safe` once epochs 0 and 1 settled.
+    const NEVER_RAN: u64 = 40;
+    /// Activated in epoch 3; its client runs from before the activation
+    /// and signs as soon as the validator is active.
+    const RUNNING_LATE: u64 = 60;
+    /// Activated in epoch 3; its client never runs. Epochs 3 and 4 are its
+    /// first two quiet epochs with duties: `safe` from epoch 5.
+    const OFFLINE_LATE: u64 = 61;
+    /// Exits in epoch 6, its client stopped from epoch 4 on: quiet with
+    /// duties in epochs 4 and 5, yet `safe` only once epochs 6 and 7, after
+    /// the exit, settled (epoch 8), as the rule for exits says.
+    const EXITING: u64 = 62;
+    const EXITING_STOPS: u64 = 4;
+    const EXIT_EPOCH: u64 = 6;
+    /// Pending without an activation epoch for the whole run.
+    const PENDING: u64 = 63;
+    const ACTIVATION_EPOCH: u64 = 3;
+    const LAST_SLOT: u64 = 8 * 8 + 7;
+
+    fn scenario() -> Scenario {
+        Scenario {
+            seed: 16,
+            validators: 64,
+            slot_duration_ms: SLOT_MS,
+            genesis_time: GENESIS,
+            behaviours: vec![
+                Behaviour::new(ValidatorSet::one(NEVER_RAN), BehaviourKind::Offline),
+                Behaviour::new(
+                    ValidatorSet::range(RUNNING_LATE, OFFLINE_LATE),
+                    BehaviourKind::Activation {
+                        epoch: ACTIVATION_EPOCH,
+                    },
+                ),
+                Behaviour::new(ValidatorSet::one(OFFLINE_LATE), BehaviourKind::Offline),
+                Behaviour::new(
+                    ValidatorSet::one(EXITING),
+                    BehaviourKind::Exit { epoch: EXIT_EPOCH },
+                ),
+                Behaviour {
+                    from_epoch: EXITING_STOPS,
+                    ..Behaviour::new(ValidatorSet::one(EXITING), BehaviourKind::Offline)
+                },
+                Behaviour::new(
+                    ValidatorSet::one(PENDING),
+                    BehaviourKind::Activation {
+                        epoch: FAR_FUTURE_EPOCH,
+                    },
+                ),
+            ],
+            ..Scenario::default()
+        }
+    }
+
+    fn at_slot(slot: u64) -> SystemTime {
+        // Half a slot in: the slot's block is there, as a third in is
+        // for `--watch`.
+        UNIX_EPOCH + Duration::from_millis(GENESIS * 1000 + slot * SLOT_MS + SLOT_MS / 2)
+    }
+
+    /// Per validator, the verdict and reason at every slot asked.
+    type Timeline = BTreeMap<u64, Vec<(u64, Verdict, String)>>;
+
+    fn first_safe(t: &Timeline, v: u64) -> Option<u64> {
+        t[&v]
+            .iter()
+            .find(|(_, verdict, _)| *verdict == Verdict::Safe)
+            .map(|(s, ..)| *s)
+    }
+
+    /// Every answer for `v` in `slots` is `want`, with `text` in the reason.
+    fn each(t: &Timeline, v: u64, slots: std::ops::Range<u64>, want: Verdict, text: &str) {
+        let mut n = 0;
+        for (slot, verdict, reason) in t[&v].iter().filter(|(s, ..)| slots.contains(s)) {
+            assert_eq!(*verdict, want, "validator {v} at slot {slot}: {reason}");
+            assert!(
+                reason.contains(text),
+                "validator {v} at slot {slot}: {reason}"
+            );
+            n += 1;
+        }
+        assert_eq!(n, slots.end - slots.start, "every slot asked");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_validator_activated_mid_run_is_never_safe_before_two_quiet_epochs_with_duties() {
+        let clock = Arc::new(ManualClock::new(at_slot(0)));
+        let chain = Arc::new(RwLock::new(Sim::new(scenario()).unwrap()));
+        let mut nodes = Vec::new();
+        for _ in 0..2 {
+            nodes.push(
+                SimNode::with_chain(
+                    chain.clone(),
+                    NodeOptions {
+                        mode: Mode::Live { max_epochs: 20 },
+                        clock: clock.clone(),
+                        ..NodeOptions::default()
+                    },
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        let asked = [
+            RUNNING,
+            NEVER_RAN,
+            RUNNING_LATE,
+            OFFLINE_LATE,
+            EXITING,
+            PENDING,
+        ];
+        let mut check = FailoverCheck::new(
+            vec![
+                node("a", &nodes[0].base_url()),
+                node("b", &nodes[1].base_url()),
+            ],
+            asked
+                .iter()
+                .map(|&v| ValidatorId::Index(ValidatorIndex(v)))
+                .collect(),
+            2,
+        )
+        .unwrap();
+        let mut timeline = Timeline::new();
+        for slot in 0..=LAST_SLOT {
+            clock.set(at_slot(slot));
+            let r = check.check(at_slot(slot)).await;
+            assert_eq!(r.clock_slot, Some(slot), "{r:#?}");
+            assert_ne!(r.exit_code, 0, "slot {slot}: validator {RUNNING} runs");
+            for v in &r.validators {
+                timeline.entry(v.validator_index.0).or_default().push((
+                    slot,
+                    v.verdict,
+                    v.reason.clone(),
+                ));
+            }
+        }
+        for n in nodes {
+            n.shutdown().await;
+        }
+
+        // The issue: at a young chain nothing is safe, whatever runs.
+        for v in asked {
+            for (slot, verdict, reason) in &timeline[&v] {
+                if *slot < 16 {
+                    assert_ne!(
+                        *verdict,
+                        Verdict::Safe,
+                        "validator {v}, slot {slot}: {reason}"
+                    );
+                }
+            }
+        }
+        each(
+            &timeline,
+            NEVER_RAN,
+            0..16,
+            Verdict::Unknown,
+            "younger than the window",
+        );
+
+        // Running clients are never safe.
+        for v in [RUNNING, RUNNING_LATE] {
+            assert_eq!(
+                first_safe(&timeline, v),
+                None,
+                "validator {v}: {:#?}",
+                timeline[&v]
+            );
+        }
+        // The late one: pending, then newly active, then seen signing.
+        each(
+            &timeline,
+            RUNNING_LATE,
+            0..24,
+            Verdict::Unknown,
+            "becomes active in epoch 3",
+        );
+        each(
+            &timeline,
+            RUNNING_LATE,
+            32..LAST_SLOT + 1,
+            Verdict::NotSafe,
+            "seen by node",
+        );
+        assert!(
+            timeline[&RUNNING_LATE]
+                .iter()
+                .any(|(s, v, _)| (24..32).contains(s) && *v == Verdict::NotSafe),
+            "it signs in its first active epoch: {:#?}",
+            timeline[&RUNNING_LATE]
+        );
+
+        // Safe exactly once the window is complete and settled: the second
+        // window epoch settles by liveness two slots after its end.
+        for (v, first, why) in [
+            (NEVER_RAN, 17, "no activity in epochs"),
+            (OFFLINE_LATE, 41, "active since epoch 3"),
+            (EXITING, 65, "exited in epoch 6 and has no duties since"),
+        ] {
+            let got = first_safe(&timeline, v);
+            assert_eq!(got, Some(first), "validator {v}: {:#?}", timeline[&v]);
+            each(&timeline, v, first..LAST_SLOT + 1, Verdict::Safe, why);
+        }
+        each(
+            &timeline,
+            OFFLINE_LATE,
+            16..40,
+            Verdict::Unknown,
+            "active in epoch 3",
+        );
+        // Quiet with duties in epochs 4 and 5, but exited in 6: not yet.
+        each(&timeline, EXITING, 16..48, Verdict::NotSafe, "seen by node");
+        each(
+            &timeline,
+            EXITING,
+            48..64,
+            Verdict::Unknown,
+            "exited in epoch 6",
+        );
+        each(
+            &timeline,
+            PENDING,
+            0..LAST_SLOT + 1,
+            Verdict::Unknown,
+            "is pending",
+        );
     }
 }

@@ -11,6 +11,22 @@
 //! Let C be the epoch of the wall clock and N the quiet epochs asked for
 //! (at least 2). A validator is `safe` only when ALL of these hold:
 //!
+//! 0. The quiet window is COMPLETE: its N epochs (C−N … C−1, or
+//!    C−N−1 … C−2 when it grows, rule 3) exist, and the validator was
+//!    active in every one of them (`activation_epoch <= E < exit_epoch`,
+//!    `is_active_validator`). Every active validator sits in exactly one
+//!    committee per epoch (`get_beacon_committee` shuffles all active
+//!    indices), so active means "had an attestation duty": only then does
+//!    silence show that its client stopped. A validator that never ran
+//!    but is active from genesis is `safe` once the window is complete;
+//!    before that, at a young chain, `unknown` ("the chain is younger
+//!    than the window"). Pending validators (no activation epoch yet, or
+//!    one in the future) and validators activated inside the window are
+//!    `unknown`: a client that waits for activation signs as soon as it
+//!    is active. An exited validator has no duties from its exit epoch X
+//!    on, so it can never show a quiet epoch with duties again; it is
+//!    `safe` only once the whole window lies after its exit (C ≥ X+N,
+//!    its last votes, for X−1, long settled), and the reason says so.
 //! 1. No node, whatever its health, shows activity of the validator in any
 //!    epoch from C−N to C (an attestation whose vote is for that epoch, a
 //!    proposal in it, a sync signature for one of its slots, a vote for it
@@ -51,14 +67,30 @@
 //!    data up to the head was read (and liveness for C, where the node
 //!    answers it, said not live — rule 1).
 //!
+//! # Complete epochs and the current one
+//!
+//! A complete epoch is one the clock has left (E < C). Only complete,
+//! settled epochs count toward N. The current epoch C is partial: the
+//! validator's one attestation duty in C may sit in a slot the chain has
+//! not reached yet, and even a vote already signed may reach a block only
+//! by the end of C+1 (EIP-7045: `process_attestation` accepts a vote
+//! whose target is the current or the previous epoch, from Deneb on). So
+//! silence in C proves nothing and C never counts; activity in C makes the
+//! validator `not_safe` (rule 1), and C's data up to the head must have
+//! been read (rule 4). Clamping the window to the epochs that exist and
+//! counting the partial epoch as quiet is exactly how a young chain once
+//! looked `safe` for running validators that had not reached their duty
+//! slot yet (issue 16).
+//!
 //! Anything else is `unknown` with the first reason found, never `safe`.
-//! A validator the registry does not know is `unknown` too.
+//! A validator the registry does not know, or whose activation and exit
+//! epochs were not read, is `unknown` too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::chain::{ChainSpec, Epoch, Slot, ValidatorIndex};
+use crate::chain::{ChainSpec, Epoch, Slot, ValidatorIndex, ValidatorInfo, FAR_FUTURE_EPOCH};
 
 /// The fewest quiet epochs accepted. One epoch is not enough: a client that
 /// stopped and restarted within an epoch, or whose last vote sits in the
@@ -184,6 +216,132 @@ pub struct ValidatorVerdict {
     pub reason: String,
 }
 
+/// The epochs in which a validator has duties, as the registry says:
+/// active while `activation <= epoch < exit` (`is_active_validator`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActiveSpan {
+    /// `activation_epoch`: `FAR_FUTURE_EPOCH` while the validator waits
+    /// for the queue to schedule it, then an epoch up to
+    /// `1 + MAX_SEED_LOOKAHEAD` ahead (`compute_activation_exit_epoch`).
+    pub activation: Epoch,
+    /// `exit_epoch`: `FAR_FUTURE_EPOCH` while no exit is scheduled.
+    pub exit: Epoch,
+}
+
+impl ActiveSpan {
+    /// Active from genesis, no exit scheduled.
+    pub const GENESIS: ActiveSpan = ActiveSpan {
+        activation: Epoch(0),
+        exit: Epoch(FAR_FUTURE_EPOCH),
+    };
+
+    pub fn of(info: &ValidatorInfo) -> ActiveSpan {
+        ActiveSpan {
+            activation: info.activation_epoch,
+            exit: info.exit_epoch,
+        }
+    }
+}
+
+/// The oldest epoch a validator's quiet window may reach back to, and why
+/// it cannot reach further (rule 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Floor {
+    /// Active from genesis: epoch 0 is the oldest there is.
+    Genesis,
+    /// Activated in this epoch: before it the validator had no duties.
+    Activation(Epoch),
+    /// Exited in this epoch: the window must lie wholly after the exit.
+    Exit(Epoch),
+}
+
+impl Floor {
+    fn epoch(self) -> Epoch {
+        match self {
+            Floor::Genesis => Epoch(0),
+            Floor::Activation(e) | Floor::Exit(e) => e,
+        }
+    }
+
+    /// Why the window cannot grow back past the floor, to make up for an
+    /// unsettled newest epoch (rule 3).
+    fn blocks_growth(self, v: ValidatorIndex, quiet: u64) -> String {
+        match self {
+            Floor::Genesis => "the chain is younger than the window grown by that open epoch: \
+                 there is no epoch before epoch 0"
+                .to_string(),
+            Floor::Activation(a) => format!(
+                "validator {v} became active in epoch {a}: it has no earlier epoch with duties \
+                 to make up for the open one, and it needs {quiet} quiet epochs with duties"
+            ),
+            Floor::Exit(x) => format!(
+                "validator {v} exited in epoch {x}: the window may not reach back before its exit \
+                 (exited validators are safe only {quiet} settled epochs after the exit epoch)"
+            ),
+        }
+    }
+}
+
+/// Rule 0: whether `v`, with duties in `span`, can have a complete quiet
+/// window of `quiet` epochs before the current epoch `current`; if so the
+/// oldest epoch the window may use, else why not in words.
+fn window_floor(
+    v: ValidatorIndex,
+    span: ActiveSpan,
+    current: Epoch,
+    quiet: u64,
+) -> Result<Floor, String> {
+    let c = current.0;
+    let a = span.activation.0;
+    let x = span.exit.0;
+    if a == FAR_FUTURE_EPOCH {
+        return Err(format!(
+            "validator {v} is pending (no activation epoch yet): without duties the silence \
+             of its client proves nothing; it needs {quiet} quiet epochs with duties"
+        ));
+    }
+    if x <= c {
+        let from = x.saturating_add(quiet);
+        if from > c {
+            return Err(format!(
+                "validator {v} exited in epoch {x}: it has no duties from then on, but \
+                 exited validators are safe only {quiet} complete epochs after the exit \
+                 epoch, from epoch {from}"
+            ));
+        }
+        return Ok(Floor::Exit(span.exit));
+    }
+    let from = a.saturating_add(quiet);
+    if a > c {
+        return Err(format!(
+            "validator {v} becomes active in epoch {a} (pending): a client waiting for \
+             activation signs as soon as it is active; it needs {quiet} quiet epochs with \
+             duties, safe from epoch {from} at the earliest"
+        ));
+    }
+    if from > c {
+        if a == 0 {
+            return Err(format!(
+                "the chain is younger than the window: epoch {c} is the current epoch and \
+                 {quiet} complete epochs with duties are needed (epochs 0..={}), safe from \
+                 epoch {quiet} at the earliest; the current epoch never counts, its duties \
+                 may be still ahead",
+                quiet.saturating_sub(1)
+            ));
+        }
+        return Err(format!(
+            "validator {v} became active in epoch {a}; it needs {quiet} quiet epochs with \
+             duties (epochs {a}..={}), safe from epoch {from} at the earliest",
+            from.saturating_sub(1)
+        ));
+    }
+    Ok(if a == 0 {
+        Floor::Genesis
+    } else {
+        Floor::Activation(span.activation)
+    })
+}
+
 /// The inputs of one verdict besides the node views.
 #[derive(Clone, Debug)]
 pub struct Context<'a> {
@@ -193,6 +351,9 @@ pub struct Context<'a> {
     pub quiet_epochs: u64,
     /// Validators the registry does not know, with why.
     pub not_in_registry: &'a HashMap<ValidatorIndex, String>,
+    /// When each validator has duties (from the registry at the head). A
+    /// validator missing here is `unknown`: its window cannot be checked.
+    pub spans: &'a HashMap<ValidatorIndex, ActiveSpan>,
 }
 
 /// `quiet_epochs` raised to the minimum, with a warning when it was raised.
@@ -254,19 +415,21 @@ fn settled(ctx: &Context<'_>, node: &NodeView, v: ValidatorIndex, e: Epoch) -> R
 }
 
 /// Why node `node` cannot confirm that `v` was quiet; `None` when it does.
-/// `active` holds the epochs in which any node saw `v` active.
+/// `active` holds the epochs in which any node saw `v` active; `floor`
+/// is the oldest epoch the window may use (rule 0).
 ///
 /// Rules 2–4 of the module docs, with one extension: the most recent
 /// complete epoch (C−1) cannot settle by its inclusion window during C, so
 /// a node without liveness could never confirm. Such an epoch may stay
 /// unsettled if it shows nothing so far on chain and the N epochs before it
 /// are settled and quiet: the quiet window then grows by one epoch, it is
-/// never shortened.
+/// never shortened, and it never grows past the floor.
 fn not_confirmed(
     ctx: &Context<'_>,
     node: &NodeView,
     v: ValidatorIndex,
     active: &BTreeSet<Epoch>,
+    floor: Floor,
 ) -> Option<String> {
     let spec = ctx.spec;
     let name = &node.name;
@@ -291,27 +454,38 @@ fn not_confirmed(
     }
     let mut count = 0;
     let mut open: Option<String> = None;
-    // Newest first; epochs before genesis are quiet by definition.
-    for e in (0..current.0).rev().map(Epoch) {
-        if count == ctx.quiet_epochs {
-            break;
+    let because_open = |open: &Option<String>, why: String| match open {
+        Some(o) => format!("{o}; and {why}"),
+        None => why,
+    };
+    // Newest first, never below the floor: an epoch that does not exist,
+    // or in which the validator had no duties, proves nothing.
+    let mut next = current;
+    while count < ctx.quiet_epochs {
+        if next <= floor.epoch() {
+            return Some(because_open(
+                &open,
+                floor.blocks_growth(v, ctx.quiet_epochs),
+            ));
         }
-        let because_open = |why: String| match &open {
-            Some(o) => format!("{o}; and {why}"),
-            None => why,
-        };
+        let e = Epoch(next.0 - 1);
+        next = e;
         if !node.onchain_epochs.contains(&e) {
-            return Some(because_open(format!(
-                "node {name} did not show all of epoch {e}"
-            )));
+            return Some(because_open(
+                &open,
+                format!(
+                    "node {name} did not show all of epoch {e}, so it cannot confirm the \
+                     window (an epoch older than the data it serves, or a read that failed)"
+                ),
+            ));
         }
         if active.contains(&e) {
-            return Some(because_open(format!("active in epoch {e}")));
+            return Some(because_open(&open, format!("active in epoch {e}")));
         }
         match settled(ctx, node, v, e) {
             Ok(()) => count += 1,
             Err(why) if open.is_none() && count == 0 => open = Some(why),
-            Err(why) => return Some(because_open(why)),
+            Err(why) => return Some(because_open(&open, why)),
         }
     }
     None
@@ -381,26 +555,52 @@ pub fn judge(
                 out.reason = why.clone();
                 return out;
             }
+            let Some(&span) = ctx.spans.get(&v) else {
+                out.reason = format!(
+                    "the activation and exit epochs of validator {v} were not read, so its \
+                     quiet window cannot be checked"
+                );
+                return out;
+            };
+            let floor = match window_floor(v, span, current, ctx.quiet_epochs) {
+                Ok(f) => f,
+                Err(why) => {
+                    out.reason = why;
+                    return out;
+                }
+            };
             if nodes.is_empty() {
                 out.reason = "no beacon node configured".into();
                 return out;
             }
             let active: BTreeSet<Epoch> = out.evidence.iter().map(|e| e.epoch).collect();
-            if let Some(why) = nodes.iter().find_map(|n| not_confirmed(ctx, n, v, &active)) {
+            if let Some(why) = nodes
+                .iter()
+                .find_map(|n| not_confirmed(ctx, n, v, &active, floor))
+            {
                 out.reason = why;
                 return out;
             }
             out.verdict = Verdict::Safe;
             let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-            out.reason = format!(
-                "no activity in epochs {}..={} (current epoch so far included), seen by {}",
+            let seen_by = format!(
+                "no activity in epochs {}..={} (current epoch so far included), seen by {}{}",
                 window_start.0,
                 current.0,
-                names.join(", ")
+                names.join(", "),
+                if nodes.len() == 1 {
+                    " (single node)"
+                } else {
+                    ""
+                }
             );
-            if nodes.len() == 1 {
-                out.reason.push_str(" (single node)");
-            }
+            out.reason = match floor {
+                Floor::Genesis => seen_by,
+                Floor::Activation(a) => format!("{seen_by}; active since epoch {a}"),
+                Floor::Exit(x) => {
+                    format!("validator {v} exited in epoch {x} and has no duties since; {seen_by}")
+                }
+            };
             out
         })
         .collect()
@@ -468,13 +668,24 @@ mod tests {
     }
 
     fn verdict(clock: u64, quiet: u64, nodes: &[NodeView]) -> ValidatorVerdict {
+        verdict_of(clock, quiet, ActiveSpan::GENESIS, nodes)
+    }
+
+    fn verdict_of(
+        clock: u64,
+        quiet: u64,
+        span: ActiveSpan,
+        nodes: &[NodeView],
+    ) -> ValidatorVerdict {
         let spec = spec();
         let none = HashMap::new();
+        let spans = [(V, span)].into_iter().collect();
         let ctx = Context {
             spec: &spec,
             clock_slot: Slot(clock),
             quiet_epochs: quiet,
             not_in_registry: &none,
+            spans: &spans,
         };
         judge(&ctx, nodes, &[V]).remove(0)
     }
@@ -675,6 +886,256 @@ mod tests {
         }
     }
 
+    /// Duties from `activation` until `exit` (`None`: far future).
+    fn span(activation: Option<u64>, exit: Option<u64>) -> ActiveSpan {
+        let epoch = |e: Option<u64>| Epoch(e.unwrap_or(FAR_FUTURE_EPOCH));
+        ActiveSpan {
+            activation: epoch(activation),
+            exit: epoch(exit),
+        }
+    }
+
+    /// A node of a young chain: it showed epochs 0..=3.
+    fn young(name: &str, head: u64) -> NodeView {
+        NodeView {
+            onchain_epochs: (0..=3).map(Epoch).collect(),
+            ..node(name, head)
+        }
+    }
+
+    #[test]
+    fn safe_needs_a_complete_window_of_quiet_epochs_with_duties() {
+        use EvidenceKind::*;
+        use Verdict::*;
+        let genesis = span(Some(0), None);
+        // (case, clock slot, quiet epochs, duties, nodes, verdict, text the reason holds)
+        type Case = (
+            &'static str,
+            u64,
+            u64,
+            ActiveSpan,
+            Vec<NodeView>,
+            Verdict,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "genesis: the first epoch proves nothing, duties may be ahead",
+                3,
+                2,
+                genesis,
+                vec![young("a", 2), young("b", 2)],
+                Unknown,
+                "the chain is younger than the window: epoch 0 is the current epoch",
+            ),
+            (
+                "epoch 1: epoch 0 settled, still one epoch short",
+                12,
+                2,
+                genesis,
+                vec![live(young("a", 11), 0, false)],
+                Unknown,
+                "safe from epoch 2 at the earliest",
+            ),
+            (
+                "epoch 2: epochs 0 and 1 settled, a key that never ran is safe",
+                18,
+                2,
+                genesis,
+                vec![live(young("a", 17), 1, false), live(young("b", 17), 1, false)],
+                Safe,
+                "no activity in epochs 0..=2 (current epoch so far included), seen by a, b",
+            ),
+            (
+                "epoch 2 with epoch 1 open: the window cannot grow before genesis",
+                16,
+                2,
+                genesis,
+                vec![young("a", 16)],
+                Unknown,
+                "epoch 1 not settled on node a: votes can be included until slot 23 (head 16) \
+                 and liveness not available for it; and the chain is younger than the window \
+                 grown by that open epoch",
+            ),
+            (
+                "three quiet epochs asked at epoch 2: younger than the window",
+                18,
+                3,
+                genesis,
+                vec![live(young("a", 17), 1, false)],
+                Unknown,
+                "3 complete epochs with duties are needed (epochs 0..=2), safe from epoch 3",
+            ),
+            (
+                "a vote at genesis is activity whatever the window",
+                5,
+                2,
+                genesis,
+                vec![with(young("a", 4), 0, Attestation)],
+                NotSafe,
+                "active in epoch 0 (attestation) seen by node a",
+            ),
+            (
+                "activated inside the window: unknown",
+                68,
+                2,
+                span(Some(7), None),
+                vec![live(node("a", 67), 7, false)],
+                Unknown,
+                "validator 40 became active in epoch 7; it needs 2 quiet epochs with duties \
+                 (epochs 7..=8), safe from epoch 9 at the earliest",
+            ),
+            (
+                "activated in the current epoch: unknown",
+                68,
+                2,
+                span(Some(8), None),
+                vec![live(node("a", 67), 7, false)],
+                Unknown,
+                "validator 40 became active in epoch 8",
+            ),
+            (
+                "activated at the window's first epoch, both settled: safe, said so",
+                68,
+                2,
+                span(Some(6), None),
+                vec![live(node("a", 67), 7, false), live(node("b", 67), 7, false)],
+                Safe,
+                "seen by a, b; active since epoch 6",
+            ),
+            (
+                "activated at the window's first epoch, the newest open: no growing back",
+                68,
+                2,
+                span(Some(6), None),
+                vec![node("a", 67)],
+                Unknown,
+                "and validator 40 became active in epoch 6: it has no earlier epoch with duties",
+            ),
+            (
+                "activation in the future (pending): unknown",
+                68,
+                2,
+                span(Some(10), None),
+                vec![live(node("a", 67), 7, false)],
+                Unknown,
+                "validator 40 becomes active in epoch 10 (pending)",
+            ),
+            (
+                "pending without an activation epoch: unknown",
+                68,
+                2,
+                span(None, None),
+                vec![live(node("a", 67), 7, false)],
+                Unknown,
+                "validator 40 is pending (no activation epoch yet)",
+            ),
+            (
+                "exiting later: an ordinary active validator",
+                68,
+                2,
+                span(Some(0), Some(12)),
+                vec![live(node("a", 67), 7, false)],
+                Safe,
+                "no activity in epochs 6..=8",
+            ),
+            (
+                "exited in the current epoch: unknown until exit plus the window",
+                68,
+                2,
+                span(Some(0), Some(8)),
+                vec![live(node("a", 67), 7, false)],
+                Unknown,
+                "validator 40 exited in epoch 8: it has no duties from then on, but exited \
+                 validators are safe only 2 complete epochs after the exit epoch, from epoch 10",
+            ),
+            (
+                "exited inside the window: unknown",
+                68,
+                2,
+                span(Some(0), Some(7)),
+                vec![live(node("a", 67), 7, false)],
+                Unknown,
+                "exited in epoch 7",
+            ),
+            (
+                "exited before the window, both epochs settled: safe, said so",
+                68,
+                2,
+                span(Some(0), Some(6)),
+                vec![live(node("a", 67), 7, false)],
+                Safe,
+                "validator 40 exited in epoch 6 and has no duties since; no activity in epochs 6..=8",
+            ),
+            (
+                "exited at the window's start, the newest open: no growing back before the exit",
+                68,
+                2,
+                span(Some(0), Some(6)),
+                vec![node("a", 67)],
+                Unknown,
+                "the window may not reach back before its exit",
+            ),
+            (
+                "the window reaches before the oldest epoch a node serves",
+                68,
+                2,
+                genesis,
+                vec![
+                    live(node("a", 67), 7, false),
+                    NodeView {
+                        onchain_epochs: (7..=8).map(Epoch).collect(),
+                        ..live(node("b", 67), 7, false)
+                    },
+                ],
+                Unknown,
+                "node b did not show all of epoch 6, so it cannot confirm the window",
+            ),
+            (
+                "activity beats an incomplete window",
+                68,
+                2,
+                span(Some(7), None),
+                vec![with(live(node("a", 67), 7, false), 8, PoolAttestation)],
+                NotSafe,
+                "active in epoch 8 (pool_attestation)",
+            ),
+        ];
+        for (name, clock, quiet, duties, nodes, want, text) in cases {
+            let got = verdict_of(clock, quiet, duties, &nodes);
+            assert_eq!(got.verdict, want, "{name}: {got:?}");
+            assert!(got.reason.contains(text), "{name}: reason {:?}", got.reason);
+        }
+    }
+
+    #[test]
+    fn no_clock_slot_of_a_young_chain_is_safe_for_any_duty_span() {
+        // Whatever the nodes show, before the window is complete nothing is
+        // safe: sweep every slot of epochs 0..=1 and a range of spans.
+        let spans = [
+            span(Some(0), None),
+            span(Some(1), None),
+            span(Some(3), None),
+            span(None, None),
+            span(Some(0), Some(1)),
+        ];
+        for clock in 0..16u64 {
+            for &sp in &spans {
+                let head = clock.saturating_sub(1);
+                let nodes = [
+                    live(live(young("a", head), 0, false), 1, false),
+                    live(live(young("b", head), 0, false), 1, false),
+                ];
+                let got = verdict_of(clock, 2, sp, &nodes);
+                assert_eq!(
+                    got.verdict,
+                    Verdict::Unknown,
+                    "slot {clock}, {sp:?}: {got:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn double_sign_evidence_is_not_safe_however_old() {
         let quiet = live(node("a", 67), 7, false);
@@ -724,15 +1185,26 @@ mod tests {
         let missing: HashMap<_, _> = [(V, "validator 40 is not in the registry".to_string())]
             .into_iter()
             .collect();
+        let spans = [(ValidatorIndex(41), ActiveSpan::GENESIS)]
+            .into_iter()
+            .collect();
         let ctx = Context {
             spec: &spec,
             clock_slot: Slot(74),
             quiet_epochs: 2,
             not_in_registry: &missing,
+            spans: &spans,
         };
-        let got = judge(&ctx, &[node("a", 73)], &[V, ValidatorIndex(41)]);
+        let got = judge(
+            &ctx,
+            &[node("a", 73)],
+            &[V, ValidatorIndex(41), ValidatorIndex(42)],
+        );
         assert_eq!(got[0].verdict, Verdict::Unknown);
         assert_eq!(got[1].verdict, Verdict::Safe);
+        // Known to the registry, but without its activation and exit epochs.
+        assert_eq!(got[2].verdict, Verdict::Unknown);
+        assert!(got[2].reason.contains("were not read"), "{}", got[2].reason);
     }
 
     #[test]

@@ -50,6 +50,15 @@
 //! }
 //! ```
 //!
+//! `reason` says the verdict in words: the activity seen, the node that
+//! could not confirm, or why the quiet window is not complete yet ("the
+//! chain is younger than the window: …", "validator 12 became active in
+//! epoch 3; it needs 2 quiet epochs with duties …", "validator 12 becomes
+//! active in epoch 9 (pending) …", "validator 12 exited in epoch 4: … safe
+//! only 2 complete epochs after the exit epoch, from epoch 6"). A `safe`
+//! reason names the epochs and nodes, and the activation or exit epoch
+//! when it bounds the window.
+//!
 //! `health` is one of `healthy`, `syncing`, `lagging`, `unreachable`,
 //! `wrong_network`, `unknown`; `kind` is one of `attestation` (the vote for
 //! `epoch` is in the canonical block at `slot`), `proposal` (the canonical
@@ -79,7 +88,7 @@ use crate::beacon::{BeaconPool, NodeConfig, StateId};
 use crate::chain::{ChainSpec, Slot, ValidatorIndex};
 use crate::config::{self, Overrides};
 
-use judge::{Context, NodeView, ValidatorVerdict, Verdict};
+use judge::{ActiveSpan, Context, NodeView, ValidatorVerdict, Verdict};
 use observe::NodeCache;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -277,7 +286,12 @@ impl FailoverCheck {
         report.current_epoch = Some(current.0);
         report.checked_epochs = Some((lo.0, hi.0));
 
-        let (validators, not_in_registry, unresolved) = self.registry().await;
+        let Registry {
+            indices: validators,
+            missing: not_in_registry,
+            spans,
+            unresolved,
+        } = self.registry().await;
         report.unresolved = unresolved;
 
         let quiet = self.quiet_epochs;
@@ -310,6 +324,7 @@ impl FailoverCheck {
             clock_slot,
             quiet_epochs: self.quiet_epochs,
             not_in_registry: &not_in_registry,
+            spans: &spans,
         };
         report.validators = judge::judge(&ctx, &views, &validators);
         report.exit_code = judge::exit_code(&report.validators);
@@ -319,15 +334,8 @@ impl FailoverCheck {
         report
     }
 
-    /// The watched validators by index, those the registry does not know
-    /// (with why), and public keys it does not know.
-    async fn registry(
-        &self,
-    ) -> (
-        Vec<ValidatorIndex>,
-        HashMap<ValidatorIndex, String>,
-        Vec<String>,
-    ) {
+    /// The watched validators as the registry at the head shows them.
+    async fn registry(&self) -> Registry {
         let ids = &self.ids;
         let answer = self
             .pool
@@ -339,8 +347,10 @@ impl FailoverCheck {
         let mut indices = Vec::new();
         let mut missing = HashMap::new();
         let mut unresolved = Vec::new();
+        let mut spans = HashMap::new();
         match answer {
             Ok(Some(found)) => {
+                spans = found.iter().map(|v| (v.index, ActiveSpan::of(v))).collect();
                 let by_key: HashMap<_, _> = found.iter().map(|v| (v.pubkey, v.index)).collect();
                 let by_index: BTreeSet<_> = found.iter().map(|v| v.index).collect();
                 for id in ids {
@@ -376,13 +386,30 @@ impl FailoverCheck {
         }
         let mut seen = BTreeSet::new();
         indices.retain(|v| seen.insert(*v));
-        (indices, missing, unresolved)
+        Registry {
+            indices,
+            missing,
+            spans,
+            unresolved,
+        }
     }
 
     /// The network's spec as the last round identified it.
     pub fn spec(&self) -> Option<&ChainSpec> {
         self.spec.as_ref()
     }
+}
+
+/// What one round read from the registry.
+struct Registry {
+    /// The watched validators by index, in the order asked, once each.
+    indices: Vec<ValidatorIndex>,
+    /// Those the registry does not know (or could not be read), with why.
+    missing: HashMap<ValidatorIndex, String>,
+    /// When each known one has duties: its quiet window depends on it.
+    spans: HashMap<ValidatorIndex, ActiveSpan>,
+    /// Public keys the registry does not know.
+    unresolved: Vec<String>,
 }
 
 fn unknown_verdict(v: ValidatorIndex, reason: String) -> ValidatorVerdict {
