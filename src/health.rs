@@ -22,7 +22,10 @@
 //! `recovering`: back (an included vote seen on a provisional look) but not
 //! yet confirmed by a final verdict of an epoch from its return on.
 //! `late`: not down, but its newest final vote was missed (fewer times in a
-//! row than `down_after_missed`), late, or for a wrong head or target.
+//! row than `down_after_missed`): one more and it is down. A vote included
+//! late or for a wrong head is not `late` here: that happens to healthy
+//! validators after a late block, and the `attestation_performance` rule
+//! judges it over a window instead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -366,7 +369,6 @@ impl ValidatorHealth {
         }
         match self.last_final {
             Some((_, AttestationStatus::Missed, _)) => Health::Late,
-            Some((_, AttestationStatus::Included, false)) => Health::Late,
             _ => Health::Ok,
         }
     }
@@ -417,10 +419,7 @@ impl ValidatorHealth {
                     "missed its vote for epoch {} ({} in a row make it down)",
                     e.0, rules.down_after_missed
                 ),
-                Some((e, _, _)) => {
-                    format!("its vote for epoch {} was late or for a wrong head or target", e.0)
-                }
-                None => String::new(),
+                _ => String::new(),
             },
             Health::Ok => match self.last_final {
                 Some((e, AttestationStatus::Inactive, _)) => {

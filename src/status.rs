@@ -514,8 +514,8 @@ pub enum Reason {
         sample: Vec<ValidatorIndex>,
         evidence: String,
     },
-    /// Not down, but the newest final vote was missed, late or for a wrong
-    /// head or target.
+    /// Not down, but the newest final vote was missed (one more miss in a
+    /// row and it is down).
     Late {
         group: String,
         count: usize,
@@ -588,7 +588,7 @@ impl fmt::Display for Reason {
                 sample,
             } => write!(
                 f,
-                "group {group}: {count} validator(s) missed or were late with their latest vote: {}",
+                "group {group}: {count} validator(s) missed their latest vote: {}",
                 list(sample, *count)
             ),
             Reason::Recovering {

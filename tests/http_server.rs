@@ -93,7 +93,7 @@ async fn failing_status_names_the_validators_and_lists_them_first() {
     let (code, body) = app.get_json("/status").await;
     assert_eq!(code, 503);
     let r = &body["reasons"][0];
-    assert_eq!(r["kind"], "missed_attestations");
+    assert_eq!(r["kind"], "down");
     assert_eq!(r["sample"], serde_json::json!([5]));
     assert_eq!(body["validators"][0]["index"], 5, "failing first");
     assert_eq!(body["validators"][0]["attestation"]["status"], "missed");

@@ -14,9 +14,10 @@
 //!   "state": "failing",                 // ok | degraded | failing
 //!   "group": null,                      // the ?group= asked for, if any
 //!   "reasons": [                        // why the state is not ok
-//!     { "state": "failing", "kind": "missed_attestations", "group": "main",
-//!       "count": 1, "sample": [12345], "threshold": 2,
-//!       "message": "group main: 1 validator(s) missed 2 or more attestations in a row: 12345" }
+//!     { "state": "failing", "kind": "down", "group": "main",
+//!       "count": 1, "sample": [12345],
+//!       "evidence": "validator 12345: no vote included for epochs 329999–330000",
+//!       "message": "group main: 1 validator(s) down: 12345 (validator 12345: …)" }
 //!   ],
 //!   "generated_at": "2025-01-01T12:00:00Z",
 //!   "started_at": "2025-01-01T10:00:00Z",
@@ -38,6 +39,9 @@
 //!       "last_final_attestation": { ... },  // newest FINAL verdict, same shape; differs
 //!                                            // from "attestation" while that is provisional
 //!       "consecutive_missed": 2,
+//!       "health": "down",               // ok | late | recovering | down: the one
+//!                                       // rule the alerts use too (src/health.rs)
+//!       "evidence": "no vote included for epochs 329999–330000",
 //!       "balance_epoch": 330000, "balance_gwei": 32001000000,
 //!       "effective_balance_gwei": 32000000000, "status": "active_ongoing", "slashed": false,
 //!       "last_proposal": { "slot": 10559000, "status": "proposed" },
@@ -52,8 +56,8 @@
 //! }
 //! ```
 //!
-//! Reason kinds: `missed_attestations`, `recently_missed`, `slashed`,
-//! `unknown_verdicts`, `pending_verdicts` (with `group`, `count`, `sample`),
+//! Reason kinds: `down` (with `evidence`), `late`, `recovering`, `slashed`,
+//! `unknown_verdicts` (with `group`, `count`, `sample`),
 //! `blind`, `nodes_unknown`, `node_unhealthy` (`node`, `health`),
 //! `node_disagrees` (`node`), `stalled` (`seconds_since_progress`,
 //! `last_final_epoch`), `store_failing`, `store_unchecked`.
