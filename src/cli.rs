@@ -145,6 +145,16 @@ pub enum ReportFormat {
     Csv,
 }
 
+/// The table `report --format csv` prints: one per call, so the output is
+/// one header and rows that any CSV reader takes as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportKind {
+    Attestations,
+    Proposals,
+    Sync,
+    Balances,
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct ReportArgs {
     #[command(flatten)]
@@ -162,4 +172,7 @@ pub struct ReportArgs {
     pub to_epoch: Option<u64>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// The table to print as CSV (required with --format csv).
+    #[arg(long, value_enum, required_if_eq("format", "csv"))]
+    pub kind: Option<ReportKind>,
 }
