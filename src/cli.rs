@@ -21,11 +21,12 @@ pub struct Cli {
 pub enum Command {
     /// Follow the beacon nodes, judge every epoch, store the verdicts.
     Run(RunArgs),
-    /// Validate the configuration, try each beacon node and the database.
+    /// Validate the configuration (every problem at once), try each beacon
+    /// node, look up the validators, look at the database without changing it.
     CheckConfig(ConfigArgs),
     /// Apply the database migrations and exit.
     Migrate(MigrateArgs),
-    /// Print the stored history.
+    /// Print the stored history (reads only; never creates or migrates).
     Report(ReportArgs),
     /// Send one test notification through every configured alert channel.
     TestAlert(ConfigArgs),
