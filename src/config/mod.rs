@@ -7,9 +7,9 @@
 //! Type errors and unknown keys are found by `schema` before serde reads
 //! the typed structs, so that they are reported together with every other
 //! problem instead of stopping at the first. Relative paths given in the
-//! file or the environment (`data_dir`, a `sqlite:` `database.url`,
-//! `validators_file`, `ca_file`) are relative to the configuration file's
-//! directory; paths given as CLI flags to the working directory.
+//! file (`data_dir`, a `sqlite:` `database.url`, `validators_file`,
+//! `ca_file`) are relative to the configuration file's directory; paths
+//! given as CLI flags or environment variables to the working directory.
 //!
 //! Must not: do IO beyond reading the config and validators files.
 
@@ -481,21 +481,32 @@ pub fn sqlite_url_beside(base: &Path, url: &str) -> String {
 /// The database URL for commands that need nothing else (`report`,
 /// `migrate`): the `--database-url` flag, else `database.url`, else the
 /// embedded file in `--data-dir`, else in `data_dir`, else in
-/// `valwatch-data`. Relative paths from the file are beside it.
+/// `valwatch-data`. Relative paths from the file are beside it; from the
+/// environment (`VALWATCH_DATABASE__URL`, `VALWATCH_DATA_DIR`) they are
+/// relative to the working directory, as flags are.
 pub fn database_url(
     path: Option<&Path>,
     url_flag: Option<String>,
     data_dir_flag: Option<String>,
 ) -> Result<String, ConfigError> {
-    if let Some(u) = url_flag {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let over = with_env_paths(
+        &Overrides {
+            database_url: url_flag,
+            data_dir: data_dir_flag,
+            ..Overrides::default()
+        },
+        &env,
+    );
+    if let Some(u) = over.database_url {
         return Ok(u);
     }
-    let raw = load_raw(path)?;
+    let raw = load_raw_with_env(path, env)?;
     let base = config_dir(path);
     if let Some(u) = raw.database.url {
         return Ok(sqlite_url_beside(base, &u));
     }
-    let dir = match data_dir_flag {
+    let dir = match over.data_dir {
         Some(d) => PathBuf::from(d),
         None => beside(base, raw.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR)),
     };
@@ -861,8 +872,25 @@ pub fn load_with_env(
     over: &Overrides,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let over = with_env_paths(over, &env);
     let (raw, type_problems) = load_raw_checked(path, env)?;
-    validate_with(raw, over, config_dir(path), type_problems)
+    validate_with(raw, &over, config_dir(path), type_problems)
+}
+
+/// The environment's `data_dir` and `database.url` as if they were flags:
+/// a path in a variable is the shell's, relative to the working directory
+/// like a flag, not to the configuration file. Flags still win.
+fn with_env_paths(over: &Overrides, env: &[(String, String)]) -> Overrides {
+    let get = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    Overrides {
+        data_dir: over.data_dir.clone().or_else(|| get("VALWATCH_DATA_DIR")),
+        database_url: over
+            .database_url
+            .clone()
+            .or_else(|| get("VALWATCH_DATABASE__URL")),
+        ..over.clone()
+    }
 }
 
 #[cfg(test)]
@@ -1171,6 +1199,14 @@ mod tests {
             database_url(Some(&path), None, Some("here".into())).unwrap(),
             "sqlite://here/valwatch.sqlite"
         );
+        // From the environment: the shell's working directory, as a flag.
+        let (_dir, result) = load_text(base, &[("VALWATCH_DATA_DIR", "from-env")]);
+        assert_eq!(result.unwrap().data_dir, Path::new("from-env"));
+        let (_dir, result) = load_text(
+            &format!("data_dir = \"state\"\n{base}"),
+            &[("VALWATCH_DATABASE__URL", "sqlite://env.sqlite")],
+        );
+        assert_eq!(result.unwrap().database_url.unwrap(), "sqlite://env.sqlite");
         // Without a file: the working directory, as before.
         assert_eq!(beside(Path::new("."), "x"), Path::new("x"));
         assert_eq!(
