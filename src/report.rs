@@ -50,11 +50,13 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     };
     let out = match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&store.report(&query).await?)?,
-        ReportFormat::Csv => to_csv(
-            &store.report(&query).await?,
-            // Required by clap with csv; attestations if called otherwise.
-            args.kind.unwrap_or(ReportKind::Attestations),
-        ),
+        ReportFormat::Csv => {
+            // clap requires it with csv; this covers callers without clap.
+            let kind = args.kind.ok_or_else(|| {
+                anyhow::anyhow!("--format csv needs --kind attestations|proposals|sync|balances")
+            })?;
+            to_csv(&store.report(&query).await?, kind)
+        }
         ReportFormat::Table => to_table(&store.summary(&query).await?),
     };
     if out.ends_with('\n') {
