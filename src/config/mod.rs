@@ -1097,7 +1097,7 @@ mod tests {
             url = "mysql://x"
             [alerts]
             down_after_missed = "three"
-            early_warning = "yes"
+            early_warning = "maybe"
             "#,
             &[("VALWATCH_MONITOR__FROM_EPOCH", "soon")],
         );

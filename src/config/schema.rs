@@ -346,8 +346,10 @@ pub fn check(value: Value, shape: &Shape, key: &str, problems: &mut Vec<Problem>
         (_, Value::Null) => None,
         (Shape::Unknown, v) => Some(v),
         (Shape::Bool, Value::Bool(b)) => Some(Value::Bool(b)),
-        (Shape::Bool, Value::String(s)) if s == "true" || s == "false" => {
-            Some(Value::Bool(s == "true"))
+        // The words the `config` crate has always taken for a boolean
+        // (environment variables included): kept, so no working setup breaks.
+        (Shape::Bool, Value::String(s)) if boolean_word(&s).is_some() => {
+            boolean_word(&s).map(Value::Bool)
         }
         (Shape::Bool, v) => {
             complain(
@@ -470,6 +472,14 @@ pub fn check(value: Value, shape: &Shape, key: &str, problems: &mut Vec<Problem>
             complain(problems, format!("expected a table, found {}", kind(&v)));
             None
         }
+    }
+}
+
+fn boolean_word(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -623,7 +633,7 @@ mod tests {
         let cases: &[(&str, Value, &[&str], Value)] = &[
             (
                 "all good, strings from the environment converted",
-                json!({"limit": "7", "share": "0.5", "on": "true", "inner": {"name": 3}}),
+                json!({"limit": "7", "share": "0.5", "on": "Yes", "inner": {"name": 3}}),
                 &[],
                 json!({"limit": 7, "share": 0.5, "on": true, "inner": {"name": "3"}}),
             ),
