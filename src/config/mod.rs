@@ -1229,9 +1229,17 @@ mod tests {
         }
     }
 
+    /// A case: its name, the groups (name, LIST), the overlaps expected
+    /// (first, second, shared LIST).
+    type OverlapCase<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str, &'a str)],
+    );
+
     #[test]
     fn overlapping_groups_are_found_pair_by_pair() {
-        let cases: &[(&str, &[(&str, &str)], &[(&str, &str, &str)])] = &[
+        let cases: &[OverlapCase] = &[
             ("disjoint", &[("a", "1-3"), ("b", "4-6")], &[]),
             (
                 "one shared",
@@ -1282,19 +1290,21 @@ mod tests {
             beacon_nodes: vec!["http://127.0.0.1:1".into()],
             ..Overrides::default()
         };
-        let mut raw = RawConfig::default();
-        raw.groups = vec![
-            RawGroup {
-                name: Some("a".into()),
-                validators: Some(format!("1-3,{known_key}")),
-                validators_file: None,
-            },
-            RawGroup {
-                name: Some("b".into()),
-                validators: Some(format!("2,{unknown_key},99")),
-                validators_file: None,
-            },
-        ];
+        let mut raw = RawConfig {
+            groups: vec![
+                RawGroup {
+                    name: Some("a".into()),
+                    validators: Some(format!("1-3,{known_key}")),
+                    validators_file: None,
+                },
+                RawGroup {
+                    name: Some("b".into()),
+                    validators: Some(format!("2,{unknown_key},99")),
+                    validators_file: None,
+                },
+            ],
+            ..RawConfig::default()
+        };
         raw.monitor.expected_offline = Some("98".into());
         let cfg = validate(raw, &over, Path::new(".")).unwrap();
         let registry = [info(1, 1), info(2, 2), info(3, 7)];
