@@ -96,12 +96,23 @@ fn migrate_then_report_on_an_empty_database() {
     let data = dir.path().to_str().unwrap();
     let (ok, out) = valwatch(&["migrate", "--data-dir", data]);
     assert!(ok, "{out}");
+    let file = dir.path().join("valwatch.sqlite");
+    let before = std::fs::read(&file).unwrap();
     let (ok, stdout, stderr) = valwatch_split(&["report", "--data-dir", data, "--format", "json"]);
     assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("reading {}", sqlite_url(dir.path()))),
+        "{stderr}"
+    );
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     for key in ["attestations", "proposals", "sync", "balances"] {
         assert_eq!(v[key], serde_json::json!([]), "{key}");
     }
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "report changed the file"
+    );
 }
 
 #[test]
