@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::beacon::events::{follow_events, SeenBlocks, SeenSlashings};
+use crate::beacon::StateId;
 use crate::beacon::{redact_url, BeaconPool};
 use crate::chain::{Epoch, SystemClock};
 use crate::config::{Config, Overrides};
@@ -18,7 +19,7 @@ use crate::http::HttpState;
 use crate::metrics::Metrics;
 use crate::monitor::{Monitor, Observers};
 use crate::status::{Policy, StatusBoard};
-use crate::store::Store;
+use crate::store::{SchemaState, Store, StoreError};
 use crate::watchlist::Watchlist;
 
 /// Opens the configured store (embedded SQLite by default) and migrates it.
@@ -40,20 +41,7 @@ pub fn database_url(
     url: Option<String>,
     data_dir: Option<String>,
 ) -> anyhow::Result<String> {
-    if let Some(u) = url {
-        return Ok(u);
-    }
-    let raw = crate::config::load_raw(config)?;
-    if let Some(u) = raw.database.url {
-        return Ok(u);
-    }
-    let dir = data_dir
-        .or(raw.data_dir)
-        .unwrap_or_else(|| "valwatch-data".into());
-    Ok(format!(
-        "sqlite://{}",
-        Path::new(&dir).join("valwatch.sqlite").display()
-    ))
+    Ok(crate::config::database_url(config, url, data_dir)?)
 }
 
 /// `valwatch run`.
@@ -259,7 +247,11 @@ pub fn spawn_signal_handler(cancel: CancellationToken) {
     });
 }
 
-/// `valwatch check-config`: prints every problem; tries nodes and database.
+/// `valwatch check-config`: prints every problem; tries every node, asks
+/// the first that answers whether the configured validators exist, and
+/// looks at the database without creating, migrating or changing it.
+/// Sends nothing through the alert channels (that is `test-alert`).
+/// Returns whether everything is usable; warnings do not count.
 pub async fn check_config(path: Option<&Path>, over: &Overrides) -> anyhow::Result<bool> {
     let config = match crate::config::load(path, over) {
         Ok(c) => c,
@@ -275,31 +267,124 @@ pub async fn check_config(path: Option<&Path>, over: &Overrides) -> anyhow::Resu
         config.groups.len(),
         config.all_validators().len()
     );
+    for o in crate::config::overlapping_groups(&config.groups) {
+        println!(
+            "warning: groups {} and {} both watch {}",
+            o.first,
+            o.second,
+            crate::config::format_validator_list(&o.shared)
+        );
+    }
+
+    let mut registry_checked = false;
     for node in &config.beacon_nodes {
         let pool = BeaconPool::new(vec![node.clone()])?;
         match pool.identify().await {
-            Ok(spec) => println!(
-                "beacon node {}: ok (genesis {}, {} slots/epoch)",
-                node.name, spec.genesis_time, spec.slots_per_epoch
-            ),
+            Ok(spec) => {
+                println!(
+                    "beacon node {}: ok (genesis {}, {} slots/epoch)",
+                    node.name, spec.genesis_time, spec.slots_per_epoch
+                );
+                // One registry read is enough: every node of a pool
+                // serves the same chain (`identify` checked that).
+                if !registry_checked {
+                    match check_registry(&pool, &config).await {
+                        Ok(found_all) => {
+                            registry_checked = true;
+                            ok &= found_all;
+                        }
+                        Err(e) => println!(
+                            "validators: cannot ask beacon node {} for them: {e}",
+                            node.name
+                        ),
+                    }
+                }
+            }
             Err(e) => {
                 ok = false;
                 println!("beacon node {}: FAILED: {e}", node.name);
             }
         }
     }
-    match open_store(&config.effective_database_url()).await {
-        Ok(s) => match s.ping().await {
-            Ok(()) => println!("database: ok"),
-            Err(e) => {
-                ok = false;
-                println!("database: FAILED: {e}");
-            }
-        },
+    if !registry_checked {
+        ok = false;
+        println!("validators: FAILED: not checked, no beacon node answered the request");
+    }
+
+    let url = config.effective_database_url();
+    let shown = crate::store::redact_url(&url);
+    match crate::store::Store::inspect(&url).await {
+        Ok(None) => println!("database {shown}: not created yet; `valwatch run` creates it"),
+        Ok(Some(SchemaState::Empty)) => {
+            println!("database {shown}: ok, empty; `valwatch run` creates the schema")
+        }
+        Ok(Some(SchemaState::Current { version })) => {
+            println!("database {shown}: ok (schema {version})")
+        }
+        Ok(Some(SchemaState::Older { version, known })) => println!(
+            "database {shown}: ok (schema {version}); `valwatch run` or `valwatch migrate` \
+             upgrades it to {known}"
+        ),
+        Ok(Some(SchemaState::Newer { version, known })) => {
+            ok = false;
+            println!(
+                "database {shown}: FAILED: {}",
+                StoreError::NewerSchema { version, known }
+            );
+        }
         Err(e) => {
             ok = false;
-            println!("database: FAILED: {e:#}");
+            println!("database {shown}: FAILED: {e:#}");
         }
     }
+
+    let channels: Vec<&str> = config
+        .alerts
+        .channels
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    if channels.is_empty() {
+        println!("alert channels: none (incidents are recorded, nobody is notified)");
+    } else {
+        println!(
+            "alert channels: {} (not tried here: `valwatch test-alert` sends a test through each)",
+            channels.join(", ")
+        );
+    }
     Ok(ok)
+}
+
+/// Asks `pool` for every configured validator and prints the ones the
+/// chain does not hold. `Ok(true)` when all exist.
+async fn check_registry(pool: &BeaconPool, config: &Config) -> anyhow::Result<bool> {
+    let mut ids = config.all_validators();
+    let mut seen: std::collections::HashSet<_> = ids.iter().copied().collect();
+    ids.extend(
+        config
+            .expected_offline
+            .iter()
+            .filter(|id| seen.insert(**id)),
+    );
+    let ids = &ids;
+    let registry = pool
+        .call(
+            "/eth/v1/beacon/states/{state_id}/validators",
+            |c| async move { c.validators(StateId::Head, ids).await },
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the head state is not served (404)"))?;
+    let missing = crate::config::missing_from_registry(config, &registry);
+    if missing.is_empty() {
+        println!("validators: all {} found on chain", ids.len());
+        return Ok(true);
+    }
+    for (place, absent) in &missing {
+        println!(
+            "validators: FAILED: {place}: not on chain (a typo, another network, or a deposit \
+             not yet processed): {}",
+            crate::config::format_validator_list(absent)
+        );
+    }
+    Ok(false)
 }

@@ -21,11 +21,12 @@ pub struct Cli {
 pub enum Command {
     /// Follow the beacon nodes, judge every epoch, store the verdicts.
     Run(RunArgs),
-    /// Validate the configuration, try each beacon node and the database.
+    /// Validate the configuration (every problem at once), try each beacon
+    /// node, look up the validators, look at the database without changing it.
     CheckConfig(ConfigArgs),
     /// Apply the database migrations and exit.
     Migrate(MigrateArgs),
-    /// Print the stored history.
+    /// Print the stored history (reads only; never creates or migrates).
     Report(ReportArgs),
     /// Send one test notification through every configured alert channel.
     TestAlert(ConfigArgs),
@@ -145,6 +146,16 @@ pub enum ReportFormat {
     Csv,
 }
 
+/// The table `report --format csv` prints: one per call, so the output is
+/// one header and rows that any CSV reader takes as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportKind {
+    Attestations,
+    Proposals,
+    Sync,
+    Balances,
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct ReportArgs {
     #[command(flatten)]
@@ -162,4 +173,7 @@ pub struct ReportArgs {
     pub to_epoch: Option<u64>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// The table to print as CSV (required with --format csv).
+    #[arg(long, value_enum, required_if_eq("format", "csv"))]
+    pub kind: Option<ReportKind>,
 }

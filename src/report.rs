@@ -1,10 +1,16 @@
 //! `valwatch report`: the stored history as a table, JSON or CSV.
+//!
+//! Reads only: the database is opened read-only and must already hold the
+//! schema this binary knows (`Store::open_read_only`), so a mistyped path
+//! or a database of another valwatch version is refused, never created or
+//! upgraded. Which database was read goes to stderr; stdout carries only
+//! the report, for machines.
 
 use std::fmt::Write as _;
 
 use crate::beacon::client::ValidatorId;
 use crate::chain::Epoch;
-use crate::cli::{ReportArgs, ReportFormat};
+use crate::cli::{ReportArgs, ReportFormat, ReportKind};
 use crate::config::parse_validator_list;
 use crate::store::{Report, ReportQuery};
 
@@ -14,7 +20,14 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         args.database_url.clone(),
         args.data_dir.as_ref().map(|p| p.display().to_string()),
     )?;
-    let store = crate::app::open_store(&url).await?;
+    if args.kind.is_some() && args.format != ReportFormat::Csv {
+        anyhow::bail!(
+            "--kind selects the table of --format csv; json has every kind, table sums them up"
+        );
+    }
+    // Said before opening, so that a refusal is read next to its path.
+    eprintln!("reading {}", crate::store::redact_url(&url));
+    let store = crate::store::Store::open_read_only(&url).await?;
     let validators = match &args.validators {
         None => None,
         Some(list) => Some(
@@ -37,10 +50,20 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     };
     let out = match args.format {
         ReportFormat::Json => serde_json::to_string_pretty(&store.report(&query).await?)?,
-        ReportFormat::Csv => to_csv(&store.report(&query).await?),
+        ReportFormat::Csv => {
+            // clap requires it with csv; this covers callers without clap.
+            let kind = args.kind.ok_or_else(|| {
+                anyhow::anyhow!("--format csv needs --kind attestations|proposals|sync|balances")
+            })?;
+            to_csv(&store.report(&query).await?, kind)
+        }
         ReportFormat::Table => to_table(&store.summary(&query).await?),
     };
-    println!("{out}");
+    if out.ends_with('\n') {
+        print!("{out}");
+    } else {
+        println!("{out}");
+    }
     Ok(())
 }
 
@@ -48,55 +71,68 @@ fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map(|x| x.to_string()).unwrap_or_default()
 }
 
-/// One CSV section per kind of record, each with its header row.
-pub fn to_csv(r: &Report) -> String {
+/// One CSV table: the records of `kind`, a header row and one row each;
+/// unknown values are empty cells.
+pub fn to_csv(r: &Report, kind: ReportKind) -> String {
     let mut s = String::new();
-    s.push_str("kind,validator_index,epoch,status,inclusion_slot,inclusion_delay,source_correct,target_correct,head_correct\n");
-    for a in &r.attestations {
-        let _ = writeln!(
-            s,
-            "attestation,{},{},{},{},{},{},{},{}",
-            a.validator_index,
-            a.epoch,
-            a.status.as_str(),
-            opt(&a.inclusion_slot),
-            opt(&a.inclusion_delay),
-            opt(&a.source_correct),
-            opt(&a.target_correct),
-            opt(&a.head_correct)
-        );
-    }
-    s.push_str("\nkind,slot,validator_index,status,block_root\n");
-    for p in &r.proposals {
-        let _ = writeln!(
-            s,
-            "proposal,{},{},{},{}",
-            p.slot,
-            p.validator_index,
-            p.status.as_str(),
-            opt(&p.block_root)
-        );
-    }
-    s.push_str("\nkind,validator_index,epoch,participated,missed\n");
-    for y in &r.sync {
-        let _ = writeln!(
-            s,
-            "sync,{},{},{},{}",
-            y.validator_index, y.epoch, y.participated, y.missed
-        );
-    }
-    s.push_str("\nkind,validator_index,epoch,balance_gwei,effective_balance_gwei,status,slashed\n");
-    for b in &r.balances {
-        let _ = writeln!(
-            s,
-            "balance,{},{},{},{},{},{}",
-            b.validator_index,
-            b.epoch,
-            b.balance,
-            b.effective_balance,
-            b.status.as_str(),
-            b.slashed
-        );
+    match kind {
+        ReportKind::Attestations => {
+            s.push_str("validator_index,epoch,status,inclusion_slot,inclusion_delay,source_correct,target_correct,head_correct\n");
+            for a in &r.attestations {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{},{},{}",
+                    a.validator_index,
+                    a.epoch,
+                    a.status.as_str(),
+                    opt(&a.inclusion_slot),
+                    opt(&a.inclusion_delay),
+                    opt(&a.source_correct),
+                    opt(&a.target_correct),
+                    opt(&a.head_correct)
+                );
+            }
+        }
+        ReportKind::Proposals => {
+            s.push_str("slot,validator_index,status,block_root\n");
+            for p in &r.proposals {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{}",
+                    p.slot,
+                    p.validator_index,
+                    p.status.as_str(),
+                    opt(&p.block_root)
+                );
+            }
+        }
+        ReportKind::Sync => {
+            s.push_str("validator_index,epoch,participated,missed\n");
+            for y in &r.sync {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{}",
+                    y.validator_index, y.epoch, y.participated, y.missed
+                );
+            }
+        }
+        ReportKind::Balances => {
+            s.push_str(
+                "validator_index,epoch,balance_gwei,effective_balance_gwei,status,slashed\n",
+            );
+            for b in &r.balances {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{}",
+                    b.validator_index,
+                    b.epoch,
+                    b.balance,
+                    b.effective_balance,
+                    b.status.as_str(),
+                    b.slashed
+                );
+            }
+        }
     }
     s
 }
@@ -202,7 +238,7 @@ mod tests {
     }
 
     #[test]
-    fn csv_has_a_section_per_kind_with_empty_cells_for_unknowns() {
+    fn csv_is_one_table_per_kind_with_empty_cells_for_unknowns() {
         let report = Report {
             attestations: vec![AttestationVerdict {
                 validator_index: ValidatorIndex(3),
@@ -226,9 +262,23 @@ mod tests {
             }],
             ..Report::default()
         };
-        let csv = to_csv(&report);
-        assert!(csv.contains("\nattestation,3,4,missed,,,,,\n"), "{csv}");
-        assert!(csv.contains("\nproposal,131,3,missed,\n"), "{csv}");
-        assert_eq!(csv.matches("kind,").count(), 4);
+        let cases = [
+            (
+                ReportKind::Attestations,
+                "validator_index,epoch,status,inclusion_slot,inclusion_delay,source_correct,target_correct,head_correct\n3,4,missed,,,,,\n",
+            ),
+            (
+                ReportKind::Proposals,
+                "slot,validator_index,status,block_root\n131,3,missed,\n",
+            ),
+            (ReportKind::Sync, "validator_index,epoch,participated,missed\n"),
+            (
+                ReportKind::Balances,
+                "validator_index,epoch,balance_gwei,effective_balance_gwei,status,slashed\n",
+            ),
+        ];
+        for (kind, want) in cases {
+            assert_eq!(to_csv(&report, kind), want, "{kind:?}");
+        }
     }
 }

@@ -4,9 +4,17 @@
 //! produced by `validate`, which collects EVERY problem and names each by
 //! its dotted key.
 //!
+//! Type errors and unknown keys are found by `schema` before serde reads
+//! the typed structs, so that they are reported together with every other
+//! problem instead of stopping at the first. Relative paths given in the
+//! file (`data_dir`, a `sqlite:` `database.url`, `validators_file`,
+//! `ca_file`) are relative to the configuration file's directory; paths
+//! given as CLI flags or environment variables to the working directory.
+//!
 //! Must not: do IO beyond reading the config and validators files.
 
 pub mod alerts;
+pub mod schema;
 pub mod validators;
 
 use std::collections::BTreeMap;
@@ -20,7 +28,7 @@ use crate::beacon::client::ValidatorId;
 use crate::beacon::{NodeConfig, NodeRole};
 use crate::chain::Epoch;
 
-pub use validators::{parse_validator_file, parse_validator_list};
+pub use validators::{format_validator_list, parse_validator_file, parse_validator_list};
 
 /// Default per-request timeout for a beacon node. Blocks and committees of
 /// a mainnet epoch answer in well under a second on a local node; public
@@ -256,6 +264,79 @@ impl Config {
     }
 }
 
+/// Two groups that watch some of the same validators. Allowed (a
+/// validator may belong to a client group and an operator group), but
+/// usually a copy-paste slip, and it counts the validator in both groups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overlap {
+    pub first: String,
+    pub second: String,
+    /// In the first group's order, without duplicates.
+    pub shared: Vec<ValidatorId>,
+}
+
+/// PURE: every pair of groups sharing validators, in configuration order.
+/// Compares ids as written: a validator given by index in one group and by
+/// public key in another is not seen here (that needs the chain).
+pub fn overlapping_groups(groups: &[Group]) -> Vec<Overlap> {
+    let sets: Vec<std::collections::HashSet<ValidatorId>> = groups
+        .iter()
+        .map(|g| g.validators.iter().copied().collect())
+        .collect();
+    let mut out = Vec::new();
+    for (i, first) in groups.iter().enumerate() {
+        for (j, second) in groups.iter().enumerate().skip(i + 1) {
+            let mut seen = std::collections::HashSet::new();
+            let shared: Vec<ValidatorId> = first
+                .validators
+                .iter()
+                .filter(|v| sets[j].contains(v) && seen.insert(**v))
+                .copied()
+                .collect();
+            if !shared.is_empty() {
+                out.push(Overlap {
+                    first: first.name.clone(),
+                    second: second.name.clone(),
+                    shared,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// PURE: per place that names validators (`groups[i] (name)` and
+/// `monitor.expected_offline`), the ids the registry does not hold.
+/// `registry` is what a node answered for those ids: an index is on chain
+/// when its entry came back, a public key when some entry carries it.
+pub fn missing_from_registry(
+    config: &Config,
+    registry: &[crate::chain::ValidatorInfo],
+) -> Vec<(String, Vec<ValidatorId>)> {
+    let indices: std::collections::HashSet<_> = registry.iter().map(|v| v.index).collect();
+    let keys: std::collections::HashSet<_> = registry.iter().map(|v| v.pubkey).collect();
+    let on_chain = |id: &ValidatorId| match id {
+        ValidatorId::Index(i) => indices.contains(i),
+        ValidatorId::Pubkey(k) => keys.contains(k),
+    };
+    let places = config
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (format!("groups[{i}] ({})", g.name), &g.validators))
+        .chain(std::iter::once((
+            "monitor.expected_offline".to_owned(),
+            &config.expected_offline,
+        )));
+    places
+        .filter_map(|(place, ids)| {
+            let missing: Vec<ValidatorId> =
+                ids.iter().filter(|id| !on_chain(id)).copied().collect();
+            (!missing.is_empty()).then_some((place, missing))
+        })
+        .collect()
+}
+
 /// One problem found in the configuration, named by its dotted key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -288,7 +369,8 @@ pub struct Overrides {
     pub data_dir: Option<String>,
 }
 
-/// Reads the file (if any) and the environment into a `RawConfig`.
+/// Reads the file (if any) and the environment into a `RawConfig`; every
+/// type error and unknown key is reported at once (`ConfigError::Invalid`).
 pub fn load_raw(path: Option<&Path>) -> Result<RawConfig, ConfigError> {
     load_raw_with_env(path, std::env::vars())
 }
@@ -298,6 +380,28 @@ pub fn load_raw_with_env(
     path: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<RawConfig, ConfigError> {
+    let (raw, problems) = load_raw_checked(path, env)?;
+    if problems.is_empty() {
+        Ok(raw)
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+/// The shape of the configuration file, read from `RawConfig` itself.
+pub fn raw_shape() -> Result<schema::Shape, ConfigError> {
+    schema::shape_of::<RawConfig>()
+        .map_err(|e| ConfigError::Load(format!("the configuration types cannot be probed: {e}")))
+}
+
+/// Reads the file and the environment, checks every key's type against
+/// `raw_shape`, and returns what typed deserialization makes of the keys
+/// that passed, with the problems of those that did not. `Err` only when
+/// the file cannot be read or is not TOML at all.
+pub fn load_raw_checked(
+    path: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(RawConfig, Vec<Problem>), ConfigError> {
     let mut builder = config::Config::builder();
     if let Some(p) = path {
         if !p.exists() {
@@ -324,8 +428,100 @@ pub fn load_raw_with_env(
     let cfg = builder
         .build()
         .map_err(|e| ConfigError::Load(e.to_string()))?;
-    cfg.try_deserialize::<RawConfig>()
-        .map_err(|e| ConfigError::Load(e.to_string()))
+    let loose: serde_json::Value = cfg
+        .try_deserialize()
+        .map_err(|e| ConfigError::Load(e.to_string()))?;
+    let mut problems = Vec::new();
+    let checked = schema::check(loose, &raw_shape()?, "", &mut problems)
+        .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+    // `check` leaves only what fits the shape, so this fails only if the
+    // probe and serde disagree about a type: a bug, reported as such.
+    let raw = serde_json::from_value::<RawConfig>(checked).map_err(|e| {
+        ConfigError::Load(format!(
+            "configuration passed the type check but not serde: {e}"
+        ))
+    })?;
+    Ok((raw, problems))
+}
+
+/// `path` as given when absolute, else beside `base` (the configuration
+/// file's directory; `.` or empty: the working directory, left as is).
+pub fn beside(base: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() || base.as_os_str().is_empty() || base == Path::new(".") {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// A `sqlite:` URL whose relative file path is made relative to `base`
+/// (see `beside`); other URLs and in-memory databases unchanged.
+pub fn sqlite_url_beside(base: &Path, url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return url.to_owned();
+    }
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return url.to_owned();
+    };
+    let (file, query) = match rest.split_once('?') {
+        Some((f, q)) => (f, Some(q)),
+        None => (rest, None),
+    };
+    let file = beside(base, file);
+    match query {
+        Some(q) => format!("sqlite://{}?{q}", file.display()),
+        None => format!("sqlite://{}", file.display()),
+    }
+}
+
+/// The database URL for commands that need nothing else (`report`,
+/// `migrate`): the `--database-url` flag, else `database.url`, else the
+/// embedded file in `--data-dir`, else in `data_dir`, else in
+/// `valwatch-data`. Relative paths from the file are beside it; from the
+/// environment (`VALWATCH_DATABASE__URL`, `VALWATCH_DATA_DIR`) they are
+/// relative to the working directory, as flags are.
+pub fn database_url(
+    path: Option<&Path>,
+    url_flag: Option<String>,
+    data_dir_flag: Option<String>,
+) -> Result<String, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let over = with_env_paths(
+        &Overrides {
+            database_url: url_flag,
+            data_dir: data_dir_flag,
+            ..Overrides::default()
+        },
+        &env,
+    );
+    if let Some(u) = over.database_url {
+        return Ok(u);
+    }
+    let raw = load_raw_with_env(path, env)?;
+    let base = config_dir(path);
+    if let Some(u) = raw.database.url {
+        return Ok(sqlite_url_beside(base, &u));
+    }
+    let dir = match over.data_dir {
+        Some(d) => PathBuf::from(d),
+        None => beside(base, raw.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR)),
+    };
+    Ok(format!(
+        "sqlite://{}",
+        dir.join("valwatch.sqlite").display()
+    ))
+}
+
+/// Where the embedded database lives when nothing says otherwise.
+pub const DEFAULT_DATA_DIR: &str = "valwatch-data";
+
+/// The directory that relative paths in the file are relative to.
+fn config_dir(path: Option<&Path>) -> &Path {
+    path.and_then(|p| p.parent()).unwrap_or(Path::new("."))
 }
 
 fn add(problems: &mut Vec<Problem>, key: String, message: String) {
@@ -346,8 +542,21 @@ fn parse_duration(key: &str, v: &str, problems: &mut Vec<Problem>) -> Option<Dur
 }
 
 /// Turns a raw configuration and CLI overrides into a `Config`, collecting
-/// every problem. `base_dir` resolves relative `validators_file` and `ca_file` paths.
+/// every problem. `base_dir` resolves relative paths from the file
+/// (`validators_file`, `ca_file`, `data_dir`, a `sqlite:` URL).
 pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Config, ConfigError> {
+    validate_with(raw, over, base_dir, Vec::new())
+}
+
+/// `validate`, adding to the problems `load_raw_checked` found. A key with
+/// a type problem was left out of `raw`; what `validate` would then say
+/// about it ("missing") is dropped, the type problem says it better.
+pub fn validate_with(
+    raw: RawConfig,
+    over: &Overrides,
+    base_dir: &Path,
+    type_problems: Vec<Problem>,
+) -> Result<Config, ConfigError> {
     let mut problems: Vec<Problem> = Vec::new();
 
     // Beacon nodes: `--beacon-node` flags replace the configured list.
@@ -504,6 +713,13 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
         let mut validators = Vec::new();
         if let Some(list) = &g.validators {
             match parse_validator_list(list) {
+                // An empty list is a mistake (a variable that expanded to
+                // nothing), not a way to watch nobody.
+                Ok(v) if v.is_empty() => add(
+                    &mut problems,
+                    format!("{key}.validators"),
+                    "lists no validator: give indices, ranges a-b or 0x public keys".into(),
+                ),
                 Ok(v) => validators.extend(v),
                 Err(e) => add(&mut problems, format!("{key}.validators"), e),
             }
@@ -551,7 +767,10 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
         );
     }
 
-    let database_url = over.database_url.clone().or(raw.database.url);
+    let database_url = over
+        .database_url
+        .clone()
+        .or(raw.database.url.map(|u| sqlite_url_beside(base_dir, &u)));
     if let Some(u) = &database_url {
         if !(u.starts_with("postgres://")
             || u.starts_with("postgresql://")
@@ -595,12 +814,13 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
             Vec::new()
         }),
     };
-    let data_dir = PathBuf::from(
-        over.data_dir
-            .clone()
-            .or(raw.data_dir)
-            .unwrap_or_else(|| "valwatch-data".into()),
-    );
+    let data_dir = match &over.data_dir {
+        Some(d) => PathBuf::from(d),
+        None => beside(
+            base_dir,
+            raw.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR),
+        ),
+    };
 
     let mut raw_alerts = raw.alerts;
     raw_alerts.resolve_paths(base_dir);
@@ -609,6 +829,16 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
         .heartbeat
         .and_then(|h| validate_heartbeat(h, &mut problems));
 
+    let covered = |key: &str| {
+        type_problems.iter().any(|t| {
+            key == t.key
+                || key
+                    .strip_prefix(t.key.as_str())
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        })
+    };
+    problems.retain(|p| !covered(&p.key));
+    let problems: Vec<Problem> = type_problems.into_iter().chain(problems).collect();
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
@@ -631,11 +861,36 @@ pub fn validate(raw: RawConfig, over: &Overrides, base_dir: &Path) -> Result<Con
     })
 }
 
-/// Loads and validates in one step.
+/// Loads and validates in one step, reporting every problem at once.
 pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Config, ConfigError> {
-    let raw = load_raw(path)?;
-    let base = path.and_then(|p| p.parent()).unwrap_or(Path::new("."));
-    validate(raw, over, base)
+    load_with_env(path, over, std::env::vars())
+}
+
+/// `load` with an explicit environment (tests).
+pub fn load_with_env(
+    path: Option<&Path>,
+    over: &Overrides,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let over = with_env_paths(over, &env);
+    let (raw, type_problems) = load_raw_checked(path, env)?;
+    validate_with(raw, &over, config_dir(path), type_problems)
+}
+
+/// The environment's `data_dir` and `database.url` as if they were flags:
+/// a path in a variable is the shell's, relative to the working directory
+/// like a flag, not to the configuration file. Flags still win.
+fn with_env_paths(over: &Overrides, env: &[(String, String)]) -> Overrides {
+    let get = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    Overrides {
+        data_dir: over.data_dir.clone().or_else(|| get("VALWATCH_DATA_DIR")),
+        database_url: over
+            .database_url
+            .clone()
+            .or_else(|| get("VALWATCH_DATABASE__URL")),
+        ..over.clone()
+    }
 }
 
 #[cfg(test)]
@@ -807,10 +1062,275 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         let err = from_toml("[http]\nlisten_on = \"x\"\n", &[]).unwrap_err();
-        assert!(
-            matches!(err, ConfigError::Load(ref m) if m.contains("listen_on")),
-            "{err}"
+        let p = problems(err);
+        assert_eq!(p[0].key, "http.listen_on", "{p:?}");
+        assert!(p[0].message.contains("unknown key"), "{p:?}");
+    }
+
+    fn load_text(
+        text: &str,
+        env: &[(&str, &str)],
+    ) -> (tempfile::TempDir, Result<Config, ConfigError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("valwatch.toml");
+        std::fs::write(&path, text).unwrap();
+        let result = load_with_env(
+            Some(&path),
+            &Overrides::default(),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         );
+        (dir, result)
+    }
+
+    #[test]
+    fn type_errors_in_three_sections_are_named_together_with_every_other_problem() {
+        let (_dir, result) = load_text(
+            r#"
+            [[beacon_nodes]]
+            url = "http://127.0.0.1:5052"
+            max_requests_per_second = "fast"
+            [[groups]]
+            validators = "1"
+            [http]
+            per_validator_metrics_limit = "many"
+            [database]
+            url = "mysql://x"
+            [alerts]
+            down_after_missed = "three"
+            early_warning = "maybe"
+            "#,
+            &[("VALWATCH_MONITOR__FROM_EPOCH", "soon")],
+        );
+        let found = problems(result.unwrap_err());
+        let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "beacon_nodes[0].max_requests_per_second",
+            "http.per_validator_metrics_limit",
+            "alerts.down_after_missed",
+            "alerts.early_warning",
+            "monitor.from_epoch",
+            // Not a type error: found by validation, in the same run.
+            "database.url",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {found:?}");
+        }
+        assert_eq!(found.len(), 6, "{found:?}");
+        let limit = found
+            .iter()
+            .find(|p| p.key == "http.per_validator_metrics_limit")
+            .unwrap();
+        assert_eq!(
+            limit.message,
+            "expected a whole number, found the text \"many\""
+        );
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_type_is_not_also_reported_missing() {
+        let (_dir, result) = load_text(
+            "[[beacon_nodes]]\nurl = true\n[[groups]]\nvalidators = \"1\"\n[heartbeat]\nurl = [1]\n",
+            &[],
+        );
+        let found = problems(result.unwrap_err());
+        let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["beacon_nodes[0].url", "heartbeat.url"], "{found:?}");
+    }
+
+    #[test]
+    fn an_empty_validator_list_is_a_problem() {
+        for list in ["", " ", ",,"] {
+            let (_dir, result) = load_text(
+                &format!("[[beacon_nodes]]\nurl = \"http://127.0.0.1:5052\"\n[[groups]]\nvalidators = \"{list}\"\n"),
+                &[],
+            );
+            let found = problems(result.unwrap_err());
+            assert_eq!(found.len(), 1, "{list:?}: {found:?}");
+            assert_eq!(found[0].key, "groups[0].validators");
+            assert!(found[0].message.contains("lists no validator"), "{found:?}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_in_the_file_are_beside_it_and_flags_beside_the_working_directory() {
+        let base =
+            "[[beacon_nodes]]\nurl = \"http://127.0.0.1:5052\"\n[[groups]]\nvalidators = \"1\"\n";
+        let (dir, result) = load_text(&format!("data_dir = \"state\"\n{base}"), &[]);
+        let cfg = result.unwrap();
+        assert_eq!(cfg.data_dir, dir.path().join("state"));
+        assert_eq!(
+            cfg.effective_database_url(),
+            format!(
+                "sqlite://{}",
+                dir.path().join("state/valwatch.sqlite").display()
+            )
+        );
+
+        let (dir, result) = load_text(
+            &format!("{base}[database]\nurl = \"sqlite://db/v.sqlite?mode=rwc\"\n"),
+            &[],
+        );
+        assert_eq!(
+            result.unwrap().database_url.unwrap(),
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("db/v.sqlite").display()
+            )
+        );
+        let (_dir, result) = load_text(
+            &format!("{base}[database]\nurl = \"sqlite:///var/lib/v.sqlite\"\n"),
+            &[],
+        );
+        assert_eq!(
+            result.unwrap().database_url.unwrap(),
+            "sqlite:///var/lib/v.sqlite"
+        );
+
+        // The same through the commands that read only the database URL.
+        let path = dir.path().join("valwatch.toml");
+        std::fs::write(&path, format!("data_dir = \"state\"\n{base}")).unwrap();
+        assert_eq!(
+            database_url(Some(&path), None, None).unwrap(),
+            format!(
+                "sqlite://{}",
+                dir.path().join("state/valwatch.sqlite").display()
+            )
+        );
+        assert_eq!(
+            database_url(Some(&path), None, Some("here".into())).unwrap(),
+            "sqlite://here/valwatch.sqlite"
+        );
+        // From the environment: the shell's working directory, as a flag.
+        let (_dir, result) = load_text(base, &[("VALWATCH_DATA_DIR", "from-env")]);
+        assert_eq!(result.unwrap().data_dir, Path::new("from-env"));
+        let (_dir, result) = load_text(
+            &format!("data_dir = \"state\"\n{base}"),
+            &[("VALWATCH_DATABASE__URL", "sqlite://env.sqlite")],
+        );
+        assert_eq!(result.unwrap().database_url.unwrap(), "sqlite://env.sqlite");
+        // Without a file: the working directory, as before.
+        assert_eq!(beside(Path::new("."), "x"), Path::new("x"));
+        assert_eq!(
+            sqlite_url_beside(Path::new("/etc"), "sqlite::memory:"),
+            "sqlite::memory:"
+        );
+        assert_eq!(
+            sqlite_url_beside(Path::new("/etc"), "postgres://h/db"),
+            "postgres://h/db"
+        );
+    }
+
+    fn group(name: &str, list: &str) -> Group {
+        let validators = parse_validator_list(list).unwrap();
+        Group {
+            name: name.into(),
+            inline: validators.clone(),
+            validators,
+            validators_file: None,
+        }
+    }
+
+    /// A case: its name, the groups (name, LIST), the overlaps expected
+    /// (first, second, shared LIST).
+    type OverlapCase<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str, &'a str)],
+    );
+
+    #[test]
+    fn overlapping_groups_are_found_pair_by_pair() {
+        let cases: &[OverlapCase] = &[
+            ("disjoint", &[("a", "1-3"), ("b", "4-6")], &[]),
+            (
+                "one shared",
+                &[("a", "1-3"), ("b", "3-6")],
+                &[("a", "b", "3")],
+            ),
+            (
+                "three groups, two pairs",
+                &[("a", "1-3"), ("b", "5"), ("c", "2,5,2")],
+                &[("a", "c", "2"), ("b", "c", "5")],
+            ),
+            (
+                "a repeat inside one group is no overlap",
+                &[("a", "1,1")],
+                &[],
+            ),
+        ];
+        for (name, groups, want) in cases {
+            let groups: Vec<Group> = groups.iter().map(|(n, l)| group(n, l)).collect();
+            let got: Vec<(String, String, String)> = overlapping_groups(&groups)
+                .into_iter()
+                .map(|o| (o.first, o.second, format_validator_list(&o.shared)))
+                .collect();
+            let want: Vec<(String, String, String)> = want
+                .iter()
+                .map(|(a, b, l)| (a.to_string(), b.to_string(), l.to_string()))
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn validators_missing_from_the_registry_are_named_by_place() {
+        use crate::chain::{Gwei, Pubkey, ValidatorIndex, ValidatorInfo, ValidatorStatus};
+        let info = |i: u64, key: u8| ValidatorInfo {
+            index: ValidatorIndex(i),
+            pubkey: Pubkey([key; 48]),
+            balance: Gwei(32_000_000_000),
+            effective_balance: Gwei(32_000_000_000),
+            status: ValidatorStatus::ActiveOngoing,
+            slashed: false,
+            activation_epoch: Epoch(0),
+            exit_epoch: Epoch(u64::MAX),
+        };
+        let known_key = format!("0x{}", "07".repeat(48));
+        let unknown_key = format!("0x{}", "09".repeat(48));
+        let over = Overrides {
+            beacon_nodes: vec!["http://127.0.0.1:1".into()],
+            ..Overrides::default()
+        };
+        let mut raw = RawConfig {
+            groups: vec![
+                RawGroup {
+                    name: Some("a".into()),
+                    validators: Some(format!("1-3,{known_key}")),
+                    validators_file: None,
+                },
+                RawGroup {
+                    name: Some("b".into()),
+                    validators: Some(format!("2,{unknown_key},99")),
+                    validators_file: None,
+                },
+            ],
+            ..RawConfig::default()
+        };
+        raw.monitor.expected_offline = Some("98".into());
+        let cfg = validate(raw, &over, Path::new(".")).unwrap();
+        let registry = [info(1, 1), info(2, 2), info(3, 7)];
+        let got: Vec<(String, String)> = missing_from_registry(&cfg, &registry)
+            .into_iter()
+            .map(|(place, ids)| (place, format_validator_list(&ids)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("groups[1] (b)".to_string(), format!("99,{unknown_key}")),
+                ("monitor.expected_offline".to_string(), "98".to_string()),
+            ]
+        );
+        assert!(missing_from_registry(
+            &cfg,
+            &[
+                info(1, 1),
+                info(2, 2),
+                info(3, 7),
+                info(98, 8),
+                info(99, 9),
+                info(5, 9)
+            ]
+        )
+        .is_empty());
     }
 
     #[test]
@@ -824,6 +1344,95 @@ mod tests {
         assert_eq!(cfg.beacon_nodes.len(), 2);
         assert_eq!(cfg.groups[0].name, "default");
         assert!(cfg.effective_database_url().starts_with("sqlite://"));
+    }
+
+    /// The example with every commented-out key and table header made
+    /// live: `# key = value` becomes `key = value`, `# [t]` / `# [[t]]`
+    /// become headers. Prose comments stay comments (a comment line counts
+    /// as a key only when it reads `# name = …` with a bare key name).
+    fn uncommented(text: &str) -> String {
+        let is_key = |l: &str| {
+            l.split_once('=').is_some_and(|(k, _)| {
+                let k = k.trim();
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        };
+        let is_header = |l: &str| {
+            let l = l.split('#').next().unwrap_or("").trim();
+            let name = l.trim_start_matches('[').trim_end_matches(']');
+            l.starts_with('[')
+                && l.ends_with(']')
+                && !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c))
+        };
+        text.lines()
+            .map(|line| match line.trim_start().strip_prefix('#') {
+                Some(rest) if is_key(rest) || is_header(rest) => rest.trim_start().to_owned(),
+                _ => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Whether the dotted `key` (tables of arrays without index) is given
+    /// somewhere in `value`.
+    fn present(value: &serde_json::Value, key: &[&str]) -> bool {
+        match (value, key) {
+            (_, []) => true,
+            (serde_json::Value::Array(items), _) => items.iter().any(|v| present(v, key)),
+            (serde_json::Value::Object(map), [first, rest @ ..]) => {
+                map.get(*first).is_some_and(|v| present(v, rest))
+            }
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn the_example_documents_every_key_of_the_configuration_types() {
+        // The keys come from the types (`RawConfig` and everything in it),
+        // so a key added to a `Raw*` struct fails here until the example
+        // shows it, live or as `# key = value`. In the other direction,
+        // the check below rejects a documented key that does not exist or
+        // whose example value has the wrong type.
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("valwatch.example.toml"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uncommented.toml");
+        std::fs::write(&path, uncommented(&example)).unwrap();
+        let (_, problems) = load_raw_checked(Some(&path), std::iter::empty())
+            .unwrap_or_else(|e| panic!("the uncommented example is not TOML: {e}"));
+        assert!(
+            problems.is_empty(),
+            "the example documents wrongly: {problems:?}"
+        );
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let tree: serde_json::Value = toml::from_str::<toml::Value>(&text)
+            .map(|v| serde_json::to_value(v).unwrap())
+            .unwrap();
+        let keys = schema::keys(&raw_shape().unwrap());
+        assert!(keys.len() > 50, "the probe lost keys: {keys:?}");
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| !present(&tree, &k.split('.').collect::<Vec<_>>()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "valwatch.example.toml does not document {missing:?}"
+        );
+    }
+
+    #[test]
+    fn uncommenting_turns_keys_and_headers_live_and_leaves_prose() {
+        let text = "# prose: a = b here\n# [[alerts.log]]\n# name = \"x\"  # why\n#   timeout = \"1s\"\n# e.g. x = 1\n";
+        assert_eq!(
+            uncommented(text),
+            "# prose: a = b here\n[[alerts.log]]\nname = \"x\"  # why\ntimeout = \"1s\"\n# e.g. x = 1"
+        );
     }
 
     #[test]

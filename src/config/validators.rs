@@ -63,6 +63,52 @@ fn parse_item(item: &str) -> Result<Vec<ValidatorId>, String> {
     )?))])
 }
 
+/// The LIST that `parse_validator_list` reads back as `ids` (as a set):
+/// indices sorted with consecutive runs as ranges `a-b`, then public keys
+/// in full (they are public, and a shortened one cannot be searched for).
+pub fn format_validator_list(ids: &[ValidatorId]) -> String {
+    let mut indices: Vec<u64> = ids
+        .iter()
+        .filter_map(|id| match id {
+            ValidatorId::Index(i) => Some(i.0),
+            ValidatorId::Pubkey(_) => None,
+        })
+        .collect();
+    indices.sort_unstable();
+    indices.dedup();
+    let mut items: Vec<String> = Vec::new();
+    let mut run: Option<(u64, u64)> = None;
+    let show = |(a, b): (u64, u64)| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}-{b}")
+        }
+    };
+    for i in indices {
+        run = match run {
+            Some((a, b)) if b.checked_add(1) == Some(i) => Some((a, i)),
+            Some(done) => {
+                items.push(show(done));
+                Some((i, i))
+            }
+            None => Some((i, i)),
+        };
+    }
+    if let Some(done) = run {
+        items.push(show(done));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        if let ValidatorId::Pubkey(p) = id {
+            if seen.insert(*p) {
+                items.push(p.to_hex());
+            }
+        }
+    }
+    items.join(",")
+}
+
 fn parse_index(s: &str, item: &str) -> Result<u64, String> {
     s.parse::<u64>()
         .map_err(|_| format!("`{item}` is not a validator index, range or 0x public key"))
@@ -95,6 +141,29 @@ mod tests {
         ] {
             let err = parse_validator_list(input).unwrap_err();
             assert!(err.contains(needle), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_formatted_list_reads_back_as_the_same_set() {
+        let pk = format!("0x{}", "cd".repeat(48));
+        let cases: &[(&str, &str)] = &[
+            ("", ""),
+            ("7", "7"),
+            ("3,1,2,2", "1-3"),
+            ("1,3-5,9,10", "1,3-5,9-10"),
+            (&format!("{pk},4"), &format!("4,{pk}")),
+        ];
+        for (input, want) in cases {
+            let ids = parse_validator_list(input).unwrap();
+            let shown = format_validator_list(&ids);
+            assert_eq!(&shown, want, "{input}");
+            let mut back = parse_validator_list(&shown).unwrap();
+            let mut ids = ids;
+            ids.sort();
+            ids.dedup();
+            back.sort();
+            assert_eq!(back, ids, "{input}");
         }
     }
 

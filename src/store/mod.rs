@@ -216,6 +216,64 @@ pub enum StoreError {
          not {expected}: use another database"
     )]
     NetworkMismatch { stored: String, expected: Root },
+    #[error(
+        "no database at {target}: check the path (--data-dir, --database-url, \
+         data_dir, database.url); `valwatch run` or `valwatch migrate` creates it"
+    )]
+    NoDatabase { target: String },
+    #[error("no valwatch data in {target}: run `valwatch migrate` or `valwatch run` first")]
+    NotMigrated { target: String },
+    #[error(
+        "this database was written by an older valwatch (schema {version}, this binary \
+         knows {known}): upgrade it with `valwatch migrate` or by starting `valwatch run`"
+    )]
+    OlderSchema { version: i64, known: i64 },
+    #[error("this database was written by a newer valwatch (schema {version}, this binary knows {known})")]
+    NewerSchema { version: i64, known: i64 },
+}
+
+/// What a database's schema is, judged without changing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaState {
+    /// No valwatch migration applied (a new or foreign database).
+    Empty,
+    /// Only known migrations, not all: `migrate` or `run` brings it to `known`.
+    Older {
+        version: i64,
+        known: i64,
+    },
+    Current {
+        version: i64,
+    },
+    /// A migration this binary does not know: written by a newer valwatch.
+    /// Nothing may write to it, nothing may read it as if it were ours.
+    Newer {
+        version: i64,
+        known: i64,
+    },
+}
+
+/// PURE: the state of a schema with `applied` migration versions, for a
+/// binary that embeds `known` ones. A version is a migration's number
+/// (`migrations/*/0002_….sql` is 2); the highest one names the schema.
+pub fn judge_schema(applied: &[i64], known: &[i64]) -> SchemaState {
+    let known_max = known.iter().copied().max().unwrap_or(0);
+    let Some(version) = applied.iter().copied().max() else {
+        return SchemaState::Empty;
+    };
+    if applied.iter().any(|v| !known.contains(v)) {
+        SchemaState::Newer {
+            version,
+            known: known_max,
+        }
+    } else if known.iter().all(|v| applied.contains(v)) {
+        SchemaState::Current { version }
+    } else {
+        SchemaState::Older {
+            version,
+            known: known_max,
+        }
+    }
 }
 
 impl StoreError {
@@ -349,6 +407,68 @@ impl Store {
         Ok(Store { backend, target })
     }
 
+    /// Opens an existing valwatch database for reading only: creates no
+    /// file, applies no migration, writes nothing. Refuses a missing file,
+    /// a database without valwatch's schema, and a schema older or newer
+    /// than this binary's (each with the reason and what to do).
+    pub async fn open_read_only(url: &str) -> Result<Store, StoreError> {
+        let target: Arc<str> = redact_url(url).into();
+        let Some(store) = Self::connect_read_only(url, target.clone()).await? else {
+            return Err(StoreError::NoDatabase {
+                target: target.to_string(),
+            });
+        };
+        let refusal = match store.schema().await {
+            Ok(SchemaState::Current { .. }) => return Ok(store),
+            Ok(SchemaState::Empty) => StoreError::NotMigrated {
+                target: target.to_string(),
+            },
+            Ok(SchemaState::Older { version, known }) => StoreError::OlderSchema { version, known },
+            Ok(SchemaState::Newer { version, known }) => StoreError::NewerSchema { version, known },
+            Err(e) => e,
+        };
+        store.close().await;
+        Err(refusal)
+    }
+
+    /// The schema state of the database at `url`, seen read-only; `None`
+    /// when there is no SQLite file there yet.
+    pub async fn inspect(url: &str) -> Result<Option<SchemaState>, StoreError> {
+        let target: Arc<str> = redact_url(url).into();
+        let Some(store) = Self::connect_read_only(url, target).await? else {
+            return Ok(None);
+        };
+        let state = store.schema().await;
+        store.close().await;
+        state.map(Some)
+    }
+
+    async fn connect_read_only(url: &str, target: Arc<str>) -> Result<Option<Store>, StoreError> {
+        let backend = match kind_of(url)? {
+            Kind::Postgres => Backend::Postgres(postgres::connect_read_only(url, &target).await?),
+            Kind::Sqlite => match sqlite::connect_read_only(url, &target).await? {
+                Some(pool) => Backend::Sqlite(pool),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Store { backend, target }))
+    }
+
+    /// The schema's state against the migrations built into this binary.
+    pub async fn schema(&self) -> Result<SchemaState, StoreError> {
+        let (applied, known) = match &self.backend {
+            Backend::Postgres(pool) => (
+                postgres::applied_migrations(pool).await?,
+                postgres::known_migrations(),
+            ),
+            Backend::Sqlite(pool) => (
+                sqlite::applied_migrations(pool).await?,
+                sqlite::known_migrations(),
+            ),
+        };
+        Ok(judge_schema(&applied, &known))
+    }
+
     /// "postgres" or "sqlite".
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
@@ -362,8 +482,13 @@ impl Store {
         &self.target
     }
 
-    /// Applies the embedded migrations that are not applied yet.
+    /// Applies the embedded migrations that are not applied yet. Refuses a
+    /// schema from a newer valwatch before touching anything: an older
+    /// binary must not write tables whose meaning has moved on.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        if let SchemaState::Newer { version, known } = self.schema().await? {
+            return Err(StoreError::NewerSchema { version, known });
+        }
         dispatch!(self, migrate())
     }
 
@@ -648,5 +773,50 @@ mod tests {
             Err(StoreError::UnsupportedUrl { scheme }) => assert_eq!(scheme, "user"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_schema_is_judged_by_the_versions_applied_and_known() {
+        use SchemaState::*;
+        let known = [1, 2];
+        let cases: &[(&str, &[i64], SchemaState)] = &[
+            ("nothing applied", &[], Empty),
+            ("all applied", &[1, 2], Current { version: 2 }),
+            (
+                "an older binary's schema",
+                &[1],
+                Older {
+                    version: 1,
+                    known: 2,
+                },
+            ),
+            (
+                "a newer binary's schema",
+                &[1, 2, 3],
+                Newer {
+                    version: 3,
+                    known: 2,
+                },
+            ),
+            (
+                "an unknown version among known ones is newer",
+                &[1, 7],
+                Newer {
+                    version: 7,
+                    known: 2,
+                },
+            ),
+        ];
+        for (name, applied, want) in cases {
+            assert_eq!(judge_schema(applied, &known), *want, "{name}");
+        }
+        assert_eq!(
+            StoreError::NewerSchema {
+                version: 3,
+                known: 2
+            }
+            .to_string(),
+            "this database was written by a newer valwatch (schema 3, this binary knows 2)"
+        );
     }
 }

@@ -41,6 +41,48 @@ pub(super) async fn connect(url: &str, target: &str) -> Result<PgPool, StoreErro
         })
 }
 
+/// A pool whose sessions cannot write (`default_transaction_read_only`):
+/// `report` and `check-config` read, even by mistake they change nothing.
+pub(super) async fn connect_read_only(url: &str, target: &str) -> Result<PgPool, StoreError> {
+    let options: PgConnectOptions = url.parse().map_err(|source| StoreError::InvalidUrl {
+        target: target.to_owned(),
+        source,
+    })?;
+    PgPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options.options([("default_transaction_read_only", "on")]))
+        .await
+        .map_err(|source| StoreError::Connect {
+            target: target.to_owned(),
+            source,
+        })
+}
+
+/// Versions recorded in sqlx's migration table (none if it is absent),
+/// read without creating the table as the migrator would.
+pub(super) async fn applied_migrations(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(db("look for the migration table"))?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(db("read the applied migrations"))
+}
+
+/// Versions of the migrations built into this binary.
+pub(super) fn known_migrations() -> Vec<i64> {
+    sqlx::migrate!("./migrations/postgres")
+        .iter()
+        .map(|m| m.version)
+        .collect()
+}
+
 pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::migrate!("./migrations/postgres")
         .run(pool)

@@ -92,6 +92,65 @@ pub(super) async fn connect(url: &str, target: &str) -> Result<SqlitePool, Store
         })
 }
 
+/// Opens an existing database file for reading only (`report`,
+/// `check-config`): nothing is created, migrated or written. `None` when
+/// the file does not exist.
+pub(super) async fn connect_read_only(
+    url: &str,
+    target: &str,
+) -> Result<Option<SqlitePool>, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|source| StoreError::InvalidUrl {
+            target: target.to_owned(),
+            source,
+        })?
+        .read_only(true)
+        .create_if_missing(false)
+        .busy_timeout(BUSY_TIMEOUT);
+    if is_in_memory(url) {
+        // A fresh in-memory database is empty; nothing to read.
+        return Ok(None);
+    }
+    if !options.get_filename().is_file() {
+        return Ok(None);
+    }
+    SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .connect_with(options)
+        .await
+        .map(Some)
+        .map_err(|source| StoreError::Connect {
+            target: target.to_owned(),
+            source,
+        })
+}
+
+/// Versions recorded in sqlx's migration table (none if it is absent),
+/// read without creating the table as the migrator would.
+pub(super) async fn applied_migrations(pool: &SqlitePool) -> Result<Vec<i64>, StoreError> {
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db("look for the migration table"))?;
+    if tables == 0 {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(db("read the applied migrations"))
+}
+
+/// Versions of the migrations built into this binary.
+pub(super) fn known_migrations() -> Vec<i64> {
+    sqlx::migrate!("./migrations/sqlite")
+        .iter()
+        .map(|m| m.version)
+        .collect()
+}
+
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     sqlx::migrate!("./migrations/sqlite")
         .run(pool)
