@@ -973,4 +973,33 @@ mod tests {
         assert_eq!(cfg.rules.reminder_interval, Some(DEFAULT_REMINDER_INTERVAL));
         assert!(cfg.channels.is_empty());
     }
+
+    #[test]
+    fn the_rhythm_and_the_links_are_checked_by_key() {
+        // (config text, the key named in the problem, or "" for none)
+        let cases = [
+            ("group_wait = \"0s\"\ngroup_interval = \"1m\"", ""),
+            ("group_wait = \"soon\"", "alerts.group_wait"),
+            ("group_interval = \"-1s\"", "alerts.group_interval"),
+            ("repeat_interval = \"2h\"", ""),
+            ("repeat_interval = \"2h\"\nreminder_interval = \"1h\"", "alerts.repeat_interval"),
+            ("status_url = \"https://status.example/\"", ""),
+            ("status_url = \"ftp://status.example/\"", "alerts.status_url"),
+            ("explorer_url = \"https://beaconcha.in/validator/{index}\"", ""),
+            ("explorer_url = \"https://beaconcha.in/validator/\"", "alerts.explorer_url"),
+        ];
+        for (text, key) in cases {
+            let (_, problems) = parse(text, &[]);
+            let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+            if key.is_empty() {
+                assert!(keys.is_empty(), "{text}: {problems:?}");
+            } else {
+                assert_eq!(keys, [key], "{text}");
+            }
+        }
+        let (cfg, _) = parse("repeat_interval = \"2h\"\ngroup_wait = \"0s\"", &[]);
+        assert_eq!(cfg.rules.reminder_interval, Some(Duration::from_secs(7200)));
+        assert_eq!(cfg.rhythm.group_wait, Some(Duration::ZERO));
+        assert_eq!(cfg.rhythm.group_interval, None, "default: one epoch, set by the engine");
+    }
 }
