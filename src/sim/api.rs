@@ -64,6 +64,8 @@ pub struct View<'a> {
     pub genesis_validators_root: Root,
     /// Serve a different root for the block at this slot.
     pub wrong_root: Option<u64>,
+    /// Say synced at distance 0 whatever the head (a stuck node).
+    pub claims_synced: bool,
     pub errors: ErrorStyle,
     pub windows: Windows,
     pub version: &'a str,
@@ -550,8 +552,8 @@ fn route(
             let head = view.head_block().0.slot;
             ok(json!({ "data": {
                 "head_slot": q(head),
-                "sync_distance": q(view.current.saturating_sub(head)),
-                "is_syncing": view.current > view.head + 1,
+                "sync_distance": q(if view.claims_synced { 0 } else { view.current.saturating_sub(head) }),
+                "is_syncing": !view.claims_synced && view.current > view.head + 1,
                 "is_optimistic": false,
                 "el_offline": false,
             }}))

@@ -70,6 +70,10 @@ pub enum FaultKind {
     Malformed,
     /// Serve a different block root for this slot.
     WrongRoot { slot: u64 },
+    /// The head stops at `slot` (no later block is served or announced)
+    /// while `/node/syncing` still says synced at distance 0: a node whose
+    /// execution client hung, or a chain that stopped making blocks.
+    Stuck { slot: u64 },
 }
 
 /// A fault over a window of wall-clock slots, optionally only on paths
@@ -403,8 +407,13 @@ async fn handle(State(node): State<Arc<Node>>, method: Method, uri: Uri, body: B
 }
 
 /// Generates up to the clock (live mode) and returns the node's (head,
-/// current) slots after a `lag` fault.
-fn advance(n: &Node, lag: u64) -> (u64, u64) {
+/// current) slots after a `lag` or `stuck` fault.
+fn advance(n: &Node, fx: Effects) -> (u64, u64) {
+    let (head, current) = advance_lag(n, fx.lag);
+    (fx.stuck.map_or(head, |s| head.min(s)), current)
+}
+
+fn advance_lag(n: &Node, lag: u64) -> (u64, u64) {
     let (head, _) = {
         let sim = n.sim.read().unwrap_or_else(|e| e.into_inner());
         n.slots(&sim)
@@ -450,6 +459,9 @@ async fn apply_faults(node: &Node, path: &str) -> Result<(Vec<FaultKind>, Effect
             FaultKind::Lagging { slots } => fx.lag = fx.lag.max(*slots),
             FaultKind::OtherNetwork => fx.other = true,
             FaultKind::WrongRoot { slot } => fx.wrong_root = Some(*slot),
+            FaultKind::Stuck { slot } => {
+                fx.stuck = Some(fx.stuck.map_or(*slot, |s: u64| s.min(*slot)))
+            }
             FaultKind::Truncated | FaultKind::Malformed => {}
         }
     }
@@ -461,11 +473,13 @@ struct Effects {
     lag: u64,
     other: bool,
     wrong_root: Option<u64>,
+    /// The head stops here (see `FaultKind::Stuck`).
+    stuck: Option<u64>,
 }
 
 /// Builds the node's view with `fx` applied and passes it to `f`.
 fn with_view<T>(n: &Node, fx: Effects, f: impl FnOnce(&View) -> T) -> T {
-    let (head, current) = advance(n, fx.lag);
+    let (head, current) = advance(n, fx);
     let sim = n.sim.read().unwrap_or_else(|e| e.into_inner());
     let gvr = sim.genesis_validators_root();
     let sc = sim.scenario();
@@ -484,6 +498,7 @@ fn with_view<T>(n: &Node, fx: Effects, f: impl FnOnce(&View) -> T) -> T {
             gvr
         },
         wrong_root: fx.wrong_root,
+        claims_synced: fx.stuck.is_some(),
         errors: n.opts.errors,
         windows: n.opts.windows,
         version: &n.opts.version,
@@ -516,7 +531,7 @@ async fn events(node: Arc<Node>, uri: &Uri) -> Response {
     };
     let start = {
         let n = node.clone();
-        tokio::task::spawn_blocking(move || advance(&n, fx.lag).0)
+        tokio::task::spawn_blocking(move || advance(&n, fx).0)
             .await
             .unwrap_or(0)
     };
