@@ -261,6 +261,7 @@ pub async fn run_with(
     // Until a node answers: retry, blind, never exit for that (after a host
     // reboot the monitor may well start before its beacon node).
     let mut blind: Option<Blind> = None;
+    let mut last_error: Option<String> = None;
     let mut pause = BLIND_RETRY_MIN;
     let spec = loop {
         let attempt = tokio::select! {
@@ -282,16 +283,19 @@ pub async fn run_with(
             }
             Some(Err(Startup::Blind(e))) => e,
         };
-        match &blind {
-            None => {
-                warn!(error = %format!("{error:#}"), retry_s = pause.as_secs(),
-                      "no beacon node answers: running blind, trying again");
-                blind = Some(
-                    Blind::start(&store, &config, &metrics, server.as_ref(), &clock, &cancel)
-                        .await?,
-                );
-            }
-            Some(_) => debug!(error = %format!("{error:#}"), "still no beacon node"),
+        // Said at warn level when the reason changes, not every attempt.
+        let text = format!("{error:#}");
+        if last_error.as_deref() == Some(text.as_str()) {
+            debug!(error = %text, "still no beacon node");
+        } else {
+            warn!(error = %text, retry_s = pause.as_secs(),
+                  "no beacon node answers: running blind, trying again");
+        }
+        last_error = Some(text);
+        if blind.is_none() {
+            blind = Some(
+                Blind::start(&store, &config, &metrics, server.as_ref(), &clock, &cancel).await?,
+            );
         }
         if let Some(b) = &blind {
             b.observe(&pool, &metrics, clock.now()).await;

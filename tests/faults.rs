@@ -338,8 +338,9 @@ async fn sigterm_with_a_half_sent_request_open_exits_0_within_10_s() {
     node.shutdown().await;
 }
 
-/// A connection that sends nothing, or stops mid-head, is closed after the
-/// head timeout while the server keeps answering others.
+/// A connection that stops mid-head is closed after the head timeout
+/// while the server keeps answering others; connections over the bound
+/// are closed at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_mid_head_is_dropped_after_the_head_timeout() {
     let node = SimNode::start(live_scenario(4), NodeOptions::default())
@@ -388,6 +389,32 @@ async fn a_client_that_stops_mid_head_is_dropped_after_the_head_timeout() {
     );
     // hyper answers a head timeout with 408 or just closes; never a 200.
     assert!(!String::from_utf8_lossy(&answer).contains(" 200 "));
+
+    // Connections are bounded: with all slots held by silent clients the
+    // next one is closed at once, and the server answers again once they go.
+    let held: Vec<TcpStream> = (0..valwatch::http::MAX_CONNECTIONS)
+        .map(|_| TcpStream::connect(listen).unwrap())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused_at_once = tokio::task::spawn_blocking(move || {
+        let mut extra = TcpStream::connect(listen).unwrap();
+        let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: v\r\n\r\n");
+        extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let t = Instant::now();
+        let _ = extra.read_to_end(&mut got);
+        (t.elapsed(), got)
+    })
+    .await
+    .unwrap();
+    assert!(refused_at_once.1.is_empty(), "served over the bound");
+    assert!(refused_at_once.0 < Duration::from_secs(2), "{:?}", refused_at_once.0);
+    drop(held);
+    wait_for("the server after the silent clients left", Duration::from_secs(10), async || {
+        let r = reqwest::get(format!("http://{listen}/healthz")).await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
     cancel.cancel();
     daemon.await.unwrap().unwrap();
     node.shutdown().await;
