@@ -186,10 +186,7 @@ async fn validator_exists(pool: &BeaconPool, index: u64) -> Result<bool, BeaconE
             |c| async move { c.validators(StateId::Head, ids).await },
         )
         .await?;
-    Ok(found
-        .unwrap_or_default()
-        .iter()
-        .any(|v| v.index.0 == index))
+    Ok(found.unwrap_or_default().iter().any(|v| v.index.0 == index))
 }
 
 /// One configured group, compact.
@@ -249,7 +246,9 @@ impl Watchlist {
     fn all_ids(&self) -> IdSet {
         self.groups
             .iter()
-            .fold(self.expected_offline.clone(), |acc, g| acc.union(&g.members))
+            .fold(self.expected_offline.clone(), |acc, g| {
+                acc.union(&g.members)
+            })
     }
 
     /// Finds which configured validators the chain has: public keys through
@@ -315,8 +314,11 @@ impl Watchlist {
     fn on_chain<'a>(&'a self, ids: &'a IdSet) -> impl Iterator<Item = ValidatorIndex> + 'a {
         // Before any node was asked, no index is known to exist.
         let end = self.registry.unwrap_or(0);
-        ids.indices_below(end)
-            .chain(ids.pubkeys().iter().filter_map(|k| self.resolved.get(k).copied()))
+        ids.indices_below(end).chain(
+            ids.pubkeys()
+                .iter()
+                .filter_map(|k| self.resolved.get(k).copied()),
+        )
     }
 
     /// The watched indices, sorted, without duplicates.
@@ -417,7 +419,10 @@ mod tests {
         assert_eq!(s.indices_below(4).collect::<Vec<_>>(), idx(&[0, 1, 2, 3]));
         assert_eq!(s.ranges_from(64), vec![(64, 4_999_999)]);
         let s = set("3,70-80,100");
-        assert_eq!(s.indices_below(75).collect::<Vec<_>>(), idx(&[3, 70, 71, 72, 73, 74]));
+        assert_eq!(
+            s.indices_below(75).collect::<Vec<_>>(),
+            idx(&[3, 70, 71, 72, 73, 74])
+        );
         assert_eq!(s.ranges_from(75), vec![(75, 80), (100, 100)]);
         assert_eq!(s.indices_below(0).count(), 0);
         assert!(s.ranges_from(101).is_empty());

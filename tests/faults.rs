@@ -187,7 +187,8 @@ impl Proxy {
         let http = reqwest::Client::new();
         let (r, f) = (rule.clone(), faulted.clone());
         let app = axum::Router::new().fallback(move |req: Request| {
-            let (rule, faulted, http, upstream) = (r.clone(), f.clone(), http.clone(), upstream.clone());
+            let (rule, faulted, http, upstream) =
+                (r.clone(), f.clone(), http.clone(), upstream.clone());
             async move { proxy_one(req, &rule, &faulted, &http, &upstream).await }
         });
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -312,7 +313,9 @@ async fn sigterm_with_a_half_sent_request_open_exits_0_within_10_s() {
         &listen.to_string(),
     ]);
     wait_for("the status server", Duration::from_secs(60), async || {
-        let r = reqwest::get(format!("http://{listen}/healthz")).await.ok()?;
+        let r = reqwest::get(format!("http://{listen}/healthz"))
+            .await
+            .ok()?;
         r.status().is_success().then_some(())
     })
     .await;
@@ -359,12 +362,13 @@ async fn a_client_that_stops_mid_head_is_dropped_after_the_head_timeout() {
         from_epoch: None,
         data_dir: None,
     };
-    let config =
-        valwatch::config::validate(Default::default(), &over, dir.path()).unwrap();
+    let config = valwatch::config::validate(Default::default(), &over, dir.path()).unwrap();
     let cancel = CancellationToken::new();
     let daemon = tokio::spawn(valwatch::app::run_with(config, None, cancel.clone()));
     wait_for("the status server", Duration::from_secs(30), async || {
-        let r = reqwest::get(format!("http://{listen}/healthz")).await.ok()?;
+        let r = reqwest::get(format!("http://{listen}/healthz"))
+            .await
+            .ok()?;
         r.status().is_success().then_some(())
     })
     .await;
@@ -372,14 +376,17 @@ async fn a_client_that_stops_mid_head_is_dropped_after_the_head_timeout() {
     let closed_after = tokio::task::spawn_blocking(move || {
         let mut half = TcpStream::connect(listen).unwrap();
         half.write_all(b"GET /status HTTP/1.1\r\nHo").unwrap();
-        half.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        half.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let mut rest = Vec::new();
         let _ = half.read_to_end(&mut rest);
         (opened.elapsed(), rest)
     });
     // Meanwhile others are served.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let r = reqwest::get(format!("http://{listen}/healthz")).await.unwrap();
+    let r = reqwest::get(format!("http://{listen}/healthz"))
+        .await
+        .unwrap();
     assert!(r.status().is_success());
     let (after, answer) = closed_after.await.unwrap();
     eprintln!("half-sent head closed after {after:?}");
@@ -399,7 +406,9 @@ async fn a_client_that_stops_mid_head_is_dropped_after_the_head_timeout() {
     let refused_at_once = tokio::task::spawn_blocking(move || {
         let mut extra = TcpStream::connect(listen).unwrap();
         let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: v\r\n\r\n");
-        extra.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut got = Vec::new();
         let t = Instant::now();
         let _ = extra.read_to_end(&mut got);
@@ -408,12 +417,22 @@ async fn a_client_that_stops_mid_head_is_dropped_after_the_head_timeout() {
     .await
     .unwrap();
     assert!(refused_at_once.1.is_empty(), "served over the bound");
-    assert!(refused_at_once.0 < Duration::from_secs(2), "{:?}", refused_at_once.0);
+    assert!(
+        refused_at_once.0 < Duration::from_secs(2),
+        "{:?}",
+        refused_at_once.0
+    );
     drop(held);
-    wait_for("the server after the silent clients left", Duration::from_secs(10), async || {
-        let r = reqwest::get(format!("http://{listen}/healthz")).await.ok()?;
-        r.status().is_success().then_some(())
-    })
+    wait_for(
+        "the server after the silent clients left",
+        Duration::from_secs(10),
+        async || {
+            let r = reqwest::get(format!("http://{listen}/healthz"))
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
     .await;
     cancel.cancel();
     daemon.await.unwrap().unwrap();
@@ -458,7 +477,7 @@ async fn a_huge_range_watches_the_chain_only_and_stops_within_10_s() {
         }
         if let Some(e) = last_final_epoch(listen).await {
             let f = *first.get_or_insert(e);
-            if e >= f + 1 {
+            if e > f {
                 break e;
             }
         }
@@ -466,7 +485,10 @@ async fn a_huge_range_watches_the_chain_only_and_stops_within_10_s() {
             started.elapsed() < Duration::from_secs(90),
             "no two final epochs within 90 s"
         );
-        assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon exited");
+        assert!(
+            daemon.child.try_wait().unwrap().is_none(),
+            "the daemon exited"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let (rss, hwm) = daemon.memory_mib().unwrap();
@@ -574,15 +596,26 @@ async fn five_hundreds_from_one_of_two_nodes_change_no_verdict() {
             || path.contains("/beacon/blocks/")
             || path.contains("/beacon/headers")
             || path.contains("/validator/");
-        let probe = method == "POST" && path.ends_with("/validators") && !is_registry_read(method, path, body);
+        let probe = method == "POST"
+            && path.ends_with("/validators")
+            && !is_registry_read(method, path, body);
         (data && !probe).then_some(Fault::ServerError)
     });
     let (_dir, store) = common::run_in_process(vec![a.url(), node.base_url()], UNTIL).await;
     let report = store.report(&ReportQuery::default()).await.unwrap();
     let wrong = verdict_mismatches(&report, &sim.read().unwrap(), UNTIL);
-    assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     eprintln!("node A answered 500 {} times", a.faulted());
-    assert!(a.faulted() > 50, "the faulty node was hardly asked: {}", a.faulted());
+    assert!(
+        a.faulted() > 50,
+        "the faulty node was hardly asked: {}",
+        a.faulted()
+    );
 }
 
 /// The only node answers 500 to the registry read for a while (a failing
@@ -593,12 +626,16 @@ async fn a_node_answering_500_for_a_while_is_retried_not_written_off() {
     const UNTIL: u64 = 4;
     let (node, sim) = pregenerated_node(22).await;
     let a = Arc::new(Proxy::start("127.0.0.1:0".parse().unwrap(), node.base_url()).await);
-    a.set_rule(|method, path, body| is_registry_read(method, path, body).then_some(Fault::ServerError));
+    a.set_rule(|method, path, body| {
+        is_registry_read(method, path, body).then_some(Fault::ServerError)
+    });
     let run = tokio::spawn(common::run_in_process(vec![a.url()], UNTIL));
     // Three rounds (GIVE_UP_AFTER) take under a second at this poll rate.
-    wait_for("the registry fault to be met", Duration::from_secs(30), async || {
-        (a.faulted() >= 8).then_some(())
-    })
+    wait_for(
+        "the registry fault to be met",
+        Duration::from_secs(30),
+        async || (a.faulted() >= 8).then_some(()),
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let met = a.faulted();
@@ -615,9 +652,19 @@ async fn a_node_answering_500_for_a_while_is_retried_not_written_off() {
         // pre-generated chain has no committees for them.
         .filter(|a| a.epoch.0 <= UNTIL && a.status.as_str() == "unknown")
         .collect();
-    assert!(unknown.is_empty(), "{} unknown, first {:?}", unknown.len(), unknown.first());
+    assert!(
+        unknown.is_empty(),
+        "{} unknown, first {:?}",
+        unknown.len(),
+        unknown.first()
+    );
     let wrong = verdict_mismatches(&report, &sim.read().unwrap(), UNTIL);
-    assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     eprintln!("the registry read met {met} answers 500 before the node recovered");
 }
 
@@ -687,7 +734,10 @@ async fn an_answer_larger_than_its_route_allows_is_dropped_and_named() {
     let err = client.syncing().await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, BeaconError::TooLarge { .. }), "{text}");
-    assert!(text.contains("bloated") && text.contains("/eth/v1/node/syncing"), "{text}");
+    assert!(
+        text.contains("bloated") && text.contains("/eth/v1/node/syncing"),
+        "{text}"
+    );
     let streamed_bytes = sent.load(Ordering::Relaxed);
     assert!(
         streamed_bytes < 16 << 20,
@@ -698,10 +748,15 @@ async fn an_answer_larger_than_its_route_allows_is_dropped_and_named() {
     let err = client.genesis().await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, BeaconError::TooLarge { .. }), "{text}");
-    assert!(text.contains("bloated") && text.contains("/eth/v1/beacon/genesis"), "{text}");
+    assert!(
+        text.contains("bloated") && text.contains("/eth/v1/beacon/genesis"),
+        "{text}"
+    );
 
     let grew = hwm().saturating_sub(before);
-    eprintln!("{text}\nstreamed before the drop: {streamed_bytes} bytes; peak memory grew {grew} MiB");
+    eprintln!(
+        "{text}\nstreamed before the drop: {streamed_bytes} bytes; peak memory grew {grew} MiB"
+    );
     assert!(grew < 32, "peak memory grew by {grew} MiB");
     assert_eq!(client.stats().errors, 2, "each counts as the node's error");
 }
@@ -765,34 +820,48 @@ format = "json"
         .filter_map(|r| r["kind"].as_str())
         .collect();
     assert!(kinds.contains(&"blind"), "{body}");
-    let page = wait_for("the monitor_blind page", Duration::from_secs(20), async || {
-        hooks
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|m| m["rule"] == "monitor_blind" && m["state"] == "firing")
-            .cloned()
-    })
+    let page = wait_for(
+        "the monitor_blind page",
+        Duration::from_secs(20),
+        async || {
+            hooks
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|m| m["rule"] == "monitor_blind" && m["state"] == "firing")
+                .cloned()
+        },
+    )
     .await;
     eprintln!("paged while blind: {page}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!daemon.is_finished(), "run exited while blind: {:?}", daemon.await);
+    assert!(
+        !daemon.is_finished(),
+        "run exited while blind: {:?}",
+        daemon.await
+    );
 
     // The node comes up at the configured address.
     let _proxy = Proxy::start(node_addr, node.base_url()).await;
-    let epoch = wait_for("an epoch judged after the node came", Duration::from_secs(60), async || {
-        last_final_epoch(listen).await
-    })
+    let epoch = wait_for(
+        "an epoch judged after the node came",
+        Duration::from_secs(60),
+        async || last_final_epoch(listen).await,
+    )
     .await;
     eprintln!("judged epoch {epoch} once the node answered");
-    wait_for("monitor_blind resolved", Duration::from_secs(20), async || {
-        hooks
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|m| m["rule"] == "monitor_blind" && m["state"] == "resolved")
-            .then_some(())
-    })
+    wait_for(
+        "monitor_blind resolved",
+        Duration::from_secs(20),
+        async || {
+            hooks
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| m["rule"] == "monitor_blind" && m["state"] == "resolved")
+                .then_some(())
+        },
+    )
     .await;
     let (code, body) = get_json(&format!("http://{listen}/status")).await.unwrap();
     let blind = body["reasons"]

@@ -79,7 +79,8 @@ pub fn answer_cap(endpoint: &str, ids: usize) -> usize {
         || endpoint.contains("/liveness/")
         || endpoint.contains("/duties/attester/")
     {
-        ids.saturating_mul(ANSWER_PER_ID).saturating_add(ANSWER_SLACK)
+        ids.saturating_mul(ANSWER_PER_ID)
+            .saturating_add(ANSWER_SLACK)
     } else {
         SMALL_ANSWER
     }
@@ -894,14 +895,34 @@ mod tests {
             ("/eth/v1/beacon/headers/{block_id}", 0, SMALL_ANSWER),
             ("/eth/v1/beacon/blocks/{block_id}/root", 0, SMALL_ANSWER),
             ("/eth/v2/beacon/blocks/{block_id}", 0, BLOCK_ANSWER),
-            ("/eth/v2/beacon/blocks/{block_id}/attestations", 0, BLOCK_ANSWER),
-            ("/eth/v1/beacon/states/{state_id}/committees", 0, COMMITTEES_ANSWER),
-            ("/eth/v1/beacon/states/{state_id}/committees?slot", 0, COMMITTEES_ANSWER),
-            ("/eth/v1/beacon/states/{state_id}/sync_committees", 0, SMALL_ANSWER),
+            (
+                "/eth/v2/beacon/blocks/{block_id}/attestations",
+                0,
+                BLOCK_ANSWER,
+            ),
+            (
+                "/eth/v1/beacon/states/{state_id}/committees",
+                0,
+                COMMITTEES_ANSWER,
+            ),
+            (
+                "/eth/v1/beacon/states/{state_id}/committees?slot",
+                0,
+                COMMITTEES_ANSWER,
+            ),
+            (
+                "/eth/v1/beacon/states/{state_id}/sync_committees",
+                0,
+                SMALL_ANSWER,
+            ),
             ("/eth/v1/validator/duties/proposer/{epoch}", 0, SMALL_ANSWER),
             ("/eth/v2/beacon/pool/attestations", 0, POOL_ANSWER),
             ("/eth/v1/beacon/pool/proposer_slashings", 0, POOL_ANSWER),
-            ("/eth/v1/beacon/states/{state_id}/validators", 1000, per(1000)),
+            (
+                "/eth/v1/beacon/states/{state_id}/validators",
+                1000,
+                per(1000),
+            ),
             ("/eth/v1/beacon/states/{state_id}/validators", 2, per(2)),
             ("/eth/v1/validator/liveness/{epoch}", 10, per(10)),
             ("/eth/v1/validator/duties/attester/{epoch}", 7, per(7)),
@@ -916,7 +937,10 @@ mod tests {
     #[test]
     fn ids_are_counted_in_both_body_shapes() {
         assert_eq!(ids_in(Some(&serde_json::json!(["1", "2"]))), 2);
-        assert_eq!(ids_in(Some(&serde_json::json!({"ids": ["1", "2", "3"]}))), 3);
+        assert_eq!(
+            ids_in(Some(&serde_json::json!({"ids": ["1", "2", "3"]}))),
+            3
+        );
         assert_eq!(ids_in(Some(&serde_json::json!({"other": 1}))), 0);
         assert_eq!(ids_in(None), 0);
     }

@@ -219,7 +219,11 @@ mod tests {
     #[test]
     fn only_a_considered_4xx_is_a_range_limit_never_a_5xx() {
         let cases = [
-            (400, true, "bad request: Lighthouse's and Lodestar's out of range"),
+            (
+                400,
+                true,
+                "bad request: Lighthouse's and Lodestar's out of range",
+            ),
             (403, true, "a provider's plan does not include it"),
             (404, false, "not found is an answer of its own"),
             (408, false, "the node was too slow"),

@@ -231,10 +231,11 @@ async fn serve_connection(
     current: CurrentRouter,
     cancel: CancellationToken,
 ) {
-    let service = hyper::service::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
-        let router = current.read().unwrap_or_else(|e| e.into_inner()).clone();
-        router.oneshot(req.map(axum::body::Body::new))
-    });
+    let service =
+        hyper::service::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
+            let router = current.read().unwrap_or_else(|e| e.into_inner()).clone();
+            router.oneshot(req.map(axum::body::Body::new))
+        });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
