@@ -80,10 +80,16 @@ const ASSUMED_EPOCH: Duration = Duration::from_secs(12 * 32);
 /// After SIGTERM, how long the work in flight (a monitor round, event
 /// streams, alert deliveries) gets to end by itself before it is dropped.
 /// A round writes each epoch in one transaction, so a dropped round loses
-/// nothing: its epoch is judged again at the next start. Together with the
-/// HTTP server's own grace this keeps a stop within 10 s at any size
-/// (issue 11: 9+ minutes with five million watched ids).
+/// nothing: its epoch is judged again at the next start. With `TASKS_GRACE`
+/// and the HTTP server's own grace (run meanwhile) this keeps a stop within
+/// 10 s at any size (issue 11: 9+ minutes with five million watched ids).
 const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// After the monitor stopped, how long the event streams and alert
+/// deliveries get to end (they were cancelled with it, and an SMTP
+/// exchange in flight may need a moment). With `STOP_GRACE` before it,
+/// a stop takes at most 7 s; the HTTP server's grace runs meanwhile.
+const TASKS_GRACE: Duration = Duration::from_secs(2);
 
 /// Why starting did not get to the monitor.
 enum Startup {
@@ -438,13 +444,16 @@ pub async fn run_with(
         }
     };
     cancel.cancel();
-    let joined = tokio::time::timeout(STOP_GRACE, async {
+    let joined = tokio::time::timeout(TASKS_GRACE, async {
         while streams.join_next().await.is_some() {}
         while tasks.join_next().await.is_some() {}
     })
     .await;
     if joined.is_err() {
-        warn!("background tasks did not stop within the stop grace; abandoned");
+        warn!(
+            grace_ms = TASKS_GRACE.as_millis() as u64,
+            "background tasks did not stop within their grace; abandoned"
+        );
         streams.abort_all();
         tasks.abort_all();
     }

@@ -529,6 +529,55 @@ async fn a_huge_range_watches_the_chain_only_and_stops_within_10_s() {
     node.shutdown().await;
 }
 
+/// A node so slow that one monitor round takes far longer than a stop may
+/// (every committees answer takes 9 s): SIGTERM still ends the daemon, 0,
+/// within 10 s; the round is abandoned and said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_slow_round_exits_0_within_10_s() {
+    let opts = NodeOptions {
+        faults: vec![valwatch::sim::Fault {
+            path_contains: Some("/committees".into()),
+            ..valwatch::sim::Fault::always(valwatch::sim::FaultKind::Slow { delay_ms: 9_000 })
+        }],
+        ..NodeOptions::default()
+    };
+    let node = SimNode::start(live_scenario(7), opts).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let mut daemon = Daemon::start(&[
+        "run",
+        "--beacon-node",
+        &node.base_url(),
+        "--validators",
+        "0-63",
+        "--database-url",
+        &db,
+        "--listen",
+        "off",
+    ]);
+    wait_for(
+        "the monitor to start",
+        Duration::from_secs(60),
+        async || daemon.log().contains("valwatch started").then_some(()),
+    )
+    .await;
+    // The first round is now waiting for committees.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = Instant::now();
+    daemon.sigterm();
+    let status = tokio::task::block_in_place(|| daemon.wait_exit(Duration::from_secs(60)));
+    let took = asked.elapsed();
+    eprintln!("stop during a slow round: {took:?} ({status:?})");
+    let status = status.unwrap_or_else(|| panic!("still running {took:?} after SIGTERM"));
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    assert!(
+        daemon.log().contains("abandoned"),
+        "the round ended by itself?"
+    );
+    node.shutdown().await;
+}
+
 /// Every verdict of validators 0..64 in epochs 0..=until against the
 /// simulator's truth.
 fn verdict_mismatches(report: &valwatch::store::Report, sim: &Sim, until: u64) -> Vec<String> {
