@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::beacon::events::{follow_events, SeenBlocks, SeenSlashings};
 use crate::beacon::StateId;
@@ -51,8 +51,156 @@ pub async fn run(config: Config, until_epoch: Option<Epoch>) -> anyhow::Result<(
     run_with(config, until_epoch, cancel).await
 }
 
+/// While no beacon node answers at start, the first pause between
+/// attempts; doubled after each failure up to `BLIND_RETRY_MAX`. A node
+/// restarting with its host answers within a minute or two: a few seconds
+/// at first notices it soon, and the cap keeps a long outage to one cheap
+/// request per node every half minute.
+const BLIND_RETRY_MIN: Duration = Duration::from_secs(2);
+const BLIND_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The epoch length assumed while blind at start, for the provisional
+/// status board and alert engine (their stall limits): no node has said
+/// yet what chain this is. 32 slots of 12 s, the length on mainnet and
+/// every public Ethereum test network.
+const ASSUMED_EPOCH: Duration = Duration::from_secs(12 * 32);
+
+/// After SIGTERM, how long the work in flight (a monitor round, event
+/// streams, alert deliveries) gets to end by itself before it is dropped.
+/// A round writes each epoch in one transaction, so a dropped round loses
+/// nothing: its epoch is judged again at the next start. With `TASKS_GRACE`
+/// and the HTTP server's own grace (run meanwhile) this keeps a stop within
+/// 10 s at any size (issue 11: 9+ minutes with five million watched ids).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// After the monitor stopped, how long the event streams and alert
+/// deliveries get to end (they were cancelled with it, and an SMTP
+/// exchange in flight may need a moment). With `STOP_GRACE` before it,
+/// a stop takes at most 7 s; the HTTP server's grace runs meanwhile.
+const TASKS_GRACE: Duration = Duration::from_secs(2);
+
+/// Why starting did not get to the monitor.
+enum Startup {
+    /// No node could be asked (or answered): keep trying, blind.
+    Blind(anyhow::Error),
+    /// A configuration or database that cannot work: exit.
+    Fatal(anyhow::Error),
+}
+
+/// What starting with a node gives: the chain's spec and the watchlist
+/// with the validators that exist.
+async fn connect(
+    pool: &BeaconPool,
+    store: &Store,
+    watchlist: &mut Watchlist,
+) -> Result<crate::chain::ChainSpec, Startup> {
+    let spec = pool
+        .identify()
+        .await
+        .map_err(|e| Startup::Blind(anyhow::Error::new(e).context("no usable beacon node")))?;
+    store
+        .check_network(spec.genesis_validators_root)
+        .await
+        .context("the database belongs to another network")
+        .map_err(Startup::Fatal)?;
+    pool.check_health().await;
+    watchlist.resolve(pool).await.map_err(|e| {
+        Startup::Blind(anyhow::Error::new(e).context("cannot look up the configured validators"))
+    })?;
+    if watchlist.watched().is_empty() {
+        return Err(Startup::Fatal(anyhow::anyhow!(
+            "none of the configured validators exists on this chain"
+        )));
+    }
+    Ok(spec)
+}
+
+/// The provisional board and alert engine of a start without any node: the
+/// status says "blind" (503) and the `monitor_blind` rule pages, as it
+/// would for a node lost later.
+struct Blind {
+    board: Arc<StatusBoard>,
+    engine: Arc<crate::alerting::Engine>,
+    outbox: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl Blind {
+    async fn start(
+        store: &Store,
+        config: &Config,
+        metrics: &Arc<Metrics>,
+        server: Option<&crate::http::Server>,
+        clock: &Arc<dyn crate::chain::Clock>,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Blind> {
+        let now = clock.now();
+        let board = Arc::new(StatusBoard::new(
+            now,
+            Vec::new(),
+            Vec::new(),
+            Policy::for_epoch_duration(ASSUMED_EPOCH),
+        ));
+        if let Some(server) = server {
+            server.set_state(HttpState {
+                board: board.clone(),
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+            });
+        }
+        let engine = Arc::new(
+            crate::alerting::Engine::start(
+                store.clone(),
+                config.alerts.clone(),
+                &[],
+                ASSUMED_EPOCH,
+                now,
+            )
+            .await
+            .context("cannot start alerting")?
+            .with_metrics(metrics.clone()),
+        );
+        let stop = cancel.child_token();
+        let outbox = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.run_outbox(stop).await {
+                    warn!(error = %e, "alert delivery stopped");
+                }
+            })
+        };
+        Ok(Blind {
+            board,
+            engine,
+            outbox,
+            stop,
+        })
+    }
+
+    /// Shows and alerts on what the nodes answered.
+    async fn observe(&self, pool: &BeaconPool, metrics: &Metrics, now: std::time::SystemTime) {
+        let reports = pool.reports();
+        metrics.observe_nodes(&reports);
+        if let Err(e) = self.engine.on_nodes(&reports, None, now).await {
+            warn!(error = %e, "alerting: node rules failed");
+        }
+        if let Err(e) = self.engine.on_monitor(None, now).await {
+            warn!(error = %e, "alerting: monitor rules failed");
+        }
+        self.board.set_nodes(reports);
+    }
+
+    /// Stops the provisional outbox; what it had not delivered stays in the
+    /// store's outbox for the real engine.
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.outbox.await;
+    }
+}
+
 pub async fn run_with(
-    config: Config,
+    mut config: Config,
     until_epoch: Option<Epoch>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -66,19 +214,109 @@ pub async fn run_with(
         info!(node = %n.name, url = %redact_url(&n.url), role = ?n.role, "beacon node");
     }
     let pool = Arc::new(BeaconPool::new(config.beacon_nodes.clone())?);
-    let spec = pool.identify().await.context("no usable beacon node")?;
-    store
-        .check_network(spec.genesis_validators_root)
-        .await
-        .context("the database belongs to another network")?;
-    pool.check_health().await;
-
-    let mut watchlist = Watchlist::new(config.groups.clone(), config.expected_offline.clone());
-    watchlist.resolve(&pool).await?;
-    let watched = watchlist.watched();
-    if watched.is_empty() {
-        bail!("none of the configured validators exists on this chain");
+    let group_count = config.groups.len();
+    // The watchlist keeps the groups compact; the expanded lists go.
+    let mut watchlist = Watchlist::new(
+        std::mem::take(&mut config.groups),
+        config.expected_offline.clone(),
+    );
+    let metrics = Arc::new(Metrics::new(config.per_validator_metrics_limit)?);
+    {
+        let m = metrics.clone();
+        pool.set_request_observer(Arc::new(move |node, endpoint, elapsed, error| {
+            m.record_node_request(node, endpoint, elapsed, error)
+        }));
     }
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        metrics.set_start_time(d.as_secs());
+    }
+    let clock: Arc<dyn crate::chain::Clock> = Arc::new(SystemClock);
+    // Served from the start, before any node answers: a monitor that
+    // cannot see the chain must still say so.
+    let server = match config.listen {
+        Some(addr) => {
+            let state = HttpState {
+                board: Arc::new(StatusBoard::new(
+                    clock.now(),
+                    Vec::new(),
+                    Vec::new(),
+                    Policy::for_epoch_duration(ASSUMED_EPOCH),
+                )),
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+            };
+            let server = crate::http::serve(addr, state, cancel.clone()).await?;
+            info!(addr = %server.local_addr, "HTTP status, readiness and metrics");
+            Some(server)
+        }
+        None => None,
+    };
+
+    // Until a node answers: retry, blind, never exit for that (after a host
+    // reboot the monitor may well start before its beacon node).
+    let mut blind: Option<Blind> = None;
+    let mut last_error: Option<String> = None;
+    let mut pause = BLIND_RETRY_MIN;
+    let spec = loop {
+        let attempt = tokio::select! {
+            _ = cancel.cancelled() => None,
+            r = connect(&pool, &store, &mut watchlist) => Some(r),
+        };
+        let error = match attempt {
+            None => break None,
+            Some(Ok(spec)) => break Some(spec),
+            Some(Err(Startup::Fatal(e))) => {
+                if let Some(b) = blind.take() {
+                    b.stop().await;
+                }
+                cancel.cancel();
+                if let Some(server) = server {
+                    let _ = server.wait().await;
+                }
+                return Err(e);
+            }
+            Some(Err(Startup::Blind(e))) => e,
+        };
+        // Said at warn level when the reason changes, not every attempt.
+        let text = format!("{error:#}");
+        if last_error.as_deref() == Some(text.as_str()) {
+            debug!(error = %text, "still no beacon node");
+        } else {
+            warn!(error = %text, retry_s = pause.as_secs(),
+                  "no beacon node answers: running blind, trying again");
+        }
+        last_error = Some(text);
+        if blind.is_none() {
+            blind = Some(
+                Blind::start(&store, &config, &metrics, server.as_ref(), &clock, &cancel).await?,
+            );
+        }
+        if let Some(b) = &blind {
+            b.observe(&pool, &metrics, clock.now()).await;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break None,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(BLIND_RETRY_MAX);
+    };
+    if let Some(b) = blind.take() {
+        if spec.is_some() {
+            info!("a beacon node answers: no longer blind");
+        }
+        b.stop().await;
+    }
+    let Some(spec) = spec else {
+        if let Some(server) = server {
+            if let Err(e) = server.wait().await {
+                warn!(error = %e, "HTTP server stopped with an error");
+            }
+        }
+        info!("valwatch stopped");
+        return Ok(());
+    };
+
+    let watched = watchlist.watched();
     let groups = watchlist.group_specs();
     let expected_offline = watchlist.expected_offline();
     let epoch_duration = Duration::from_millis(spec.slot_duration_ms * spec.slots_per_epoch);
@@ -90,36 +328,19 @@ pub async fn run_with(
             crate::alerting::policy::health_rules(&config.alerts.rules),
         ),
     ));
-    let metrics = Arc::new(Metrics::new(config.per_validator_metrics_limit)?);
-    {
-        let m = metrics.clone();
-        pool.set_request_observer(Arc::new(move |node, endpoint, elapsed, error| {
-            m.record_node_request(node, endpoint, elapsed, error)
-        }));
-    }
     metrics.set_watched(
         &groups
             .iter()
             .map(|g| (g.name.clone(), g.validators.len()))
             .collect(),
     );
-    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        metrics.set_start_time(d.as_secs());
+    if let Some(server) = &server {
+        server.set_state(HttpState {
+            board: board.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        });
     }
-    let clock: Arc<dyn crate::chain::Clock> = Arc::new(SystemClock);
-    let server = match config.listen {
-        Some(addr) => {
-            let state = HttpState {
-                board: board.clone(),
-                metrics: metrics.clone(),
-                clock: clock.clone(),
-            };
-            let server = crate::http::serve(addr, state, cancel.clone()).await?;
-            info!(addr = %server.local_addr, "HTTP status, readiness and metrics");
-            Some(server)
-        }
-        None => None,
-    };
 
     let wall_epoch = spec
         .slot_at(std::time::SystemTime::now())
@@ -131,13 +352,14 @@ pub async fn run_with(
     };
     info!(
         validators = watched.len(),
-        groups = config.groups.len(),
+        groups = group_count,
         start_epoch = start.0,
         wall_epoch = wall_epoch.0,
         slots_per_epoch = spec.slots_per_epoch,
         slot_ms = spec.slot_duration_ms,
         "valwatch started"
     );
+
     let poll = config
         .poll_interval
         .unwrap_or_else(|| Duration::from_millis((spec.slot_duration_ms / 4).max(250)));
@@ -206,10 +428,33 @@ pub async fn run_with(
         .with_seen_slashings(slashings)
         .with_retention(config.retention)
         .with_watchlist(watchlist);
-    let result = monitor.run(cancel.clone(), poll, until_epoch).await;
+    // The monitor checks the token between rounds; a round of a large
+    // watched set can outlast a stop request, so it gets STOP_GRACE.
+    let result = tokio::select! {
+        r = monitor.run(cancel.clone(), poll, until_epoch) => r,
+        _ = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => {
+            warn!(grace_ms = STOP_GRACE.as_millis() as u64,
+                  "the monitor round did not end within the stop grace; abandoned (its epoch is judged again at the next start)");
+            Ok(())
+        }
+    };
     cancel.cancel();
-    while streams.join_next().await.is_some() {}
-    while tasks.join_next().await.is_some() {}
+    let joined = tokio::time::timeout(TASKS_GRACE, async {
+        while streams.join_next().await.is_some() {}
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if joined.is_err() {
+        warn!(
+            grace_ms = TASKS_GRACE.as_millis() as u64,
+            "background tasks did not stop within their grace; abandoned"
+        );
+        streams.abort_all();
+        tasks.abort_all();
+    }
     if let Some(server) = server {
         if let Err(e) = server.wait().await {
             warn!(error = %e, "HTTP server stopped with an error");

@@ -2,29 +2,214 @@
 //! `validators_file`s re-read when they change (so an operator adds keys
 //! without a restart).
 //!
-//! Owns: the id → index resolution and file change detection. Must not:
-//! judge anything.
+//! Owns: the id → index resolution, which configured validators exist on
+//! the chain, and file change detection. Must not: judge anything.
+//!
+//! The configured ids are kept compact (`IdSet`: index ranges and public
+//! keys), and only validators the chain has are watched: the registry is
+//! a prefix `0..n` of indices (validators are appended and never removed),
+//! so `n` found by a binary search of a few single-id requests tells which
+//! configured indices exist. Issue 11: `--validators 0-4999999` on a
+//! 64-validator chain was watched literally, ~5 M `unknown` rows an epoch.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use tracing::{info, warn};
 
 use crate::beacon::client::ValidatorId;
-use crate::beacon::BeaconPool;
-use crate::chain::ValidatorIndex;
+use crate::beacon::{BeaconError, BeaconPool, StateId};
+use crate::chain::{Pubkey, ValidatorIndex};
 use crate::config::{parse_validator_file, Group};
 use crate::status::GroupSpec;
 
+/// Ranges or keys named in the "not on chain" log line; the count says
+/// how many more there are.
+const NAMED_IN_LOG: usize = 10;
+
+/// A set of configured validator ids, compact: sorted, disjoint, non-adjacent
+/// inclusive index ranges, and public keys in the order first named.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdSet {
+    ranges: Vec<(u64, u64)>,
+    pubkeys: Vec<Pubkey>,
+}
+
+impl IdSet {
+    /// PURE: the set of `ids`, whatever their order and repetitions. Runs of
+    /// consecutive indices (what a range `a-b` expands to) cost one entry.
+    pub fn from_ids<'a>(ids: impl IntoIterator<Item = &'a ValidatorId>) -> IdSet {
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut pubkeys = Vec::new();
+        let mut seen_keys = std::collections::HashSet::new();
+        for id in ids {
+            match id {
+                ValidatorId::Index(i) => match ranges.last_mut() {
+                    Some(last) if last.1.checked_add(1) == Some(i.0) => last.1 = i.0,
+                    Some(last) if (last.0..=last.1).contains(&i.0) => {}
+                    _ => ranges.push((i.0, i.0)),
+                },
+                ValidatorId::Pubkey(k) => {
+                    if seen_keys.insert(*k) {
+                        pubkeys.push(*k);
+                    }
+                }
+            }
+        }
+        IdSet {
+            ranges: merge(ranges),
+            pubkeys,
+        }
+    }
+
+    /// PURE: both sets.
+    pub fn union(&self, other: &IdSet) -> IdSet {
+        let mut ranges = self.ranges.clone();
+        ranges.extend(other.ranges.iter().copied());
+        let mut pubkeys = self.pubkeys.clone();
+        for k in &other.pubkeys {
+            if !pubkeys.contains(k) {
+                pubkeys.push(*k);
+            }
+        }
+        IdSet {
+            ranges: merge(ranges),
+            pubkeys,
+        }
+    }
+
+    /// The highest index named, if any.
+    pub fn max_index(&self) -> Option<u64> {
+        self.ranges.last().map(|r| r.1)
+    }
+
+    /// Indices named, below `end`, ascending.
+    pub fn indices_below(&self, end: u64) -> impl Iterator<Item = ValidatorIndex> + '_ {
+        self.ranges
+            .iter()
+            .take_while(move |r| r.0 < end)
+            .flat_map(move |&(a, b)| (a..=b.min(end.saturating_sub(1))).map(ValidatorIndex))
+    }
+
+    /// The ranges of indices named at or above `end`.
+    pub fn ranges_from(&self, end: u64) -> Vec<(u64, u64)> {
+        self.ranges
+            .iter()
+            .filter(|r| r.1 >= end)
+            .map(|&(a, b)| (a.max(end), b))
+            .collect()
+    }
+
+    pub fn pubkeys(&self) -> &[Pubkey] {
+        &self.pubkeys
+    }
+}
+
+/// Sorts ranges and merges the overlapping and adjacent ones.
+fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (a, b) in ranges {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// PURE: how the configured validators the chain does not have read in a
+/// log line: `64-4999999, 0xab…` with at most `NAMED_IN_LOG` items.
+pub fn describe_absent(ranges: &[(u64, u64)], pubkeys: &[Pubkey]) -> String {
+    let mut items: Vec<String> = ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .chain(pubkeys.iter().map(|k| k.to_hex()))
+        .collect();
+    let total = items.len();
+    if total > NAMED_IN_LOG {
+        items.truncate(NAMED_IN_LOG);
+        items.push(format!("and {} more", total - NAMED_IN_LOG));
+    }
+    items.join(", ")
+}
+
+/// The number of validators on chain, as far as it matters for indices up
+/// to `max`: the first index in `known..=max` that `exists` denies, or
+/// `max + 1` when `max` exists. `known` is a count already confirmed (every
+/// index below it exists). The registry only grows, so existence is a
+/// prefix and a binary search needs about log2(max - known) probes.
+pub async fn registry_len<F, Fut>(known: u64, max: u64, mut exists: F) -> Result<u64, BeaconError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<bool, BeaconError>>,
+{
+    if known > max {
+        return Ok(known);
+    }
+    if exists(max).await? {
+        return Ok(max + 1);
+    }
+    // Every index below `lo` exists; `hi` does not.
+    let (mut lo, mut hi) = (known, max);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if exists(mid).await? {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// Whether validator `index` is in the head state's registry. Index 0 is
+/// asked along: an id list that matches nothing is, for some servers (the
+/// simulator), no filter at all and answers the whole registry.
+async fn validator_exists(pool: &BeaconPool, index: u64) -> Result<bool, BeaconError> {
+    let mut ids = vec![ValidatorId::Index(ValidatorIndex(0))];
+    if index != 0 {
+        ids.push(ValidatorId::Index(ValidatorIndex(index)));
+    }
+    let ids = &ids;
+    let found = pool
+        .call(
+            "/eth/v1/beacon/states/{state_id}/validators",
+            |c| async move { c.validators(StateId::Head, ids).await },
+        )
+        .await?;
+    Ok(found.unwrap_or_default().iter().any(|v| v.index.0 == index))
+}
+
+/// One configured group, compact.
+struct Entry {
+    name: String,
+    members: IdSet,
+    /// The inline part (from `validators`), kept to rebuild the group when
+    /// its file changes.
+    inline: IdSet,
+    file: Option<PathBuf>,
+    modified: Option<SystemTime>,
+}
+
 pub struct Watchlist {
-    groups: Vec<Group>,
-    /// The inline part of each group (from `validators`), kept to rebuild
-    /// the group when its file changes.
-    inline: Vec<Vec<ValidatorId>>,
-    modified: Vec<Option<SystemTime>>,
-    resolved: HashMap<ValidatorId, ValidatorIndex>,
-    expected_offline: Vec<ValidatorId>,
+    groups: Vec<Entry>,
+    expected_offline: IdSet,
+    /// Public keys found on chain.
+    resolved: HashMap<Pubkey, ValidatorIndex>,
+    /// Validators on chain, as far as the configured indices go (see
+    /// `registry_len`); None until the first successful `resolve`.
+    registry: Option<u64>,
+    /// The last "not on chain" line logged, so that it is said once.
+    reported: Option<String>,
 }
 
 fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
@@ -34,46 +219,106 @@ fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
 }
 
 impl Watchlist {
+    /// Takes the groups and keeps them compact: a configured range of
+    /// millions of indices costs one entry here, and the expanded lists
+    /// are dropped.
     pub fn new(groups: Vec<Group>, expected_offline: Vec<ValidatorId>) -> Self {
-        let inline = groups.iter().map(|g| g.inline.clone()).collect();
-        let modified = groups.iter().map(|g| mtime(&g.validators_file)).collect();
+        let groups = groups
+            .into_iter()
+            .map(|g| Entry {
+                members: IdSet::from_ids(&g.validators),
+                inline: IdSet::from_ids(&g.inline),
+                modified: mtime(&g.validators_file),
+                file: g.validators_file,
+                name: g.name,
+            })
+            .collect();
         Self {
             groups,
-            inline,
-            modified,
+            expected_offline: IdSet::from_ids(&expected_offline),
             resolved: HashMap::new(),
-            expected_offline,
+            registry: None,
+            reported: None,
         }
     }
 
-    /// Every configured id, without duplicates.
-    fn all_ids(&self) -> Vec<ValidatorId> {
-        let mut seen = std::collections::HashSet::new();
+    /// Every configured id, in one set.
+    fn all_ids(&self) -> IdSet {
         self.groups
             .iter()
-            .flat_map(|g| g.validators.iter().copied())
-            .chain(self.expected_offline.iter().copied())
-            .filter(|id| seen.insert(*id))
-            .collect()
+            .fold(self.expected_offline.clone(), |acc, g| {
+                acc.union(&g.members)
+            })
     }
 
-    /// Resolves public keys through the pool; unknown keys are retried on
-    /// the next call.
-    pub async fn resolve(&mut self, pool: &BeaconPool) -> Result<(), crate::beacon::BeaconError> {
-        let missing: Vec<ValidatorId> = self
-            .all_ids()
-            .into_iter()
-            .filter(|id| !self.resolved.contains_key(id))
+    /// Finds which configured validators the chain has: public keys through
+    /// the pool (unknown keys are retried on the next call), indices by the
+    /// registry's length. Validators not on chain are logged once, not
+    /// watched, and looked for again on the next call (a restart, or a
+    /// changed validators file).
+    pub async fn resolve(&mut self, pool: &BeaconPool) -> Result<(), BeaconError> {
+        let all = self.all_ids();
+        let missing: Vec<ValidatorId> = all
+            .pubkeys()
+            .iter()
+            .filter(|k| !self.resolved.contains_key(k))
+            .map(|k| ValidatorId::Pubkey(*k))
             .collect();
-        if missing.is_empty() {
-            return Ok(());
+        if !missing.is_empty() {
+            let (found, _) = crate::collect::resolve_validators(pool, &missing).await?;
+            for (id, index) in found {
+                if let ValidatorId::Pubkey(k) = id {
+                    self.resolved.insert(k, index);
+                }
+            }
         }
-        let (found, unresolved) = crate::collect::resolve_validators(pool, &missing).await?;
-        for id in &unresolved {
-            warn!(validator = ?id, "public key not found on chain; not watched until it is");
+        if let Some(max) = all.max_index() {
+            let known = self.registry.unwrap_or(0);
+            if known <= max {
+                let len = registry_len(known, max, |i| validator_exists(pool, i)).await?;
+                self.registry = Some(len);
+            }
+        } else if self.registry.is_none() {
+            self.registry = Some(0);
         }
-        self.resolved.extend(found);
+        self.report_absent(&all);
         Ok(())
+    }
+
+    /// Logs the configured validators the chain does not have, once per
+    /// change of that list.
+    fn report_absent(&mut self, all: &IdSet) {
+        let Some(len) = self.registry else { return };
+        let ranges = all.ranges_from(len);
+        let keys: Vec<Pubkey> = all
+            .pubkeys()
+            .iter()
+            .filter(|k| !self.resolved.contains_key(k))
+            .copied()
+            .collect();
+        if ranges.is_empty() && keys.is_empty() {
+            self.reported = None;
+            return;
+        }
+        let text = describe_absent(&ranges, &keys);
+        if self.reported.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        let count: u64 = ranges.iter().map(|(a, b)| b - a + 1).sum::<u64>() + keys.len() as u64;
+        warn!(count, registry_len = len, validators = %text,
+              "configured validators not on chain: not watched until they appear (looked for again at restart or when a validators file changes)");
+        self.reported = Some(text);
+    }
+
+    /// The members of `ids` known to be on chain.
+    fn on_chain<'a>(&'a self, ids: &'a IdSet) -> impl Iterator<Item = ValidatorIndex> + 'a {
+        // Before any node was asked, no index is known to exist.
+        let end = self.registry.unwrap_or(0);
+        ids.indices_below(end).chain(
+            ids.pubkeys()
+                .iter()
+                .filter_map(|k| self.resolved.get(k).copied()),
+        )
     }
 
     /// The watched indices, sorted, without duplicates.
@@ -81,10 +326,9 @@ impl Watchlist {
         let mut out: Vec<_> = self
             .groups
             .iter()
-            .flat_map(|g| g.validators.iter())
-            .filter_map(|id| self.resolved.get(id).copied())
+            .flat_map(|g| self.on_chain(&g.members))
             .collect();
-        out.sort();
+        out.sort_unstable();
         out.dedup();
         out
     }
@@ -94,20 +338,13 @@ impl Watchlist {
             .iter()
             .map(|g| GroupSpec {
                 name: g.name.clone(),
-                validators: g
-                    .validators
-                    .iter()
-                    .filter_map(|id| self.resolved.get(id).copied())
-                    .collect(),
+                validators: self.on_chain(&g.members).collect(),
             })
             .collect()
     }
 
     pub fn expected_offline(&self) -> Vec<ValidatorIndex> {
-        self.expected_offline
-            .iter()
-            .filter_map(|id| self.resolved.get(id).copied())
-            .collect()
+        self.on_chain(&self.expected_offline).collect()
     }
 
     /// Re-reads the validators files that changed since last time. Returns
@@ -115,13 +352,13 @@ impl Watchlist {
     /// and the group keeps its previous members.
     pub fn reload_files(&mut self) -> bool {
         let mut changed = false;
-        for i in 0..self.groups.len() {
-            let now = mtime(&self.groups[i].validators_file);
-            if now == self.modified[i] {
+        for g in &mut self.groups {
+            let now = mtime(&g.file);
+            if now == g.modified {
                 continue;
             }
-            self.modified[i] = now;
-            let Some(path) = self.groups[i].validators_file.clone() else {
+            g.modified = now;
+            let Some(path) = g.file.clone() else {
                 continue;
             };
             let parsed = std::fs::read_to_string(&path)
@@ -129,16 +366,15 @@ impl Watchlist {
                 .and_then(|t| parse_validator_file(&t));
             match parsed {
                 Ok(ids) => {
-                    let mut members = self.inline[i].clone();
-                    members.extend(ids);
-                    if members != self.groups[i].validators {
-                        info!(group = %self.groups[i].name, file = %path.display(), validators = members.len(),
+                    let members = g.inline.union(&IdSet::from_ids(&ids));
+                    if members != g.members {
+                        info!(group = %g.name, file = %path.display(),
                               "validators file changed");
-                        self.groups[i].validators = members;
+                        g.members = members;
                         changed = true;
                     }
                 }
-                Err(e) => warn!(group = %self.groups[i].name, file = %path.display(), error = %e,
+                Err(e) => warn!(group = %g.name, file = %path.display(), error = %e,
                                 "validators file unreadable; keeping the previous list"),
             }
         }
@@ -150,6 +386,81 @@ impl Watchlist {
 mod tests {
     use super::*;
     use crate::config::parse_validator_list;
+
+    fn set(list: &str) -> IdSet {
+        IdSet::from_ids(&parse_validator_list(list).unwrap())
+    }
+
+    fn idx(v: &[u64]) -> Vec<ValidatorIndex> {
+        v.iter().copied().map(ValidatorIndex).collect()
+    }
+
+    #[test]
+    fn id_sets_keep_runs_as_ranges_whatever_the_order() {
+        let cases = [
+            ("0-4999999", vec![(0, 4_999_999)]),
+            ("5,1,2,3,9", vec![(1, 3), (5, 5), (9, 9)]),
+            ("1-3,2-6,7,7,20-21", vec![(1, 7), (20, 21)]),
+            ("10-12,0-9", vec![(0, 12)]),
+            ("18446744073709551615,0", vec![(0, 0), (u64::MAX, u64::MAX)]),
+        ];
+        for (list, want) in cases {
+            assert_eq!(set(list).ranges, want, "{list}");
+        }
+        let pk = format!("0x{}", "ab".repeat(48));
+        let s = set(&format!("{pk},1,{pk}"));
+        assert_eq!(s.pubkeys.len(), 1);
+        assert_eq!(s.ranges, vec![(1, 1)]);
+    }
+
+    #[test]
+    fn indices_are_cut_at_the_registry_end() {
+        let s = set("0-4999999");
+        assert_eq!(s.indices_below(4).collect::<Vec<_>>(), idx(&[0, 1, 2, 3]));
+        assert_eq!(s.ranges_from(64), vec![(64, 4_999_999)]);
+        let s = set("3,70-80,100");
+        assert_eq!(
+            s.indices_below(75).collect::<Vec<_>>(),
+            idx(&[3, 70, 71, 72, 73, 74])
+        );
+        assert_eq!(s.ranges_from(75), vec![(75, 80), (100, 100)]);
+        assert_eq!(s.indices_below(0).count(), 0);
+        assert!(s.ranges_from(101).is_empty());
+    }
+
+    #[test]
+    fn the_absent_are_named_briefly() {
+        assert_eq!(describe_absent(&[(64, 4_999_999)], &[]), "64-4999999");
+        assert_eq!(describe_absent(&[(7, 7), (9, 10)], &[]), "7, 9-10");
+        let many: Vec<(u64, u64)> = (0..13).map(|i| (i * 2, i * 2)).collect();
+        let text = describe_absent(&many, &[]);
+        assert!(text.ends_with("18, and 3 more"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_registry_length_takes_a_binary_search() {
+        // (validators on chain, confirmed before, highest configured, want)
+        let cases = [
+            (64, 0, 4_999_999, 64),
+            (64, 0, 63, 64),
+            (64, 0, 10, 11),
+            (0, 0, 5, 0),
+            (1, 0, 0, 1),
+            (100, 64, 200, 100),
+            (100, 101, 50, 101),
+        ];
+        for (chain, known, max, want) in cases {
+            let mut asked = 0u32;
+            let got = registry_len(known, max, |i| {
+                asked += 1;
+                async move { Ok(i < chain) }
+            })
+            .await
+            .unwrap();
+            assert_eq!(got, want, "chain {chain}, known {known}, max {max}");
+            assert!(asked <= 25, "{asked} probes for max {max}");
+        }
+    }
 
     #[test]
     fn a_changed_file_updates_its_group_and_a_broken_one_keeps_it() {
@@ -163,6 +474,7 @@ mod tests {
             validators_file: Some(file.clone()),
         };
         let mut w = Watchlist::new(vec![group], vec![]);
+        w.registry = Some(100);
         assert!(!w.reload_files());
         // mtime granularity: make the change visible.
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -175,8 +487,8 @@ mod tests {
             .set_modified(t)
             .unwrap();
         assert!(w.reload_files());
-        let ids = |l: &str| parse_validator_list(l).unwrap();
-        assert_eq!(w.groups[0].validators, ids("1,5,7,8"));
+        assert_eq!(w.groups[0].members, set("1,5,7,8"));
+        assert_eq!(w.watched(), idx(&[1, 5, 7, 8]));
         std::fs::write(&file, "not a key\n").unwrap();
         let t = t + std::time::Duration::from_secs(1);
         std::fs::File::options()
@@ -186,6 +498,21 @@ mod tests {
             .set_modified(t)
             .unwrap();
         assert!(!w.reload_files());
-        assert_eq!(w.groups[0].validators, ids("1,5,7,8"));
+        assert_eq!(w.groups[0].members, set("1,5,7,8"));
+    }
+
+    #[test]
+    fn only_validators_on_chain_are_watched() {
+        let group = Group {
+            name: "g".into(),
+            validators: parse_validator_list("0-4999999").unwrap(),
+            inline: Vec::new(),
+            validators_file: None,
+        };
+        let mut w = Watchlist::new(vec![group], parse_validator_list("3,100").unwrap());
+        w.registry = Some(64);
+        assert_eq!(w.watched(), (0..64).map(ValidatorIndex).collect::<Vec<_>>());
+        assert_eq!(w.group_specs()[0].validators.len(), 64);
+        assert_eq!(w.expected_offline(), idx(&[3]));
     }
 }

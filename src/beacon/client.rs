@@ -27,6 +27,77 @@ use super::{BeaconError, BlockId, NodeConfig, StateId};
 /// while a watched set of tens of thousands still takes only a few requests.
 pub const IDS_PER_REQUEST: usize = 1000;
 
+/// The largest answer read for a route that returns a fixed, small object:
+/// genesis, spec (a few hundred keys, ~15 KB on mainnet), syncing, headers,
+/// block roots, finality, proposer duties (one per slot: ~6 KB) and sync
+/// committees (512 members, ~12 KB). 1 MiB is fifty times the largest.
+pub const SMALL_ANSWER: usize = 1 << 20;
+
+/// The largest block answer (`/eth/v2/beacon/blocks/…`, and its
+/// attestations). A block travels within the p2p `MAX_PAYLOAD_SIZE` of
+/// 10 MiB as SSZ (consensus-specs p2p-interface, Bellatrix on); JSON writes
+/// every byte as two hex digits and adds field names and quoted integers,
+/// so about 2.5 times that: 32 MiB.
+pub const BLOCK_ANSWER: usize = 32 << 20;
+
+/// The largest committees answer. An epoch has at most
+/// `MAX_COMMITTEES_PER_SLOT` (64) × `MAX_VALIDATORS_PER_COMMITTEE` (2048) ×
+/// 32 slots = 4,194,304 seats (mainnet preset), each a quoted index of up
+/// to 8 digits with its comma (11 bytes): 46 MB at the spec's ceiling
+/// (mainnet today: ~10 MB). The per-slot read gets the same cap, because
+/// a node may ignore the `slot` filter and answer the whole epoch, which
+/// valwatch accepts.
+pub const COMMITTEES_ANSWER: usize = 64 << 20;
+
+/// The largest pool answer (attestations, slashings): a mainnet node keeps
+/// about two epochs of aggregates, a few per committee, ~1 KB each as JSON
+/// (Electra's committee bits add little): some 20 MB at worst; 64 MiB.
+pub const POOL_ANSWER: usize = 64 << 20;
+
+/// Per id asked, for routes that answer one entry per id (validators,
+/// liveness, attester duties). A validators entry is ~474 bytes (Sepolia
+/// cassette), a duty ~250, liveness ~40: 2 KiB is four times the largest.
+pub const ANSWER_PER_ID: usize = 2 << 10;
+
+/// Added to the per-id cap: the envelope, and the small registries of test
+/// networks that some servers answer in full when no asked id exists.
+pub const ANSWER_SLACK: usize = 1 << 20;
+
+/// PURE: the most valwatch reads of one answer of `endpoint` (a route
+/// template) that asked for `ids` ids: sized from what the route can
+/// legitimately return, so that a node (or something posing as one) that
+/// sends more costs at most that much memory and fails over to the next
+/// node. Issue 11: 200 MB bodies took the daemon from 17 to 436 MB.
+pub fn answer_cap(endpoint: &str, ids: usize) -> usize {
+    if endpoint.contains("/committees") {
+        COMMITTEES_ANSWER
+    } else if endpoint.contains("/pool/") {
+        POOL_ANSWER
+    } else if endpoint.contains("/blocks/") && !endpoint.ends_with("/root") {
+        BLOCK_ANSWER
+    } else if endpoint.ends_with("/validators")
+        || endpoint.contains("/liveness/")
+        || endpoint.contains("/duties/attester/")
+    {
+        ids.saturating_mul(ANSWER_PER_ID)
+            .saturating_add(ANSWER_SLACK)
+    } else {
+        SMALL_ANSWER
+    }
+}
+
+/// The number of ids in a request body: a JSON array, or `{"ids": [...]}`.
+fn ids_in(body: Option<&serde_json::Value>) -> usize {
+    match body {
+        Some(serde_json::Value::Array(a)) => a.len(),
+        Some(v) => v
+            .get("ids")
+            .and_then(|ids| ids.as_array())
+            .map_or(0, Vec::len),
+        None => 0,
+    }
+}
+
 /// `GET /eth/v1/node/syncing`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncStatus {
@@ -119,6 +190,13 @@ impl Pacer {
         tokio::time::sleep_until(at.into()).await;
         true
     }
+}
+
+/// Why one exchange gave no answer.
+enum Exchange {
+    Http(reqwest::Error),
+    /// The body is larger than the route's cap.
+    TooLarge,
 }
 
 /// A raw answer: status, the headers valwatch reads, and the body.
@@ -244,6 +322,7 @@ impl BeaconClient {
             }
         }
         let url = self.url(path, query);
+        let limit = answer_cap(endpoint, ids_in(body));
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
             req = req.json(b);
@@ -252,7 +331,7 @@ impl BeaconClient {
         self.with_stats(|s| s.requests += 1);
         let timeout = self.config.timeout;
         let exchange = async {
-            let resp = req.send().await?;
+            let mut resp = req.send().await.map_err(Exchange::Http)?;
             let header = |name: &str| {
                 resp.headers()
                     .get(name)
@@ -262,8 +341,21 @@ impl BeaconClient {
             let consensus_version = header("eth-consensus-version");
             let dependent_root = header("eth-consensus-dependent-root");
             let status = resp.status().as_u16();
-            let body = resp.bytes().await?.to_vec();
-            Ok::<_, reqwest::Error>(Answer {
+            // Refused before reading when the node says how large it is;
+            // else read until the cap is passed, then dropped (closing the
+            // connection), so at most `limit` bytes are ever held.
+            let declared = resp.content_length();
+            if declared.is_some_and(|n| n > limit as u64) {
+                return Err(Exchange::TooLarge);
+            }
+            let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+            while let Some(chunk) = resp.chunk().await.map_err(Exchange::Http)? {
+                if body.len() + chunk.len() > limit {
+                    return Err(Exchange::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Answer {
                 status,
                 consensus_version,
                 dependent_root,
@@ -274,11 +366,16 @@ impl BeaconClient {
         // bound hold whatever the HTTP stack does.
         let result = match tokio::time::timeout(timeout, exchange).await {
             Err(_) => Err(self.timeout_error(endpoint)),
-            Ok(Err(e)) if e.is_timeout() => Err(self.timeout_error(endpoint)),
-            Ok(Err(e)) => Err(BeaconError::Transport {
+            Ok(Err(Exchange::Http(e))) if e.is_timeout() => Err(self.timeout_error(endpoint)),
+            Ok(Err(Exchange::Http(e))) => Err(BeaconError::Transport {
                 node: self.config.name.clone(),
                 endpoint: endpoint.to_string(),
                 message: transport_message(&e),
+            }),
+            Ok(Err(Exchange::TooLarge)) => Err(BeaconError::TooLarge {
+                node: self.config.name.clone(),
+                endpoint: endpoint.to_string(),
+                limit,
             }),
             Ok(Ok(answer)) => Ok(answer),
         };
@@ -288,6 +385,7 @@ impl BeaconClient {
                 Ok(a) if a.status >= 400 && a.status != 404 => Some("status"),
                 Ok(_) => None,
                 Err(BeaconError::Timeout { .. }) => Some("timeout"),
+                Err(BeaconError::TooLarge { .. }) => Some("too_large"),
                 Err(_) => Some("transport"),
             };
             observe(&self.config.name, endpoint, elapsed, kind);
@@ -786,6 +884,65 @@ mod tests {
         .to_string();
         assert!(err.contains("Authorization"), "{err}");
         assert!(!err.contains("sec"), "{err}");
+    }
+
+    #[test]
+    fn answer_caps_follow_the_route_and_the_ids_asked() {
+        let per = |n: usize| n * ANSWER_PER_ID + ANSWER_SLACK;
+        let cases = [
+            ("/eth/v1/beacon/genesis", 0, SMALL_ANSWER),
+            ("/eth/v1/config/spec", 0, SMALL_ANSWER),
+            ("/eth/v1/beacon/headers/{block_id}", 0, SMALL_ANSWER),
+            ("/eth/v1/beacon/blocks/{block_id}/root", 0, SMALL_ANSWER),
+            ("/eth/v2/beacon/blocks/{block_id}", 0, BLOCK_ANSWER),
+            (
+                "/eth/v2/beacon/blocks/{block_id}/attestations",
+                0,
+                BLOCK_ANSWER,
+            ),
+            (
+                "/eth/v1/beacon/states/{state_id}/committees",
+                0,
+                COMMITTEES_ANSWER,
+            ),
+            (
+                "/eth/v1/beacon/states/{state_id}/committees?slot",
+                0,
+                COMMITTEES_ANSWER,
+            ),
+            (
+                "/eth/v1/beacon/states/{state_id}/sync_committees",
+                0,
+                SMALL_ANSWER,
+            ),
+            ("/eth/v1/validator/duties/proposer/{epoch}", 0, SMALL_ANSWER),
+            ("/eth/v2/beacon/pool/attestations", 0, POOL_ANSWER),
+            ("/eth/v1/beacon/pool/proposer_slashings", 0, POOL_ANSWER),
+            (
+                "/eth/v1/beacon/states/{state_id}/validators",
+                1000,
+                per(1000),
+            ),
+            ("/eth/v1/beacon/states/{state_id}/validators", 2, per(2)),
+            ("/eth/v1/validator/liveness/{epoch}", 10, per(10)),
+            ("/eth/v1/validator/duties/attester/{epoch}", 7, per(7)),
+        ];
+        for (endpoint, ids, want) in cases {
+            assert_eq!(answer_cap(endpoint, ids), want, "{endpoint} with {ids} ids");
+        }
+        // 1000 registry entries measured at ~474 bytes each fit.
+        assert!(answer_cap("/eth/v1/beacon/states/{state_id}/validators", 1000) > 1000 * 474);
+    }
+
+    #[test]
+    fn ids_are_counted_in_both_body_shapes() {
+        assert_eq!(ids_in(Some(&serde_json::json!(["1", "2"]))), 2);
+        assert_eq!(
+            ids_in(Some(&serde_json::json!({"ids": ["1", "2", "3"]}))),
+            3
+        );
+        assert_eq!(ids_in(Some(&serde_json::json!({"other": 1}))), 0);
+        assert_eq!(ids_in(None), 0);
     }
 
     #[tokio::test]

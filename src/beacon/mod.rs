@@ -144,6 +144,14 @@ pub enum BeaconError {
         endpoint: String,
         message: String,
     },
+    /// The answer is larger than the most this route can legitimately
+    /// return (`client::answer_cap`); it was abandoned unread.
+    #[error("{node}: {endpoint}: answer larger than {limit} bytes, the most this route can return; not read")]
+    TooLarge {
+        node: String,
+        endpoint: String,
+        limit: usize,
+    },
     /// The request was not sent: the node is over its configured rate.
     #[error("{node}: {endpoint}: rate limit reached")]
     RateLimited { node: String, endpoint: String },
@@ -166,13 +174,91 @@ fn list_errors(errors: &[BeaconError]) -> String {
 }
 
 impl BeaconError {
-    /// A 4xx other than 404/429 is the node's considered answer ("not for
-    /// this epoch"); anything else may work on another node or later.
+    /// A 4xx other than 404 (handled as "not found" by the routes), 408
+    /// and 429 (the node is busy) is the node's considered answer ("not
+    /// for this epoch"); anything else may work on another node or later.
+    ///
+    /// A 5xx is never a range limit, even though Lodestar answers 500 for
+    /// proposer duties and committees outside its range: a 500 is also what
+    /// a node with a failing database or a crashed handler answers, and
+    /// taking that for "gone" stored epochs as `unknown` for good instead
+    /// of failing over and retrying (issue 11). Data a node truly no longer
+    /// serves then stays un-judged while the node answers 500 (the monitor
+    /// retries, the lag and stall alerts show it) rather than being
+    /// written off on one node's error.
     pub fn is_range_limit(&self) -> bool {
         match self {
-            BeaconError::Status { status, .. } => *status == 400 || *status == 500,
-            BeaconError::AllFailed { errors, .. } => errors.iter().all(|e| e.is_range_limit()),
+            BeaconError::Status { status, .. } => is_range_limit_status(*status),
+            BeaconError::AllFailed { errors, .. } => {
+                !errors.is_empty() && errors.iter().all(|e| e.is_range_limit())
+            }
             _ => false,
         }
+    }
+}
+
+/// PURE: an HTTP status that means "not for this request, on this node":
+/// a 4xx other than 404, 408 (request timeout) and 429 (too many requests).
+pub fn is_range_limit_status(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 404 | 408 | 429)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> BeaconError {
+        BeaconError::Status {
+            node: "n".into(),
+            endpoint: "/e".into(),
+            status: code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_considered_4xx_is_a_range_limit_never_a_5xx() {
+        let cases = [
+            (
+                400,
+                true,
+                "bad request: Lighthouse's and Lodestar's out of range",
+            ),
+            (403, true, "a provider's plan does not include it"),
+            (404, false, "not found is an answer of its own"),
+            (408, false, "the node was too slow"),
+            (429, false, "the node is busy"),
+            (500, false, "a failing database"),
+            (502, false, "a proxy without its backend"),
+            (503, false, "syncing or overloaded"),
+            (200, false, "not an error"),
+        ];
+        for (code, want, why) in cases {
+            assert_eq!(status(code).is_range_limit(), want, "{code}: {why}");
+        }
+    }
+
+    #[test]
+    fn every_node_must_decline_for_the_data_to_be_gone() {
+        let all = |errors| BeaconError::AllFailed {
+            endpoint: "/e".into(),
+            errors,
+        };
+        assert!(all(vec![status(400), status(400)]).is_range_limit());
+        assert!(!all(vec![status(400), status(500)]).is_range_limit());
+        assert!(!all(vec![status(500), status(500)]).is_range_limit());
+        let timeout = BeaconError::Timeout {
+            node: "n".into(),
+            endpoint: "/e".into(),
+            after: Duration::from_secs(1),
+        };
+        assert!(!all(vec![status(400), timeout]).is_range_limit());
+        assert!(!all(Vec::new()).is_range_limit(), "nobody answered");
+        let too_large = BeaconError::TooLarge {
+            node: "n".into(),
+            endpoint: "/e".into(),
+            limit: 1,
+        };
+        assert!(!too_large.is_range_limit());
     }
 }

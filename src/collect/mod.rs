@@ -227,7 +227,12 @@ pub async fn gather_epoch(
             .await
         })
         .await
-        .map_err(|_| CollectError::NoRegistry)?
+        // "Gone" only when every node declined every state; a node fault
+        // (a 500 from a failing database) is an error to retry.
+        .map_err(|e| match e.fault {
+            Some(fault) => CollectError::Beacon(fault),
+            None => CollectError::NoRegistry,
+        })?
         .into_iter()
         .map(|v| (v.index, v))
         .collect();
@@ -501,22 +506,48 @@ pub fn check_seats(
     Ok(())
 }
 
+/// Why `first_served` found nothing: the last answer, and the last node
+/// fault met on the way, if any.
+#[derive(Debug)]
+struct Unserved {
+    last: String,
+    /// A failure that is not the nodes' "not for this state" (a 5xx, a
+    /// timeout, an unreadable answer): the data may well exist, so the
+    /// caller must not take it for gone.
+    fault: Option<BeaconError>,
+}
+
+impl std::fmt::Display for Unserved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.last)
+    }
+}
+
 /// Tries each state id in turn; the first `Some` wins. Errors and `None`
-/// fall through to the next; the last error (or "not served") is returned.
-async fn first_served<T, F, Fut>(states: &[StateId], mut f: F) -> Result<T, String>
+/// fall through to the next; the last error (or "not served") is returned,
+/// with the last node fault kept apart.
+async fn first_served<T, F, Fut>(states: &[StateId], mut f: F) -> Result<T, Unserved>
 where
     F: FnMut(StateId) -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, BeaconError>>,
 {
-    let mut last = String::from("not served by any node");
+    let mut out = Unserved {
+        last: String::from("not served by any node"),
+        fault: None,
+    };
     for &state in states {
         match f(state).await {
             Ok(Some(v)) => return Ok(v),
-            Ok(None) => last = format!("state {state} not available"),
-            Err(e) => last = e.to_string(),
+            Ok(None) => out.last = format!("state {state} not available"),
+            Err(e) => {
+                out.last = e.to_string();
+                if !e.is_range_limit() {
+                    out.fault = Some(e);
+                }
+            }
         }
     }
-    Err(last)
+    Err(out)
 }
 
 /// Proposer duties of `epoch` from a node (nodes serve only the current and

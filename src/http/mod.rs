@@ -6,6 +6,15 @@
 //! store on a request path (handlers read only the `StatusBoard` and
 //! `Metrics`), or show a secret: every text that came from outside (node
 //! URLs, error messages) passes through `scrub_secrets` first.
+//!
+//! The accept loop is valwatch's own (hyper's HTTP/1 connection under it)
+//! rather than `axum::serve`, because the server must survive its clients:
+//! a client gets `HEAD_TIMEOUT` to send a request head, at most
+//! `MAX_CONNECTIONS` are served at once, and shutdown ends within
+//! `SHUTDOWN_GRACE` whatever the clients do (issue 11: one half-sent request
+//! held SIGTERM for 87 s). The state the handlers read can be replaced
+//! while serving (`Server::set_state`): started blind, valwatch serves a
+//! provisional board until a beacon node tells it what chain it watches.
 
 pub mod health;
 pub mod metrics;
@@ -13,14 +22,17 @@ pub mod page;
 pub mod status;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use tokio::task::JoinHandle;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tower::ServiceExt;
+use tracing::{debug, info, warn};
 
 use crate::chain::Clock;
 use crate::metrics::Metrics;
@@ -78,16 +90,53 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
+/// Longest a client may take to send a request head (request line and
+/// headers), and to start the next one on a kept-alive connection. The
+/// readers of these routes (Prometheus, a load balancer's probe, curl, a
+/// browser) send a head of a few hundred bytes at once; 10 s is ample on
+/// a slow link, and bounds how long a client that stops mid-head, or never
+/// starts, holds a connection. (hyper's own default, 30 s, applies only
+/// with a timer, which `axum::serve` does not give it: no limit at all.)
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once. The readers are a Prometheus or two, a
+/// health probe and the odd browser tab (a browser opens up to 6); 128
+/// leaves room for all of them many times over while bounding the sockets
+/// and memory a runaway or hostile client can take. A connection over the
+/// bound is closed at once rather than queued.
+pub const MAX_CONNECTIONS: usize = 128;
+
+/// After shutdown begins, how long requests in flight get to finish before
+/// the remaining connections are dropped. Every handler answers from memory
+/// within milliseconds, so a connection still open after this is a client
+/// that does not send or does not read. Well inside systemd's 90 s stop
+/// timeout and the 10 s issue 11 asks for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// After a failed `accept` (out of file descriptors, say), the pause before
+/// the next: the error would repeat at once and spin the loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The router the next request is served by (replaced by `set_state`).
+type CurrentRouter = Arc<RwLock<Router>>;
+
 /// A running server.
 pub struct Server {
     /// The address actually bound (port 0 resolves to a free port).
     pub local_addr: SocketAddr,
+    router: CurrentRouter,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
-    /// Waits until the server has shut down (after the cancel token fired
-    /// and in-flight requests finished).
+    /// From the next request on, the handlers read `state` (connections
+    /// kept alive included).
+    pub fn set_state(&self, state: HttpState) {
+        *self.router.write().unwrap_or_else(|e| e.into_inner()) = router(state);
+    }
+
+    /// Waits until the server has shut down: after the cancel token fired,
+    /// requests in flight finished or `SHUTDOWN_GRACE` passed.
     pub async fn wait(self) -> Result<(), HttpError> {
         match self.task.await {
             Ok(Ok(())) => Ok(()),
@@ -98,7 +147,8 @@ impl Server {
 }
 
 /// Binds `addr` and serves in a background task until `cancel` fires;
-/// then stops accepting and lets in-flight requests finish.
+/// then stops accepting, lets requests in flight finish within
+/// `SHUTDOWN_GRACE` and drops what is left.
 pub async fn serve(
     addr: SocketAddr,
     state: HttpState,
@@ -110,16 +160,98 @@ pub async fn serve(
     let local_addr = listener
         .local_addr()
         .map_err(|source| HttpError::Bind { addr, source })?;
-    let app = router(state);
-    let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await;
-        info!(addr = %local_addr, "http server stopped");
-        result
-    });
+    let current: CurrentRouter = Arc::new(RwLock::new(router(state)));
+    let task = tokio::spawn(accept_loop(listener, current.clone(), cancel));
     info!(addr = %local_addr, "http server listening");
-    Ok(Server { local_addr, task })
+    Ok(Server {
+        local_addr,
+        router: current,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    current: CurrentRouter,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let local_addr = listener.local_addr()?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            // Reap finished connections as they end.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(addr = %local_addr, error = %e, "http server cannot accept a connection");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                }
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, limit = MAX_CONNECTIONS, "too many http connections; closing this one");
+            drop(stream);
+            continue;
+        };
+        let current = current.clone();
+        let cancel = cancel.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            serve_connection(stream, current, cancel).await;
+        });
+    }
+    // Not accepting any more: the listener closes here.
+    drop(listener);
+    let open = connections.len();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(addr = %local_addr, open, left = connections.len(),
+              grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+              "http connections still open after the shutdown grace; closing them");
+        connections.shutdown().await;
+    }
+    info!(addr = %local_addr, "http server stopped");
+    Ok(())
+}
+
+/// Serves one connection (HTTP/1.1, keep-alive) with the head timeout;
+/// when `cancel` fires, finishes the request in flight and closes.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    current: CurrentRouter,
+    cancel: CancellationToken,
+) {
+    let service =
+        hyper::service::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
+            let router = current.read().unwrap_or_else(|e| e.into_inner()).clone();
+            router.oneshot(req.map(axum::body::Body::new))
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        // Clients that hang up or time out are routine, not news.
+        debug!(error = %e, "http connection ended with an error");
+    }
 }
 
 /// Removes what may be a secret from text shown to people: the user and
