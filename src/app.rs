@@ -83,6 +83,10 @@ pub async fn run_with(
         .check_network(spec.genesis_validators_root)
         .await
         .context("the database belongs to another network")?;
+    store
+        .record_chain_constants(&spec)
+        .await
+        .context("recording the chain constants in the database")?;
     pool.check_health().await;
 
     let mut watchlist = Watchlist::new(config.groups.clone(), config.expected_offline.clone());
