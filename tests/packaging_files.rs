@@ -502,6 +502,9 @@ fn debian_package_ships_existing_files_and_a_hardened_unit_that_runs_what_it_shi
         "/etc/valwatch/validators.txt"
     );
     assert!(one("ExecReload").contains("-HUP $MAINPID"));
+    // valwatch dies of SIGHUP today; systemd would call that clean and
+    // leave it down after `systemctl reload`.
+    assert_eq!(one("RestartForceExitStatus"), "SIGHUP");
     assert_eq!(one("Restart"), "on-failure");
     for (key, want) in [
         ("NoNewPrivileges", "yes"),
