@@ -107,7 +107,7 @@ grep -q '"attestations"' "$demo_dir/report.json" || fail "valwatch report read n
 rm -rf "$demo_dir"
 
 phase "systemd unit"
-unit=/lib/systemd/system/valwatch.service
+unit=/usr/lib/systemd/system/valwatch.service
 [ -f "$unit" ] || fail "$unit not installed"
 if command -v systemd-analyze >/dev/null 2>&1; then
   systemd-analyze verify "$unit" || fail "systemd-analyze verify $unit"
