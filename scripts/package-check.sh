@@ -35,9 +35,10 @@ apt_install() {
 
 phase "tools"
 if ! command -v cargo-deb >/dev/null 2>&1; then
-  # Debian has no cargo-deb package; crates.io's takes about 1.5 min to build.
-  log "cargo-deb missing: cargo install --locked cargo-deb"
-  cargo install --locked cargo-deb
+  # Debian has no cargo-deb package; crates.io's takes about 1.5 min to
+  # build. Pinned: the version these packages were built and checked with.
+  log "cargo-deb missing: cargo install --locked cargo-deb@3.8.0"
+  cargo install --locked cargo-deb@3.8.0
 fi
 if ! command -v docker-compose >/dev/null 2>&1; then
   # Compose v1 from Debian: no Docker daemon needed to parse a stack.
