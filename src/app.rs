@@ -103,6 +103,11 @@ async fn connect(
         .await
         .context("the database belongs to another network")
         .map_err(Startup::Fatal)?;
+    store
+        .record_chain_constants(&spec)
+        .await
+        .context("recording the chain constants in the database")
+        .map_err(Startup::Fatal)?;
     pool.check_health().await;
     watchlist.resolve(pool).await.map_err(|e| {
         Startup::Blind(anyhow::Error::new(e).context("cannot look up the configured validators"))

@@ -1,15 +1,28 @@
-//! The command line: subcommands and the flags that override the config.
+//! The command line: subcommands and the flags that override the config;
+//! the shell completions and manual pages generated from it.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::Context;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::Overrides;
+
+/// `valwatch --version`: the release and the commit it was built from
+/// (build.rs), so that a report of "version 0.1.0" is never ambiguous
+/// between two builds of an unreleased tree.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("VALWATCH_COMMIT"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "valwatch",
-    version,
+    version = VERSION,
     about = "Independent liveness monitor for Ethereum validators"
 )]
 pub struct Cli {
@@ -37,6 +50,58 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure the per-epoch path (fetch, judge, store) on mainnet-sized epochs.
     Bench(BenchArgs),
+    /// Print the shell completion script for SHELL on stdout.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout, or write one page per
+    /// command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManArgs {
+    /// Write valwatch.1 and valwatch-COMMAND.1 for every command here.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The completion script of `shell` for the whole command line.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    // Rendered into memory: clap_complete panics on a failed write, and
+    // stdout may be a closed pipe; the caller reports that as an error.
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "valwatch", &mut out);
+    out
+}
+
+/// The top-level manual page, valwatch(1), in roff.
+pub fn man_page() -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .context("rendering the manual page")?;
+    Ok(out)
+}
+
+/// Writes valwatch.1 and a valwatch-COMMAND.1 per visible command into `dir`.
+pub fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("writing the manual pages into {}", dir.display()))
+}
+
+/// `bytes` on stdout; a closed pipe is an error, not a panic.
+pub fn print_bytes(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")
 }
 
 #[derive(Debug, Args, Clone)]

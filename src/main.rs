@@ -116,5 +116,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             valwatch::bench::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions(args) => {
+            valwatch::cli::print_bytes(&valwatch::cli::completions(args.shell))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man(args) => {
+            match args.dir {
+                Some(dir) => valwatch::cli::write_man_pages(&dir)?,
+                None => valwatch::cli::print_bytes(&valwatch::cli::man_page()?)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -236,6 +236,9 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "slashed",
         ],
     ),
+    // The network's constants (genesis time, slot duration, slots per
+    // epoch) that map epochs to time.
+    ("meta", &["key", "value"]),
 ];
 
 const SQL_WORDS: &[&str] = &[
@@ -265,6 +268,10 @@ const SQL_WORDS: &[&str] = &[
     "not",
     "null",
     "e9",
+    "floor",
+    "bigint",
+    "float8",
+    "text",
 ];
 
 /// The identifiers of a query that are neither keywords, variables,
@@ -317,10 +324,12 @@ fn validator_dashboard_sql_uses_only_the_assumed_tables_and_columns() {
     for (_, d) in dashboards() {
         json_strings(&d, "rawSql", &mut queries);
         if let Some(vars) = d["templating"]["list"].as_array() {
-            for v in vars
-                .iter()
-                .filter(|v| v["datasource"]["uid"] == "valwatch-postgres")
-            {
+            for v in vars.iter().filter(|v| {
+                v["type"] == "query"
+                    && v["datasource"]["type"]
+                        .as_str()
+                        .is_some_and(|t| t == "grafana-postgresql-datasource" || t == "postgres")
+            }) {
                 queries.push(v["query"].as_str().unwrap().to_string());
             }
         }

@@ -8,11 +8,12 @@
 //! Grafana's macros become plain SQL over the dashboard's time range (the
 //! simulated chain's genesis to its last epoch), and its variables the
 //! values Grafana would use: a query variable runs its own query and must
-//! return values; constants that describe the network (`genesis_time`,
-//! `seconds_per_epoch`, documented as "change for another network") take
-//! the simulated network's values. Each query must run for every value of
-//! the validator variable, return rows for some, and one validator must
-//! fill every panel.
+//! return values. Hidden query variables are the network's constants
+//! (`genesis_time`, `seconds_per_epoch`) read from the table `meta`: each
+//! must give exactly one value, and the epoch length and genesis must be
+//! the simulated network's, or the time axis would be wrong. Each query
+//! must run for every value of the validator variable, return rows for
+//! some, and one validator must fill every panel.
 
 mod obs_support;
 
@@ -194,6 +195,16 @@ fn panel_queries(file: &str, d: &Value) -> Vec<Query> {
     out
 }
 
+/// Whether any of `queries` refers to `$name`.
+fn sql_uses_variable(queries: &[Query], name: &str) -> bool {
+    let token = format!("${name}");
+    queries.iter().any(|q| {
+        q.sql.match_indices(&token).any(|(i, _)| {
+            !q.sql[i + token.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        })
+    })
+}
+
 fn is_postgres(ds: &Value) -> bool {
     ds["type"]
         .as_str()
@@ -292,9 +303,10 @@ async fn every_dashboard_sql_query_returns_rows_from_a_database_the_daemon_fille
         from: genesis,
         to: genesis + ((LAST_EPOCH + 2) * epoch_ms).div_ceil(1000),
     };
-    let network: BTreeMap<&str, String> = [
-        ("genesis_time", genesis.to_string()),
-        ("seconds_per_epoch", format!("{}", epoch_ms as f64 / 1000.0)),
+    // What the hidden constants must read from `meta`: this network's.
+    let network: BTreeMap<&str, f64> = [
+        ("genesis_time", genesis as f64),
+        ("seconds_per_epoch", epoch_ms as f64 / 1000.0),
     ]
     .into_iter()
     .collect();
@@ -322,14 +334,8 @@ async fn every_dashboard_sql_query_returns_rows_from_a_database_the_daemon_fille
         for v in variables(&d) {
             let name = v["name"].as_str().unwrap_or("?").to_string();
             match v["type"].as_str().unwrap_or("") {
-                "constant" => {
-                    let value = v["query"].as_str().unwrap_or("").to_string();
-                    if value.parse::<f64>().is_err() {
-                        failures.push(format!("{file} constant ${name} = {value:?}: not a number"));
-                    }
-                    let value = network.get(name.as_str()).cloned().unwrap_or(value);
-                    fixed.insert(name, value);
-                }
+                // The data source is chosen in Grafana; SQL never names it.
+                "datasource" => {}
                 "query" if is_postgres(&v["datasource"]) => {
                     let sql = v["definition"]
                         .as_str()
@@ -352,7 +358,25 @@ async fn every_dashboard_sql_query_returns_rows_from_a_database_the_daemon_fille
                             }),
                         Err(e) => Err(e),
                     };
+                    let hidden = v["hide"].as_u64() == Some(2);
                     match values {
+                        // A hidden variable is a constant of the network:
+                        // one value, and the right one.
+                        Ok(vs) if hidden => match vs.as_slice() {
+                            [one] => {
+                                match (network.get(name.as_str()), one.parse::<f64>()) {
+                                    (Some(want), Ok(got)) if (got - want).abs() < 1e-9 => {}
+                                    (want, got) => failures.push(format!(
+                                        "{file} variable ${name} = {one:?} ({got:?}), the network's is {want:?}"
+                                    )),
+                                }
+                                fixed.insert(name, one.clone());
+                            }
+                            _ => failures.push(format!(
+                                "{file} hidden variable ${name}: {} values, not one",
+                                vs.len()
+                            )),
+                        },
                         Ok(vs) if !vs.is_empty() => listed.push((name, vs)),
                         Ok(_) => failures.push(format!("{file} variable ${name}: no values")),
                         Err(e) => failures.push(format!("{file} variable ${name}: {e}")),
@@ -361,6 +385,13 @@ async fn every_dashboard_sql_query_returns_rows_from_a_database_the_daemon_fille
                 other => failures.push(format!(
                     "{file} variable ${name}: type {other:?} is not handled by this test"
                 )),
+            }
+        }
+        for name in network.keys() {
+            if sql_uses_variable(&queries, name) && !fixed.contains_key(*name) {
+                failures.push(format!(
+                    "{file}: ${name} is used but not read from the database"
+                ));
             }
         }
         // One variable listing values (the validator); more would need a
@@ -526,8 +557,34 @@ fn dashboards_are_well_formed_and_their_provisioning_points_at_what_exists() {
                 }
             }
         };
+        // Imported by hand, into a Grafana whose data sources have other
+        // uids, a dashboard must still work: it picks its data source with
+        // a variable and every panel and query uses that variable; and
+        // nothing about the network is a constant to edit.
+        if ds_vars.is_empty() {
+            p("no datasource variable".into());
+        }
+        let uses_variable = |ds: &Value| {
+            ds["uid"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("${") && u.ends_with('}'))
+        };
+        for v in &vars {
+            if v["type"] == "constant" {
+                p(format!(
+                    "variable {}: a constant; network values come from the database",
+                    v["name"]
+                ));
+            }
+        }
         for v in vars.iter().filter(|v| v["type"] == "query") {
             check_ds(&format!("variable {}", v["name"]), &v["datasource"], &mut p);
+            if !uses_variable(&v["datasource"]) {
+                p(format!(
+                    "variable {}: fixed data source {}",
+                    v["name"], v["datasource"]
+                ));
+            }
         }
         let panels = panels(d);
         if panels.iter().all(|x| x["type"] == "row") {
@@ -549,6 +606,9 @@ fn dashboards_are_well_formed_and_their_provisioning_points_at_what_exists() {
                 continue;
             }
             check_ds(&what, &x["datasource"], &mut p);
+            if !uses_variable(&x["datasource"]) {
+                p(format!("{what}: fixed data source {}", x["datasource"]));
+            }
             let targets = x["targets"].as_array().cloned().unwrap_or_default();
             if targets.is_empty() {
                 p(format!("{what}: no targets"));

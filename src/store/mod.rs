@@ -19,6 +19,11 @@
 
 mod codec;
 mod incidents;
+
+/// `meta` keys of the chain constants, in the order genesis time (unix
+/// seconds), slot duration (ms), slots per epoch: the values of
+/// `/eth/v1/beacon/genesis` and `/eth/v1/config/spec` the daemon runs with.
+pub const META_CHAIN_CONSTANTS: [&str; 3] = ["genesis_time", "slot_duration_ms", "slots_per_epoch"];
 mod postgres;
 mod sqlite;
 
@@ -35,7 +40,7 @@ use std::sync::Arc;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
-use crate::chain::{Gwei, ProposerDuties};
+use crate::chain::{ChainSpec, Gwei, ProposerDuties};
 
 use serde::Serialize;
 
@@ -530,6 +535,23 @@ impl Store {
 
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         dispatch!(self, set_meta(key, value))
+    }
+
+    /// Keeps the network's time constants in `meta` (keys
+    /// [`META_CHAIN_CONSTANTS`]) for readers of the database that map
+    /// epochs to time: the Grafana history dashboard reads them instead of
+    /// hard-coding mainnet's. Rewritten on every start, so a database made
+    /// before these keys existed gets them on its next start.
+    pub async fn record_chain_constants(&self, spec: &ChainSpec) -> Result<(), StoreError> {
+        let values = [
+            spec.genesis_time,
+            spec.slot_duration_ms,
+            spec.slots_per_epoch,
+        ];
+        for (key, value) in META_CHAIN_CONSTANTS.iter().zip(values) {
+            self.set_meta(key, &value.to_string()).await?;
+        }
+        Ok(())
     }
 
     /// Binds an empty database to the network `root` (its
