@@ -111,12 +111,19 @@ fn told() -> bool {
 
 impl Progress {
     fn of(i: &IncidentRecord) -> Progress {
-        serde_json::from_str(&i.progress).unwrap_or(Progress {
+        let told = Progress {
             notified: true,
             announced: i.validators.clone(),
             returned: Vec::new(),
             returned_total: 0,
-        })
+        };
+        match serde_json::from_str::<serde_json::Value>(&i.progress) {
+            // Stored before progress existed: told when it opened, naming
+            // the validators it lists.
+            Ok(v) if v.get("announced").is_none() => told,
+            Ok(v) => serde_json::from_value(v).unwrap_or(told),
+            Err(_) => told,
+        }
     }
 
     fn fresh() -> Progress {
@@ -927,5 +934,85 @@ fn outcome_label(o: &AttemptOutcome) -> &'static str {
         AttemptOutcome::Delivered => "sent",
         AttemptOutcome::Retry { .. } => "retry",
         AttemptOutcome::Abandoned { .. } => "abandoned",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + secs)
+    }
+
+    fn incident(validators: &[u64], opened: u64, last: u64) -> IncidentRecord {
+        IncidentRecord {
+            id: "validator_down/g/1".into(),
+            rule: "validator_down".into(),
+            subject: "g".into(),
+            severity: "critical".into(),
+            is_event: false,
+            validators: validators.to_vec(),
+            epoch: Some(6),
+            summary: "s".into(),
+            opened_at: at(opened),
+            last_notified_at: at(last),
+            resolved_at: None,
+            resolution: None,
+            progress: "{}".into(),
+        }
+    }
+
+    fn progress(notified: bool, announced: &[u64], back: &[u64]) -> Progress {
+        Progress {
+            notified,
+            announced: announced.to_vec(),
+            returned: back
+                .iter()
+                .map(|v| Outage {
+                    validator: *v,
+                    ..Outage::default()
+                })
+                .collect(),
+            returned_total: 0,
+        }
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)] // a table of cases reads best inline
+    fn notifications_follow_group_wait_and_group_interval() {
+        const WAIT: Duration = Duration::from_secs(384);
+        const INTERVAL: Duration = Duration::from_secs(384);
+        // (name, validators now, opened, last notified, progress, now, due)
+        let cases: Vec<(&str, Vec<u64>, u64, u64, Progress, u64, Option<&str>)> = vec![
+            ("new, within group_wait: nothing yet", vec![1, 2], 0, 0, progress(false, &[], &[]), 383, None),
+            ("new, group_wait over: the firing", vec![1, 2], 0, 0, progress(false, &[], &[]), 384, Some("firing")),
+            ("told, nothing changed: nothing", vec![1, 2], 0, 400, progress(true, &[1, 2], &[]), 10_000, None),
+            ("one more down within the interval: wait", vec![1, 2, 3], 0, 400, progress(true, &[1, 2], &[]), 783, None),
+            ("one more down after the interval: update", vec![1, 2, 3], 0, 400, progress(true, &[1, 2], &[]), 784, Some("update")),
+            ("one back after the interval: recovered", vec![2], 0, 400, progress(true, &[1, 2], &[1]), 784, Some("recovered")),
+            ("one back and one more down: update (naming both)", vec![2, 3], 0, 400, progress(true, &[1, 2], &[1]), 784, Some("update")),
+            ("one back within the interval: wait", vec![2], 0, 400, progress(true, &[1, 2], &[1]), 500, None),
+            ("a stored incident from before progress existed is told", vec![1], 0, 0, Progress::of(&incident(&[1], 0, 0)), 10_000, None),
+        ];
+        for (name, validators, opened, last, p, now, want) in cases {
+            let i = incident(&validators, opened, last);
+            assert_eq!(due(&i, &p, WAIT, INTERVAL, at(now)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn progress_of_an_incident_stored_before_it_existed_counts_as_told() {
+        let mut i = incident(&[4, 5], 0, 0);
+        i.progress = "{}".into();
+        let p = Progress::of(&i);
+        assert!(p.notified);
+        assert_eq!(p.announced, vec![4, 5], "nothing new to tell");
+        i.progress = "not json".into();
+        let p = Progress::of(&i);
+        assert!(p.notified);
+        assert_eq!(p.announced, vec![4, 5]);
     }
 }

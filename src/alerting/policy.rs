@@ -583,8 +583,13 @@ impl Tracker {
                     .iter()
                     .filter_map(|(name, t)| {
                         let rule = t.rule?;
-                        // All lagging together is the chain stall, told once.
-                        if rule == Rule::NodeLagging && self.chain_stall.is_some() {
+                        // Every head stale together is the chain stall,
+                        // told once: a node on the newest head there is
+                        // "lagging" or "not synced" (its sync distance
+                        // grows with the clock) only because of it.
+                        if matches!(rule, Rule::NodeLagging | Rule::NodeNotSynced)
+                            && self.chain_stall.is_some()
+                        {
                             return None;
                         }
                         lasted(t.since).then(|| Finding {
@@ -614,7 +619,7 @@ impl Tracker {
                         ),
                     });
                 }
-                if self.blind_since.is_some_and(lasted) {
+                if self.blind_since.is_some_and(lasted) && self.chain_stall.is_none() {
                     out.push(Finding {
                         rule: Rule::MonitorBlind,
                         subject: "monitor".into(),
@@ -1486,5 +1491,43 @@ mod tests {
             .map(|f| f.rule)
             .collect();
         assert_eq!(rules, [Rule::SyncParticipation]);
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)] // a table of cases reads best inline
+    fn every_head_stale_is_one_chain_stalled_finding_and_no_lagging_ones() {
+        let node = |name: &str, health: NodeHealth, head: Option<u64>| NodeReport {
+            name: name.into(),
+            url: "http://x".into(),
+            health,
+            head_slot: head,
+            last_error: None,
+        };
+        use NodeHealth::{Healthy, Lagging, Syncing, Unreachable};
+        // (name, nodes, wall slot, rules found after the grace)
+        let cases: Vec<(&str, Vec<NodeReport>, u64, Vec<Rule>)> = vec![
+            ("fresh heads", vec![node("a", Healthy, Some(100)), node("b", Healthy, Some(99))], 100, vec![]),
+            ("eight slots behind is still fresh", vec![node("a", Healthy, Some(92))], 100, vec![]),
+            ("every head stale: one chain_stalled", vec![node("a", Lagging, Some(91)), node("b", Lagging, Some(90))], 100, vec![Rule::ChainStalled]),
+            ("one fresh node: that other node lags", vec![node("a", Healthy, Some(100)), node("b", Lagging, Some(80))], 100, vec![Rule::NodeLagging]),
+            ("stale heads and one down: the down one is its own news", vec![node("a", Lagging, Some(80)), node("b", Unreachable, None)], 100, vec![Rule::NodeDown, Rule::ChainStalled]),
+            ("nodes 'syncing' on the stalled head are the stall, told once", vec![node("a", Syncing, Some(50)), node("b", Syncing, Some(50))], 100, vec![Rule::ChainStalled]),
+            ("no head at all is blindness, not a stall", vec![node("a", Unreachable, None)], 100, vec![Rule::NodeDown, Rule::MonitorBlind]),
+        ];
+        for (name, nodes, wall, want) in cases {
+            let mut t = tracker(&[("g", 1..2)]);
+            t.apply_nodes(&nodes, Some(Slot(wall)), at(0));
+            t.apply_nodes(&nodes, Some(Slot(wall)), at(600));
+            let mut got: Vec<Rule> = t
+                .findings(Scope::Nodes, at(600))
+                .iter()
+                .map(|f| f.rule)
+                .collect();
+            got.sort();
+            let mut want = want;
+            want.sort();
+            assert_eq!(got, want, "{name}");
+            assert_eq!(t.chain_stalled(), want.contains(&Rule::ChainStalled), "{name}");
+        }
     }
 }
