@@ -568,8 +568,11 @@ impl Monitor {
             let first_open = Epoch(wall_epoch.0.saturating_sub(1)).max(self.next_epoch);
             for e in first_open.0..=wall_epoch.0 {
                 let epoch = Epoch(e);
-                let upto =
-                    Slot(wall.0.saturating_sub(1)).min(head.slot.max(self.spec.start_slot(epoch)));
+                // Only what the canonical chain has reached is judged: a
+                // slot after the head is not known empty (proof before
+                // verdict), so an epoch the head has not entered is not
+                // looked at yet.
+                let upto = Slot(wall.0.saturating_sub(1)).min(head.slot);
                 if upto < self.spec.start_slot(epoch) {
                     continue; // nothing of this epoch is on chain yet
                 }
