@@ -16,6 +16,8 @@
 //! the validator was seen attesting. Down when the streak holds early
 //! evidence or `down_after_missed` final misses; once down, it stays down
 //! until a good verdict (included, or inactive) arrives for a later epoch.
+//! A proposal missed in an epoch whose vote is missing too makes it down at
+//! once (two signs of one stopped client; see `observe_missed_proposal`).
 //! When that good verdict is the final verdict of the very epoch the early
 //! warning was about, the warning was wrong (`contradicted`).
 //!
@@ -296,8 +298,36 @@ impl ValidatorHealth {
     }
 
     /// A missed proposal: part of the outage when it falls in one (true:
-    /// counted there, not news of its own).
-    pub fn observe_missed_proposal(&mut self, slot: Slot, epoch: Epoch) -> bool {
+    /// counted there, not news of its own). A proposal missed in an epoch
+    /// whose vote is missing too (a final miss, or early evidence) is two
+    /// independent signs of one stopped client: the validator is down from
+    /// that epoch on. Without this, the final verdict of the proposal could
+    /// come before the second missed vote and page on its own, minutes
+    /// before the outage it belongs to (seen on the lodestar-devnet
+    /// recording: validator 44, epoch 6).
+    pub fn observe_missed_proposal(
+        &mut self,
+        validator: ValidatorIndex,
+        slot: Slot,
+        epoch: Epoch,
+    ) -> bool {
+        let vote_missing = self.streak.contains_key(&epoch);
+        if !self.in_outage(epoch) && vote_missing {
+            self.down = true;
+            self.contradicted = None;
+            self.down_through = self.down_through.max(self.streak.keys().next_back().copied());
+            let since = self.streak.keys().next().copied().unwrap_or(epoch);
+            self.recovering_from = None;
+            self.sync_missed.clear();
+            self.proposals_missed.clear();
+            self.outage = Some(Outage {
+                validator: validator.0,
+                down_since_epoch: since.0,
+                balance_before_gwei: self.balance.map(|b| b.0),
+                balance_latest_gwei: self.balance.map(|b| b.0),
+                ..Outage::default()
+            });
+        }
         if !self.in_outage(epoch) {
             return false;
         }
@@ -403,6 +433,9 @@ impl ValidatorHealth {
                             ""
                         }
                     ));
+                }
+                if let Some(slot) = self.proposals_missed.iter().next() {
+                    parts.push(format!("it missed its proposal at slot {}", slot.0));
                 }
                 if parts.is_empty() {
                     "down since before the restart".into()
@@ -551,7 +584,7 @@ mod tests {
         let none = EarlyInputs::default();
         h.observe_attestation(&vote(6, M), true, &none, &rules);
         h.observe_attestation(&vote(7, M), true, &none, &rules);
-        assert!(h.observe_missed_proposal(Slot(7 * 32 + 3), Epoch(7)));
+        assert!(h.observe_missed_proposal(ValidatorIndex(1), Slot(7 * 32 + 3), Epoch(7)));
         assert!(h.observe_sync(Epoch(7), 30));
         assert!(h.observe_sync(Epoch(7), 31)); // the newer record of the epoch wins
         h.observe_balance(Gwei(31_999_990_000));
@@ -566,8 +599,8 @@ mod tests {
         assert_eq!(o.balance_change_gwei(), Some(-10_000));
         // Final records of the outage arriving after the return are still
         // the outage's news, not a new cause.
-        assert!(h.observe_missed_proposal(Slot(8 * 32 + 1), Epoch(8)));
-        assert!(!h.observe_missed_proposal(Slot(10 * 32 + 1), Epoch(10)));
+        assert!(h.observe_missed_proposal(ValidatorIndex(1), Slot(8 * 32 + 1), Epoch(8)));
+        assert!(!h.observe_missed_proposal(ValidatorIndex(1), Slot(10 * 32 + 1), Epoch(10)));
     }
 
     #[test]
@@ -617,5 +650,22 @@ mod tests {
         assert_eq!(epochs(&[3]), "3");
         assert_eq!(epochs(&[3, 4, 5]), "3–5");
         assert_eq!(epochs(&[3, 5]), "3, 5");
+    }
+
+    #[test]
+    fn a_missed_vote_and_a_missed_proposal_in_one_epoch_are_down_at_once() {
+        let rules = HealthRules::default();
+        let none = EarlyInputs::default();
+        let mut h = ValidatorHealth::default();
+        h.observe_attestation(&vote(6, M), true, &none, &rules);
+        assert_eq!(h.health(), Health::Late);
+        assert!(h.observe_missed_proposal(ValidatorIndex(1), Slot(6 * 32 + 4), Epoch(6)));
+        assert_eq!(h.health(), Health::Down);
+        assert_eq!(h.outage().map(|o| (o.validator, o.down_since_epoch)), Some((1, 6)));
+        // A healthy validator's missed proposal is news of its own.
+        let mut h = ValidatorHealth::default();
+        h.observe_attestation(&vote(6, I), true, &none, &rules);
+        assert!(!h.observe_missed_proposal(ValidatorIndex(1), Slot(6 * 32 + 4), Epoch(6)));
+        assert_eq!(h.health(), Health::Ok);
     }
 }

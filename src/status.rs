@@ -419,7 +419,9 @@ impl Snapshot {
         for p in &rec.proposals {
             if p.status == ProposalStatus::Missed {
                 if let Some(v) = self.validators.get_mut(&p.validator_index) {
-                    v.track.observe_missed_proposal(p.slot, rec.epoch);
+                    v.track.observe_missed_proposal(p.validator_index, p.slot, rec.epoch);
+                    v.health = v.track.health();
+                    v.evidence = v.track.evidence(rules);
                 }
             }
         }

@@ -327,7 +327,7 @@ impl Tracker {
                 continue;
             }
             if let Some(t) = self.validators.get_mut(&p.validator_index) {
-                if t.health.observe_missed_proposal(p.slot, rec.epoch) {
+                if t.health.observe_missed_proposal(p.validator_index, p.slot, rec.epoch) {
                     folded.insert((p.validator_index.0, p.slot.0));
                 }
             }
