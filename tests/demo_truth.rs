@@ -17,6 +17,8 @@ use valwatch::demo::{Demo, DemoOptions};
 use valwatch::sim::GroundTruth;
 use valwatch::store::{ReportQuery, Store};
 
+/// The demo scenario's epoch (`scenarios/demo.toml`).
+const DEMO_SLOTS_PER_EPOCH: u64 = 8;
 /// Short slots keep the test near 25 s; 400 ms still leaves the monitor's
 /// quarter-slot poll (250 ms floor) time to follow every block.
 const SLOT_MS: u64 = 400;
@@ -350,27 +352,62 @@ fn truth_failing(
     let Some(f) = f else {
         return Some(false).filter(|_| p.is_none() || !slashed_by(v, p, truth, stored_balances));
     };
-    // Consecutive final misses up to f, counted as the board does.
-    let mut consecutive = 0;
-    for e in 0..=f {
-        match truth
+    let status_of = |e: u64| {
+        truth
             .attestations
             .iter()
             .find(|a| a.validator_index.0 == v && a.epoch.0 == e)
             .map(|a| a.status)
-        {
-            Some(AttestationStatus::Missed) => consecutive += 1,
-            Some(AttestationStatus::Included | AttestationStatus::Inactive) => consecutive = 0,
+    };
+    let missed_proposal_in = |e: u64| {
+        truth.proposals.iter().any(|p| {
+            p.validator_index.0 == v
+                && p.status == valwatch::analysis::ProposalStatus::Missed
+                && p.slot.0 / DEMO_SLOTS_PER_EPOCH == e
+        })
+    };
+    // The one rule of up and down (src/health.rs) on final verdicts up to
+    // f: `threshold` misses in a row, or a miss and a missed proposal in one
+    // epoch of the streak.
+    let mut consecutive = 0;
+    let mut with_proposal = false;
+    for e in 0..=f {
+        match status_of(e) {
+            Some(AttestationStatus::Missed) => {
+                consecutive += 1;
+                with_proposal |= missed_proposal_in(e);
+            }
+            Some(AttestationStatus::Included | AttestationStatus::Inactive) => {
+                consecutive = 0;
+                with_proposal = false;
+            }
             _ => {}
         }
     }
-    if consecutive >= threshold || slashed_by(v, Some(f), truth, stored_balances) {
+    if slashed_by(v, Some(f), truth, stored_balances) {
         return Some(true);
     }
+    let down_final = consecutive >= threshold || (consecutive > 0 && with_proposal);
+    // Provisional passes of the epochs after f may already show more: an
+    // included vote (back: recovering, not failing) or early evidence of a
+    // miss (down before its final verdict). Which one a given answer saw
+    // depends on block timing, so either answer is right then.
+    let open = (f + 1)..=p.unwrap_or(f).max(f);
+    let back_after = open
+        .clone()
+        .any(|e| status_of(e) == Some(AttestationStatus::Included));
+    let missed_after = open
+        .clone()
+        .any(|e| status_of(e) == Some(AttestationStatus::Missed));
     if slashed_by(v, p, truth, stored_balances) {
         return None;
     }
-    Some(false)
+    match (down_final, back_after, missed_after) {
+        (true, false, _) => Some(true),
+        (true, true, _) => None,
+        (false, _, true) => None,
+        (false, _, false) => Some(false),
+    }
 }
 
 /// Whether the records of epochs up to `e` show `v` slashed: a slashing

@@ -219,6 +219,21 @@ url = "{hook}2"
     assert_eq!(all, unique, "{}: a notification was sent twice", rec.name);
 
     let got = received.lock().unwrap().clone();
+    // VALWATCH_PAGES_DUMP=DIR keeps what a person received (the JSON and
+    // the text an email or chat shows), for the README's sample.
+    if let Ok(out) = std::env::var("VALWATCH_PAGES_DUMP") {
+        let out = std::path::Path::new(&out).join(rec.name);
+        std::fs::create_dir_all(&out).unwrap();
+        for (i, m) in got.iter().enumerate() {
+            let msg: valwatch::alerting::Message = serde_json::from_value(m.clone()).unwrap();
+            std::fs::write(
+                out.join(format!("{i:02}.json")),
+                serde_json::to_string_pretty(m).unwrap(),
+            )
+            .unwrap();
+            std::fs::write(out.join(format!("{i:02}.txt")), msg.text()).unwrap();
+        }
+    }
     let summary: Vec<String> = got
         .iter()
         .map(|m| {

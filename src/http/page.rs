@@ -127,7 +127,7 @@ pub fn render_page(v: &StatusView) -> String {
     }
     h.push_str("</table>\n");
 
-    h.push_str("<h2>Validators</h2><table><tr><th>Index</th><th>Group</th><th>State</th><th>Attestation</th><th>Missed in a row</th><th>Balance (Gwei)</th><th>Status</th><th>Slashed</th><th>Last proposal</th><th>Next proposal</th><th>Sync committee</th></tr>\n");
+    h.push_str("<h2>Validators</h2><table><tr><th>Index</th><th>Group</th><th>State</th><th>Health (why)</th><th>Attestation</th><th>Missed in a row</th><th>Balance (Gwei)</th><th>Status</th><th>Slashed</th><th>Last proposal</th><th>Next proposal</th><th>Sync committee</th></tr>\n");
     for val in v.validators.iter().take(PAGE_VALIDATOR_ROWS) {
         let x = &val.validator;
         // The final verdict decides the state; a newer provisional look at
@@ -159,10 +159,12 @@ pub fn render_page(v: &StatusView) -> String {
         };
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             x.index,
             escape(&x.group),
             state,
+            // The one rule the pager uses too, with its evidence.
+            escape(&format!("{} ({})", x.health.as_str(), x.evidence)),
             escape(&att),
             x.consecutive_missed,
             opt(x.balance.map(|b| b.0)),
