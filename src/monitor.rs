@@ -405,11 +405,12 @@ impl Monitor {
         let Some(w) = self.watchlist.as_mut() else {
             return;
         };
-        if !w.reload_files() {
-            return;
+        let changed = w.poll(&self.pool).await;
+        if let Some(o) = &self.observers {
+            o.board.set_sources(w.source_statuses());
         }
-        if let Err(e) = w.resolve(&self.pool).await {
-            warn!(error = %e, "cannot resolve the new validators yet");
+        if !changed {
+            return;
         }
         let watched = w.watched();
         if watched.is_empty() {
@@ -427,6 +428,7 @@ impl Monitor {
                     .collect(),
             );
             o.board.set_groups(groups);
+            o.board.set_labels(&w.labels());
         }
     }
 

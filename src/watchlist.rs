@@ -3,7 +3,9 @@
 //! without a restart).
 //!
 //! Owns: the id → index resolution, which configured validators exist on
-//! the chain, and file change detection. Must not: judge anything.
+//! the chain, file change detection, the groups that `[[sources]]` fill
+//! (their keys replace the group's members at every reading, see
+//! `crate::sources`) and the validators' labels. Must not: judge anything.
 //!
 //! The configured ids are kept compact (`IdSet`: index ranges and public
 //! keys), and only validators the chain has are watched: the registry is
@@ -12,7 +14,7 @@
 //! configured indices exist. Issue 11: `--validators 0-4999999` on a
 //! 64-validator chain was watched literally, ~5 M `unknown` rows an epoch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -22,7 +24,8 @@ use tracing::{info, warn};
 use crate::beacon::client::ValidatorId;
 use crate::beacon::{BeaconError, BeaconPool, StateId};
 use crate::chain::{Pubkey, ValidatorIndex};
-use crate::config::{parse_validator_file, Group};
+use crate::config::{parse_labels_file, parse_validator_file, Group, Labels};
+use crate::sources::{SourceStatus, Sources};
 use crate::status::GroupSpec;
 
 /// Ranges or keys named in the "not on chain" log line; the count says
@@ -210,6 +213,13 @@ pub struct Watchlist {
     registry: Option<u64>,
     /// The last "not on chain" line logged, so that it is said once.
     reported: Option<String>,
+    /// Services listing keys; each fills the group of its name.
+    sources: Option<Sources>,
+    labels: Labels,
+    labels_file: Option<PathBuf>,
+    labels_modified: Option<SystemTime>,
+    /// The groups last handed out (`poll` says when they change).
+    published: Option<Vec<GroupSpec>>,
 }
 
 fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
@@ -239,7 +249,164 @@ impl Watchlist {
             resolved: HashMap::new(),
             registry: None,
             reported: None,
+            sources: None,
+            labels: Labels::default(),
+            labels_file: None,
+            labels_modified: None,
+            published: None,
         }
+    }
+
+    /// Adds the groups that `sources` fill (empty until they first answer).
+    pub fn with_sources(mut self, sources: Sources) -> Self {
+        for name in sources.groups() {
+            self.groups.push(Entry {
+                name,
+                members: IdSet::default(),
+                inline: IdSet::default(),
+                file: None,
+                modified: None,
+            });
+        }
+        self.sources = (!sources.is_empty()).then_some(sources);
+        self
+    }
+
+    /// Labels per validator, and the file they come from (re-read when it
+    /// changes).
+    pub fn with_labels(mut self, labels: Labels, file: Option<PathBuf>) -> Self {
+        self.labels_modified = mtime(&file);
+        self.labels = labels;
+        self.labels_file = file;
+        self
+    }
+
+    /// Reads the sources now at the next `poll` (SIGHUP): the flag to set.
+    pub fn sources_waker(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        self.sources.as_ref().map(Sources::waker)
+    }
+
+    /// Reads the sources every `every` (the chain's epoch).
+    pub fn set_source_interval(&mut self, every: std::time::Duration) {
+        if let Some(s) = self.sources.as_mut() {
+            s.set_interval(every);
+        }
+    }
+
+    /// Whether a source has never answered: its keys are not known yet, so
+    /// an empty watch list is not (yet) a configuration mistake.
+    pub fn sources_pending(&self) -> bool {
+        self.sources.as_ref().is_some_and(Sources::any_unanswered)
+    }
+
+    pub fn source_statuses(&self) -> Vec<SourceStatus> {
+        self.sources
+            .as_ref()
+            .map(Sources::statuses)
+            .unwrap_or_default()
+    }
+
+    /// Reads the sources when due and puts their keys into their groups.
+    /// Returns true when a group's keys changed.
+    pub async fn read_sources(&mut self) -> bool {
+        let Some(sources) = self.sources.as_mut() else {
+            return false;
+        };
+        if !sources.due() {
+            return false;
+        }
+        let lists = sources.read().await;
+        let changed = !lists.is_empty();
+        for (group, keys) in lists {
+            let ids: Vec<ValidatorId> = keys.into_iter().map(ValidatorId::Pubkey).collect();
+            if let Some(g) = self.groups.iter_mut().find(|g| g.name == group) {
+                g.members = IdSet::from_ids(&ids);
+            }
+        }
+        // Keys not on chain yet (pending deposits) are looked for again
+        // once per reading, i.e. once an epoch.
+        changed || self.has_unresolved_keys()
+    }
+
+    fn has_unresolved_keys(&self) -> bool {
+        self.groups.iter().any(|g| {
+            g.members
+                .pubkeys()
+                .iter()
+                .any(|k| !self.resolved.contains_key(k))
+        })
+    }
+
+    /// Re-reads the labels file when it changed. A file that no longer
+    /// parses is reported and the previous labels stay.
+    fn reload_labels(&mut self) -> bool {
+        let now = mtime(&self.labels_file);
+        if now == self.labels_modified {
+            return false;
+        }
+        self.labels_modified = now;
+        let Some(path) = self.labels_file.clone() else {
+            return false;
+        };
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_labels_file(&t));
+        match parsed {
+            Ok(labels) if labels != self.labels => {
+                info!(file = %path.display(), "labels file changed");
+                self.labels = labels;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                warn!(file = %path.display(), error = %e,
+                      "labels file unreadable; keeping the previous labels");
+                false
+            }
+        }
+    }
+
+    /// Labels of the watched validators, by index.
+    pub fn labels(&self) -> BTreeMap<ValidatorIndex, Vec<String>> {
+        let watched = self.watched();
+        let mut out: BTreeMap<ValidatorIndex, Vec<String>> = BTreeMap::new();
+        for (id, labels) in self.labels.iter() {
+            let index = match id {
+                ValidatorId::Index(i) => Some(*i),
+                ValidatorId::Pubkey(k) => self.resolved.get(k).copied(),
+            };
+            let Some(index) = index else { continue };
+            if watched.binary_search(&index).is_err() {
+                continue;
+            }
+            let entry = out.entry(index).or_default();
+            for l in labels {
+                if !entry.contains(l) {
+                    entry.push(l.clone());
+                }
+            }
+            entry.sort();
+        }
+        out
+    }
+
+    /// Everything that can change the watch list, once per monitor round:
+    /// validators files, the sources (once an epoch or on SIGHUP), the
+    /// labels file; new keys are then resolved. Returns true when the
+    /// groups or the labels differ from what was last handed out.
+    pub async fn poll(&mut self, pool: &BeaconPool) -> bool {
+        let mut touched = self.reload_files();
+        touched |= self.read_sources().await;
+        let labels_changed = self.reload_labels();
+        if touched {
+            if let Err(e) = self.resolve(pool).await {
+                warn!(error = %e, "cannot resolve the new validators yet");
+            }
+        }
+        let specs = self.group_specs();
+        let changed = self.published.as_ref() != Some(&specs);
+        self.published = Some(specs);
+        changed || labels_changed
     }
 
     /// Every configured id, in one set.
@@ -282,6 +449,9 @@ impl Watchlist {
             self.registry = Some(0);
         }
         self.report_absent(&all);
+        if self.published.is_none() {
+            self.published = Some(self.group_specs());
+        }
         Ok(())
     }
 
@@ -306,7 +476,7 @@ impl Watchlist {
         }
         let count: u64 = ranges.iter().map(|(a, b)| b - a + 1).sum::<u64>() + keys.len() as u64;
         warn!(count, registry_len = len, validators = %text,
-              "configured validators not on chain: not watched until they appear (looked for again at restart or when a validators file changes)");
+              "configured validators not on chain: not watched until they appear (looked for again at restart, when a validators file changes, or at every reading of a key source)");
         self.reported = Some(text);
     }
 
