@@ -104,7 +104,7 @@ async fn connect(
         .context("the database belongs to another network")
         .map_err(Startup::Fatal)?;
     pool.check_health().await;
-    watchlist.read_sources().await;
+    watchlist.read_sources_now().await;
     watchlist.resolve(pool).await.map_err(|e| {
         Startup::Blind(anyhow::Error::new(e).context("cannot look up the configured validators"))
     })?;

@@ -306,6 +306,15 @@ impl Watchlist {
             .unwrap_or_default()
     }
 
+    /// Reads the sources now, due or not (at start, and at every retry
+    /// while no node answers: a source down at the first try is asked again).
+    pub async fn read_sources_now(&mut self) -> bool {
+        if let Some(s) = &self.sources {
+            s.waker().store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.read_sources().await
+    }
+
     /// Reads the sources when due and puts their keys into their groups.
     /// Returns true when a group's keys changed.
     pub async fn read_sources(&mut self) -> bool {
