@@ -370,12 +370,14 @@ pub async fn run_with(
     ));
     board.set_labels(&watchlist.labels());
     board.set_sources(watchlist.source_statuses());
+    metrics.observe_sources(&watchlist.source_statuses());
     metrics.set_watched(
         &groups
             .iter()
             .map(|g| (g.name.clone(), g.validators.len()))
             .collect(),
     );
+    metrics.set_labels(&watchlist.labels());
     if let Some(server) = &server {
         server.set_state(HttpState {
             board: board.clone(),

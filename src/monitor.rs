@@ -407,7 +407,9 @@ impl Monitor {
         };
         let changed = w.poll(&self.pool).await;
         if let Some(o) = &self.observers {
-            o.board.set_sources(w.source_statuses());
+            let sources = w.source_statuses();
+            o.metrics.observe_sources(&sources);
+            o.board.set_sources(sources);
         }
         if !changed {
             return;
@@ -428,7 +430,9 @@ impl Monitor {
                     .collect(),
             );
             o.board.set_groups(groups);
-            o.board.set_labels(&w.labels());
+            let labels = w.labels();
+            o.metrics.set_labels(&labels);
+            o.board.set_labels(&labels);
         }
     }
 
