@@ -694,4 +694,61 @@ mod tests {
         assert_eq!(w.group_specs()[0].validators.len(), 64);
         assert_eq!(w.expected_offline(), idx(&[3]));
     }
+
+    #[test]
+    fn labels_reach_watched_validators_by_index_or_resolved_key() {
+        let key = |v: u8| format!("0x{}", hex::encode([v; 48]));
+        let group = Group {
+            name: "g".into(),
+            validators: parse_validator_list(&format!("1,2,{}", key(0xaa))).unwrap(),
+            inline: Vec::new(),
+            validators_file: None,
+        };
+        let labels = crate::config::parse_labels_file(&format!(
+            "1,eu\n1,rack:1\n7,not-watched\n{},by-key\n{},unresolved\n",
+            key(0xaa),
+            key(0xbb)
+        ))
+        .unwrap();
+        let mut w = Watchlist::new(vec![group], vec![]).with_labels(labels, None);
+        w.registry = Some(64);
+        let aa: Pubkey = key(0xaa).parse().unwrap();
+        w.resolved.insert(aa, ValidatorIndex(40));
+        let got = w.labels();
+        let want: BTreeMap<ValidatorIndex, Vec<String>> = [
+            (ValidatorIndex(1), vec!["eu".to_string(), "rack:1".to_string()]),
+            (ValidatorIndex(40), vec!["by-key".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn source_groups_start_empty_and_stay_apart_from_configured_groups() {
+        let group = Group {
+            name: "g".into(),
+            validators: parse_validator_list("1").unwrap(),
+            inline: Vec::new(),
+            validators_file: None,
+        };
+        let sources = crate::sources::Sources::new(vec![crate::config::SourceConfig {
+            name: "vc".into(),
+            kind: crate::config::SourceKind::Web3Signer,
+            url: "http://127.0.0.1:1/".parse().unwrap(),
+            token_file: None,
+            group: "vc".into(),
+            timeout: std::time::Duration::from_secs(1),
+        }])
+        .unwrap();
+        let mut w = Watchlist::new(vec![group], vec![]).with_sources(sources);
+        w.registry = Some(64);
+        assert!(w.sources_pending(), "never answered");
+        let specs = w.group_specs();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[1].name, "vc");
+        assert!(specs[1].validators.is_empty());
+        assert_eq!(w.watched(), idx(&[1]));
+        assert_eq!(w.source_statuses()[0].up, false);
+    }
 }

@@ -1017,6 +1017,53 @@ mod tests {
     }
 
     #[test]
+    fn sources_alone_are_enough_and_labels_file_problems_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = dir.path().join("labels.csv");
+        std::fs::write(&labels, "1,eu\n2,rack:3,eu\n").unwrap();
+        let base = "[[beacon_nodes]]\nurl = \"http://127.0.0.1:5052\"\n";
+        let signer = "[[sources]]\nkind = \"web3signer\"\nurl = \"http://127.0.0.1:9000\"\n";
+        let cfg = from_toml(
+            &format!("labels_file = {:?}\n{base}{signer}", labels.display().to_string()),
+            &[],
+        )
+        .unwrap();
+        assert!(cfg.groups.is_empty());
+        assert_eq!(cfg.sources.len(), 1);
+        assert_eq!(cfg.sources[0].group, "127.0.0.1-9000");
+        assert_eq!(cfg.labels.iter().count(), 2);
+
+        // (case, file contents or None for no file, expected message part)
+        let cases = [
+            ("a line without labels", Some("1,eu\n2\n"), "line 2"),
+            ("no such file", None, "labels-missing.csv"),
+        ];
+        for (case, text, want) in cases {
+            let path = match text {
+                Some(t) => {
+                    std::fs::write(&labels, t).unwrap();
+                    labels.clone()
+                }
+                None => dir.path().join("labels-missing.csv"),
+            };
+            let err = from_toml(
+                &format!("labels_file = {:?}\n{base}{signer}", path.display().to_string()),
+                &[],
+            )
+            .unwrap_err();
+            let found = problems(err);
+            assert_eq!(found.len(), 1, "{case}: {found:?}");
+            assert_eq!(found[0].key, "labels_file", "{case}");
+            assert!(found[0].message.contains(want), "{case}: {}", found[0].message);
+        }
+
+        // Neither groups nor sources: nothing to watch.
+        let found = problems(from_toml(base, &[]).unwrap_err());
+        assert_eq!(found[0].key, "groups");
+        assert!(found[0].message.contains("[[sources]]"), "{found:?}");
+    }
+
+    #[test]
     fn the_per_validator_metrics_limit_has_a_default_and_can_be_set() {
         let base =
             "[[beacon_nodes]]\nurl = \"http://127.0.0.1:5052\"\n[[groups]]\nvalidators = \"1\"\n";
