@@ -175,7 +175,10 @@ async fn keys_listed_by_a_keymanager_are_watched_and_dropped_when_removed() {
     let labels_file = dir.path().join("labels.csv");
     std::fs::write(
         &labels_file,
-        format!("# who, labels\n3,eu,lighthouse\n{},signer\n", pubkey_of(9).to_hex()),
+        format!(
+            "# who, labels\n3,eu,lighthouse\n{},signer\n",
+            pubkey_of(9).to_hex()
+        ),
     )
     .unwrap();
     let listen = common::free_addr();
@@ -233,7 +236,10 @@ async fn keys_listed_by_a_keymanager_are_watched_and_dropped_when_removed() {
         .await
         .unwrap();
     let text = status.to_string();
-    assert!(!text.contains("5ecret"), "the token reached /status: {text}");
+    assert!(
+        !text.contains("5ecret"),
+        "the token reached /status: {text}"
+    );
     let shown: BTreeMap<u64, (String, serde_json::Value)> = status["validators"]
         .as_array()
         .unwrap()
@@ -241,11 +247,18 @@ async fn keys_listed_by_a_keymanager_are_watched_and_dropped_when_removed() {
         .map(|v| {
             (
                 v["index"].as_u64().unwrap(),
-                (v["group"].as_str().unwrap().to_string(), v["labels"].clone()),
+                (
+                    v["group"].as_str().unwrap().to_string(),
+                    v["labels"].clone(),
+                ),
             )
         })
         .collect();
-    assert_eq!(shown.keys().copied().collect::<Vec<_>>(), vec![3, 5, 9], "{text}");
+    assert_eq!(
+        shown.keys().copied().collect::<Vec<_>>(),
+        vec![3, 5, 9],
+        "{text}"
+    );
     assert_eq!(shown[&3].0, "vc1");
     assert_eq!(shown[&3].1, serde_json::json!(["eu", "lighthouse"]));
     assert_eq!(shown[&5].1, serde_json::Value::Null, "no labels: no key");
@@ -290,19 +303,26 @@ async fn keys_listed_by_a_keymanager_are_watched_and_dropped_when_removed() {
     })
     .await;
     // 3 and the pending key, as last listed (5 was removed before).
-    assert_eq!(status["sources"][0]["keys"], 2, "last known keys kept: {status}");
+    assert_eq!(
+        status["sources"][0]["keys"], 2,
+        "last known keys kept: {status}"
+    );
     assert!(
         status["sources"][0]["error"]
             .as_str()
             .is_some_and(|e| e.contains("503")),
         "{status}"
     );
-    wait_for("three epochs judged while the source is down", epoch * 8, async || {
-        cursor(&db_url)
-            .await
-            .filter(|c| *c >= before_outage + 3)
-            .map(|_| ())
-    })
+    wait_for(
+        "three epochs judged while the source is down",
+        epoch * 8,
+        async || {
+            cursor(&db_url)
+                .await
+                .filter(|c| *c >= before_outage + 3)
+                .map(|_| ())
+        },
+    )
     .await;
     cancel.cancel();
     daemon.await.unwrap().unwrap();
@@ -332,9 +352,16 @@ async fn keys_listed_by_a_keymanager_are_watched_and_dropped_when_removed() {
         let epochs: Vec<u64> = (finals[0]..=last).collect();
         assert_eq!(finals, epochs, "{v} has gaps");
     }
-    assert_eq!(stub.refused.load(Ordering::SeqCst), 0, "the bearer token was wrong");
+    assert_eq!(
+        stub.refused.load(Ordering::SeqCst),
+        0,
+        "the bearer token was wrong"
+    );
     let asked = stub.authorized.load(Ordering::SeqCst);
-    assert!(asked >= 6, "the keymanager was read {asked} times: not once an epoch");
+    assert!(
+        asked >= 6,
+        "the keymanager was read {asked} times: not once an epoch"
+    );
     assert!(
         (asked as u64) <= last + 6,
         "the keymanager was read {asked} times in {last} epochs: more than once an epoch"
