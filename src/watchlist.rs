@@ -192,6 +192,20 @@ async fn validator_exists(pool: &BeaconPool, index: u64) -> Result<bool, BeaconE
     Ok(found.unwrap_or_default().iter().any(|v| v.index.0 == index))
 }
 
+/// PURE: a hash of the groups' names and members, to tell a change.
+fn fingerprint(specs: &[GroupSpec]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for g in specs {
+        g.name.hash(&mut h);
+        g.validators.len().hash(&mut h);
+        for v in &g.validators {
+            v.0.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
 /// One configured group, compact.
 struct Entry {
     name: String,
@@ -218,8 +232,9 @@ pub struct Watchlist {
     labels: Labels,
     labels_file: Option<PathBuf>,
     labels_modified: Option<SystemTime>,
-    /// The groups last handed out (`poll` says when they change).
-    published: Option<Vec<GroupSpec>>,
+    /// A fingerprint of the groups last handed out (`poll` says when they
+    /// change); not a copy, which would double a large list's memory.
+    published: Option<u64>,
 }
 
 fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
@@ -407,14 +422,17 @@ impl Watchlist {
         let mut touched = self.reload_files();
         touched |= self.read_sources().await;
         let labels_changed = self.reload_labels();
-        if touched {
-            if let Err(e) = self.resolve(pool).await {
-                warn!(error = %e, "cannot resolve the new validators yet");
-            }
+        if !touched {
+            // Nothing re-read: the groups are as handed out, and a large
+            // list is not expanded every round (issue 11).
+            return labels_changed;
         }
-        let specs = self.group_specs();
-        let changed = self.published.as_ref() != Some(&specs);
-        self.published = Some(specs);
+        if let Err(e) = self.resolve(pool).await {
+            warn!(error = %e, "cannot resolve the new validators yet");
+        }
+        let now = fingerprint(&self.group_specs());
+        let changed = self.published != Some(now);
+        self.published = Some(now);
         changed || labels_changed
     }
 
@@ -459,7 +477,7 @@ impl Watchlist {
         }
         self.report_absent(&all);
         if self.published.is_none() {
-            self.published = Some(self.group_specs());
+            self.published = Some(fingerprint(&self.group_specs()));
         }
         Ok(())
     }
