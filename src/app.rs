@@ -421,6 +421,7 @@ pub async fn run_with(
     .context("cannot start alerting")?
     .with_genesis(std::time::UNIX_EPOCH + Duration::from_secs(spec.genesis_time))
     .with_metrics(metrics.clone());
+    engine.set_labels(&watchlist.labels());
     // The page starts where the pager is: validators of an open
     // `validator_down` incident are down on both.
     for i in engine.open_incidents().await {

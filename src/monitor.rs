@@ -433,6 +433,9 @@ impl Monitor {
             let labels = w.labels();
             o.metrics.set_labels(&labels);
             o.board.set_labels(&labels);
+            if let Some(a) = &o.alerts {
+                a.set_labels(&labels);
+            }
         }
     }
 
