@@ -387,4 +387,90 @@ mod tests {
         assert_eq!(t.expose(), "api-token-0xsecret");
         assert_eq!(format!("{t} {t:?}"), "*** ***");
     }
+
+    /// A keymanager (a real HTTP server) that lists `keys` while `mode` is
+    /// 0 and answers 401 while it is 1 or the bearer token is wrong.
+    async fn keymanager(
+        keys: Vec<String>,
+        mode: Arc<std::sync::atomic::AtomicU8>,
+    ) -> std::net::SocketAddr {
+        let app = axum::Router::new().route(
+            KEYSTORES_ROUTE,
+            axum::routing::get(move |h: axum::http::HeaderMap| {
+                let keys = keys.clone();
+                let mode = mode.clone();
+                async move {
+                    let auth = h.get("authorization").and_then(|v| v.to_str().ok());
+                    if mode.load(Ordering::SeqCst) == 1 || auth != Some("Bearer tok-1") {
+                        return (axum::http::StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    let data: Vec<serde_json::Value> = keys
+                        .iter()
+                        .map(|k| serde_json::json!({"validating_pubkey": k}))
+                        .collect();
+                    (
+                        axum::http::StatusCode::OK,
+                        serde_json::json!({ "data": data }).to_string(),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_source_that_stops_answering_keeps_its_keys_and_says_why() {
+        let mode = Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let addr = keymanager(vec![key(1), key(2)], mode.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("api-token.txt");
+        std::fs::write(&token, "tok-1\n").unwrap();
+        let mut s = Sources::new(vec![SourceConfig {
+            name: "vc".into(),
+            kind: SourceKind::Keymanager,
+            url: format!("http://{addr}").parse().unwrap(),
+            token_file: Some(token.clone()),
+            group: "vc-keys".into(),
+            timeout: Duration::from_secs(2),
+        }])
+        .unwrap();
+        assert!(s.due(), "never read");
+        let changed = s.read().await;
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].0, "vc-keys");
+        assert_eq!(changed[0].1.len(), 2);
+        assert!(!s.due(), "read just now");
+        assert!(s.read().await.is_empty(), "same keys: no change");
+
+        // Refused: the keys stay, the status says why, the token is nowhere.
+        mode.store(1, Ordering::SeqCst);
+        assert!(s.read().await.is_empty());
+        let st = &s.statuses()[0];
+        assert_eq!((st.up, st.keys), (false, 2));
+        let e = st.error.clone().unwrap();
+        assert!(e.contains("401") && e.contains("/eth/v1/keystores"), "{e}");
+        assert!(!e.contains("tok-1"), "{e}");
+
+        // A missing token file is named, and also keeps the keys.
+        mode.store(0, Ordering::SeqCst);
+        std::fs::remove_file(&token).unwrap();
+        assert!(s.read().await.is_empty());
+        let st = &s.statuses()[0];
+        assert!(
+            st.error.as_deref().unwrap().contains("api-token.txt"),
+            "{st:?}"
+        );
+        assert_eq!(st.keys, 2);
+
+        // Back: answering again with the same keys, so no change to hand out.
+        std::fs::write(&token, "tok-1").unwrap();
+        s.waker().store(true, Ordering::SeqCst);
+        assert!(s.due(), "woken (SIGHUP)");
+        let changed = s.read().await;
+        assert!(changed.is_empty(), "same two keys");
+        assert!(s.statuses()[0].up);
+    }
 }
