@@ -769,4 +769,36 @@ mod tests {
         assert_eq!(w.watched(), idx(&[1]));
         assert_eq!(w.source_statuses()[0].up, false);
     }
+
+    #[test]
+    fn a_changed_labels_file_is_read_again_and_a_broken_one_keeps_the_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("labels.csv");
+        std::fs::write(&file, "1,eu\n").unwrap();
+        let labels = crate::config::parse_labels_file("1,eu\n").unwrap();
+        let group = Group {
+            name: "g".into(),
+            validators: parse_validator_list("1-2").unwrap(),
+            inline: Vec::new(),
+            validators_file: None,
+        };
+        let mut w = Watchlist::new(vec![group], vec![]).with_labels(labels, Some(file.clone()));
+        w.registry = Some(64);
+        assert!(!w.reload_labels(), "unchanged");
+        let touch = |text: &str, secs: u64| {
+            std::fs::write(&file, text).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(SystemTime::now() + std::time::Duration::from_secs(secs))
+                .unwrap();
+        };
+        touch("1,eu\n2,us\n", 1);
+        assert!(w.reload_labels());
+        assert_eq!(w.labels().get(&ValidatorIndex(2)), Some(&vec!["us".to_string()]));
+        touch("2\n", 2);
+        assert!(!w.reload_labels(), "broken: kept");
+        assert_eq!(w.labels().len(), 2);
+    }
 }
