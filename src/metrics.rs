@@ -1047,17 +1047,31 @@ mod tests {
     #[test]
     fn labels_are_counted_and_per_validator_series_stay_under_the_limit() {
         let labels: BTreeMap<ValidatorIndex, Vec<String>> = (0..150u64)
-            .map(|v| (ValidatorIndex(v), vec!["eu".to_string(), format!("host-{v:03}")]))
+            .map(|v| {
+                (
+                    ValidatorIndex(v),
+                    vec!["eu".to_string(), format!("host-{v:03}")],
+                )
+            })
             .collect();
         let m = Metrics::new(1000).unwrap();
         m.set_watched(&BTreeMap::from([("a".into(), 150)]));
         m.set_labels(&labels);
         let t = m.render();
-        assert_eq!(value(&t, r#"valwatch_label_validators{label="eu"}"#), Some(150.0));
-        let label_series = t.lines().filter(|l| l.starts_with("valwatch_label_validators{")).count();
+        assert_eq!(
+            value(&t, r#"valwatch_label_validators{label="eu"}"#),
+            Some(150.0)
+        );
+        let label_series = t
+            .lines()
+            .filter(|l| l.starts_with("valwatch_label_validators{"))
+            .count();
         assert_eq!(label_series, MAX_LABEL_SERIES, "bounded");
         assert_eq!(
-            value(&t, r#"valwatch_validator_label_info{label="host-007",validator="7"}"#),
+            value(
+                &t,
+                r#"valwatch_validator_label_info{label="host-007",validator="7"}"#
+            ),
             Some(1.0)
         );
         // Above the per-validator limit: the counts stay, the info goes.
@@ -1066,6 +1080,9 @@ mod tests {
         m.set_labels(&labels);
         let t = m.render();
         assert!(!t.contains("valwatch_validator_label_info{"), "{t}");
-        assert_eq!(value(&t, r#"valwatch_label_validators{label="eu"}"#), Some(150.0));
+        assert_eq!(
+            value(&t, r#"valwatch_label_validators{label="eu"}"#),
+            Some(150.0)
+        );
     }
 }

@@ -734,7 +734,10 @@ mod tests {
         w.resolved.insert(aa, ValidatorIndex(40));
         let got = w.labels();
         let want: BTreeMap<ValidatorIndex, Vec<String>> = [
-            (ValidatorIndex(1), vec!["eu".to_string(), "rack:1".to_string()]),
+            (
+                ValidatorIndex(1),
+                vec!["eu".to_string(), "rack:1".to_string()],
+            ),
             (ValidatorIndex(40), vec!["by-key".to_string()]),
         ]
         .into_iter()
@@ -796,7 +799,10 @@ mod tests {
         };
         touch("1,eu\n2,us\n", 1);
         assert!(w.reload_labels());
-        assert_eq!(w.labels().get(&ValidatorIndex(2)), Some(&vec!["us".to_string()]));
+        assert_eq!(
+            w.labels().get(&ValidatorIndex(2)),
+            Some(&vec!["us".to_string()])
+        );
         touch("2\n", 2);
         assert!(!w.reload_labels(), "broken: kept");
         assert_eq!(w.labels().len(), 2);
