@@ -109,9 +109,17 @@ async fn connect(
         .context("recording the chain constants in the database")
         .map_err(Startup::Fatal)?;
     pool.check_health().await;
+    watchlist.read_sources_now().await;
     watchlist.resolve(pool).await.map_err(|e| {
         Startup::Blind(anyhow::Error::new(e).context("cannot look up the configured validators"))
     })?;
+    if watchlist.watched().is_empty() && watchlist.sources_pending() {
+        // A validator client that starts after valwatch is no
+        // configuration mistake: wait for it as for a beacon node.
+        return Err(Startup::Blind(anyhow::anyhow!(
+            "no key source answered yet and no other validator is configured"
+        )));
+    }
     if watchlist.watched().is_empty() {
         return Err(Startup::Fatal(anyhow::anyhow!(
             "none of the configured validators exists on this chain"
@@ -204,6 +212,33 @@ impl Blind {
     }
 }
 
+/// SIGHUP: read the key sources now rather than at the next epoch (the
+/// validators and labels files are re-read whenever they change anyway).
+fn spawn_sighup_reader(wake: Arc<std::sync::atomic::AtomicBool>, cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP; key sources are read every epoch only");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        break;
+                    }
+                    info!("SIGHUP: reading the key sources at the next round");
+                    wake.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+    });
+}
+
 pub async fn run_with(
     mut config: Config,
     until_epoch: Option<Epoch>,
@@ -224,7 +259,12 @@ pub async fn run_with(
     let mut watchlist = Watchlist::new(
         std::mem::take(&mut config.groups),
         config.expected_offline.clone(),
-    );
+    )
+    .with_sources(crate::sources::Sources::new(config.sources.clone())?)
+    .with_labels(config.labels.clone(), config.labels_file.clone());
+    if let Some(wake) = watchlist.sources_waker() {
+        spawn_sighup_reader(wake, cancel.clone());
+    }
     let metrics = Arc::new(Metrics::new(config.per_validator_metrics_limit)?);
     {
         let m = metrics.clone();
@@ -325,20 +365,24 @@ pub async fn run_with(
     let groups = watchlist.group_specs();
     let expected_offline = watchlist.expected_offline();
     let epoch_duration = Duration::from_millis(spec.slot_duration_ms * spec.slots_per_epoch);
+    watchlist.set_source_interval(epoch_duration);
     let board = Arc::new(StatusBoard::new(
         std::time::SystemTime::now(),
         groups.clone(),
         expected_offline,
-        Policy::for_epoch_duration(epoch_duration).with_rules(
-            crate::alerting::policy::health_rules(&config.alerts.rules),
-        ),
+        Policy::for_epoch_duration(epoch_duration)
+            .with_rules(crate::alerting::policy::health_rules(&config.alerts.rules)),
     ));
+    board.set_labels(&watchlist.labels());
+    board.set_sources(watchlist.source_statuses());
+    metrics.observe_sources(&watchlist.source_statuses());
     metrics.set_watched(
         &groups
             .iter()
             .map(|g| (g.name.clone(), g.validators.len()))
             .collect(),
     );
+    metrics.set_labels(&watchlist.labels());
     if let Some(server) = &server {
         server.set_state(HttpState {
             board: board.clone(),
@@ -382,6 +426,7 @@ pub async fn run_with(
     .context("cannot start alerting")?
     .with_genesis(std::time::UNIX_EPOCH + Duration::from_secs(spec.genesis_time))
     .with_metrics(metrics.clone());
+    engine.set_labels(&watchlist.labels());
     // The page starts where the pager is: validators of an open
     // `validator_down` incident are down on both.
     for i in engine.open_incidents().await {

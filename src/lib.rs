@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod report;
 pub mod sim;
+pub mod sources;
 pub mod status;
 pub mod store;
 pub mod watchlist;

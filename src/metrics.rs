@@ -120,7 +120,19 @@ pub struct Metrics {
     heartbeats: IntCounterVec,
     start_time: IntGauge,
     build_info: IntGaugeVec,
+
+    // Key sources and labels (issue 13).
+    source_up: IntGaugeVec,
+    source_keys: IntGaugeVec,
+    label_validators: IntGaugeVec,
+    validator_label: IntGaugeVec,
 }
+
+/// Distinct labels with a `valwatch_label_validators` series at most: a
+/// labels file with a unique label per key (a host name each, say) must not
+/// turn into thousands of series; the per-validator info series carry
+/// those, under the per-validator limit.
+pub const MAX_LABEL_SERIES: usize = 100;
 
 fn counter(
     reg: &Registry,
@@ -351,6 +363,14 @@ impl Metrics {
                 "Unix time the process started.")?,
             build_info: gauge_vec(&r, "valwatch_build_info",
                 "Always 1; the version label names the build.", &["version"])?,
+            source_up: gauge_vec(&r, "valwatch_source_up",
+                "1 when the key source's last listing succeeded (its last known keys are watched either way).", &["source"])?,
+            source_keys: gauge_vec(&r, "valwatch_source_keys",
+                "Keys the key source listed last.", &["source"])?,
+            label_validators: gauge_vec(&r, "valwatch_label_validators",
+                "Watched validators carrying each label of the labels file (at most MAX_LABEL_SERIES labels).", &["label"])?,
+            validator_label: gauge_vec(&r, "valwatch_validator_label_info",
+                "1 for each label of a watched validator; only below the per-validator limit.", &["validator", "label"])?,
             registry: r,
         };
         set(&m.build_info, &[env!("CARGO_PKG_VERSION")], 1);
@@ -368,6 +388,44 @@ impl Metrics {
     pub fn set_start_time(&self, unix_seconds: u64) {
         self.start_time
             .set(i64::try_from(unix_seconds).unwrap_or(i64::MAX));
+    }
+
+    /// The key sources' state (issue 13).
+    pub fn observe_sources(&self, sources: &[crate::sources::SourceStatus]) {
+        for src in sources {
+            set(&self.source_up, &[&src.name], i64::from(src.up));
+            set(
+                &self.source_keys,
+                &[&src.name],
+                i64::try_from(src.keys).unwrap_or(i64::MAX),
+            );
+        }
+    }
+
+    /// The watched validators' labels: a count per label (the first
+    /// `MAX_LABEL_SERIES` labels by name) and, below the per-validator
+    /// limit, one info series per validator and label. Call after
+    /// `set_watched`, which decides that limit.
+    pub fn set_labels(&self, labels: &BTreeMap<ValidatorIndex, Vec<String>>) {
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        for list in labels.values() {
+            for l in list {
+                *counts.entry(l.as_str()).or_default() += 1;
+            }
+        }
+        self.label_validators.reset();
+        for (label, n) in counts.iter().take(MAX_LABEL_SERIES) {
+            set(&self.label_validators, &[label], *n);
+        }
+        self.validator_label.reset();
+        if self.per_validator() {
+            for (v, list) in labels {
+                let v = v.0.to_string();
+                for l in list {
+                    set(&self.validator_label, &[&v, l], 1);
+                }
+            }
+        }
     }
 
     /// Tells how many validators each group watches; decides whether
@@ -984,5 +1042,47 @@ mod tests {
         assert!(a
             .render()
             .contains(r#"valwatch_alert_deliveries_total{channel="pager",outcome="abandoned"} 0"#));
+    }
+
+    #[test]
+    fn labels_are_counted_and_per_validator_series_stay_under_the_limit() {
+        let labels: BTreeMap<ValidatorIndex, Vec<String>> = (0..150u64)
+            .map(|v| {
+                (
+                    ValidatorIndex(v),
+                    vec!["eu".to_string(), format!("host-{v:03}")],
+                )
+            })
+            .collect();
+        let m = Metrics::new(1000).unwrap();
+        m.set_watched(&BTreeMap::from([("a".into(), 150)]));
+        m.set_labels(&labels);
+        let t = m.render();
+        assert_eq!(
+            value(&t, r#"valwatch_label_validators{label="eu"}"#),
+            Some(150.0)
+        );
+        let label_series = t
+            .lines()
+            .filter(|l| l.starts_with("valwatch_label_validators{"))
+            .count();
+        assert_eq!(label_series, MAX_LABEL_SERIES, "bounded");
+        assert_eq!(
+            value(
+                &t,
+                r#"valwatch_validator_label_info{label="host-007",validator="7"}"#
+            ),
+            Some(1.0)
+        );
+        // Above the per-validator limit: the counts stay, the info goes.
+        let m = Metrics::new(100).unwrap();
+        m.set_watched(&BTreeMap::from([("a".into(), 150)]));
+        m.set_labels(&labels);
+        let t = m.render();
+        assert!(!t.contains("valwatch_validator_label_info{"), "{t}");
+        assert_eq!(
+            value(&t, r#"valwatch_label_validators{label="eu"}"#),
+            Some(150.0)
+        );
     }
 }

@@ -405,11 +405,14 @@ impl Monitor {
         let Some(w) = self.watchlist.as_mut() else {
             return;
         };
-        if !w.reload_files() {
-            return;
+        let changed = w.poll(&self.pool).await;
+        if let Some(o) = &self.observers {
+            let sources = w.source_statuses();
+            o.metrics.observe_sources(&sources);
+            o.board.set_sources(sources);
         }
-        if let Err(e) = w.resolve(&self.pool).await {
-            warn!(error = %e, "cannot resolve the new validators yet");
+        if !changed {
+            return;
         }
         let watched = w.watched();
         if watched.is_empty() {
@@ -427,6 +430,12 @@ impl Monitor {
                     .collect(),
             );
             o.board.set_groups(groups);
+            let labels = w.labels();
+            o.metrics.set_labels(&labels);
+            o.board.set_labels(&labels);
+            if let Some(a) = &o.alerts {
+                a.set_labels(&labels);
+            }
         }
     }
 

@@ -180,6 +180,9 @@ pub struct ValidatorState {
     pub evidence: String,
     #[serde(skip)]
     pub track: ValidatorHealth,
+    /// Free-form labels from the labels file (issue 13); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 impl ValidatorState {
@@ -204,6 +207,7 @@ impl ValidatorState {
             health: Health::Ok,
             evidence: String::new(),
             track: ValidatorHealth::default(),
+            labels: Vec::new(),
         }
     }
 
@@ -346,6 +350,8 @@ pub struct Snapshot {
     pub wall_slot: Option<Slot>,
     /// `None` until the store was opened (or written) once.
     pub store_ok: Option<bool>,
+    /// The key sources (`[[sources]]`) and whether they answer.
+    pub sources: Vec<crate::sources::SourceStatus>,
 }
 
 impl Snapshot {
@@ -366,6 +372,7 @@ impl Snapshot {
             head_slot: None,
             wall_slot: None,
             store_ok: None,
+            sources: Vec::new(),
         };
         s.set_groups(groups);
         s
@@ -989,6 +996,21 @@ impl StatusBoard {
         let mut s = self.write_lock();
         s.head_slot = Some(head_slot);
         s.wall_slot = Some(wall_slot);
+    }
+
+    /// Puts each watched validator's labels on it (the others lose theirs).
+    pub fn set_labels(&self, labels: &BTreeMap<ValidatorIndex, Vec<String>>) {
+        let mut s = self.write_lock();
+        for (v, st) in s.validators.iter_mut() {
+            st.labels = labels.get(v).cloned().unwrap_or_default();
+        }
+    }
+
+    pub fn set_sources(&self, sources: Vec<crate::sources::SourceStatus>) {
+        let mut s = self.write_lock();
+        if s.sources != sources {
+            s.sources = sources;
+        }
     }
 
     pub fn set_store_ok(&self, ok: bool) {

@@ -3,7 +3,9 @@
 //! without a restart).
 //!
 //! Owns: the id → index resolution, which configured validators exist on
-//! the chain, and file change detection. Must not: judge anything.
+//! the chain, file change detection, the groups that `[[sources]]` fill
+//! (their keys replace the group's members at every reading, see
+//! `crate::sources`) and the validators' labels. Must not: judge anything.
 //!
 //! The configured ids are kept compact (`IdSet`: index ranges and public
 //! keys), and only validators the chain has are watched: the registry is
@@ -12,7 +14,7 @@
 //! configured indices exist. Issue 11: `--validators 0-4999999` on a
 //! 64-validator chain was watched literally, ~5 M `unknown` rows an epoch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -22,7 +24,8 @@ use tracing::{info, warn};
 use crate::beacon::client::ValidatorId;
 use crate::beacon::{BeaconError, BeaconPool, StateId};
 use crate::chain::{Pubkey, ValidatorIndex};
-use crate::config::{parse_validator_file, Group};
+use crate::config::{parse_labels_file, parse_validator_file, Group, Labels};
+use crate::sources::{SourceStatus, Sources};
 use crate::status::GroupSpec;
 
 /// Ranges or keys named in the "not on chain" log line; the count says
@@ -189,6 +192,20 @@ async fn validator_exists(pool: &BeaconPool, index: u64) -> Result<bool, BeaconE
     Ok(found.unwrap_or_default().iter().any(|v| v.index.0 == index))
 }
 
+/// PURE: a hash of the groups' names and members, to tell a change.
+fn fingerprint(specs: &[GroupSpec]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for g in specs {
+        g.name.hash(&mut h);
+        g.validators.len().hash(&mut h);
+        for v in &g.validators {
+            v.0.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
 /// One configured group, compact.
 struct Entry {
     name: String,
@@ -210,6 +227,14 @@ pub struct Watchlist {
     registry: Option<u64>,
     /// The last "not on chain" line logged, so that it is said once.
     reported: Option<String>,
+    /// Services listing keys; each fills the group of its name.
+    sources: Option<Sources>,
+    labels: Labels,
+    labels_file: Option<PathBuf>,
+    labels_modified: Option<SystemTime>,
+    /// A fingerprint of the groups last handed out (`poll` says when they
+    /// change); not a copy, which would double a large list's memory.
+    published: Option<u64>,
 }
 
 fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
@@ -239,7 +264,176 @@ impl Watchlist {
             resolved: HashMap::new(),
             registry: None,
             reported: None,
+            sources: None,
+            labels: Labels::default(),
+            labels_file: None,
+            labels_modified: None,
+            published: None,
         }
+    }
+
+    /// Adds the groups that `sources` fill (empty until they first answer).
+    pub fn with_sources(mut self, sources: Sources) -> Self {
+        for name in sources.groups() {
+            self.groups.push(Entry {
+                name,
+                members: IdSet::default(),
+                inline: IdSet::default(),
+                file: None,
+                modified: None,
+            });
+        }
+        self.sources = (!sources.is_empty()).then_some(sources);
+        self
+    }
+
+    /// Labels per validator, and the file they come from (re-read when it
+    /// changes).
+    pub fn with_labels(mut self, labels: Labels, file: Option<PathBuf>) -> Self {
+        self.labels_modified = mtime(&file);
+        self.labels = labels;
+        self.labels_file = file;
+        self
+    }
+
+    /// Reads the sources now at the next `poll` (SIGHUP): the flag to set.
+    pub fn sources_waker(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        self.sources.as_ref().map(Sources::waker)
+    }
+
+    /// Reads the sources every `every` (the chain's epoch).
+    pub fn set_source_interval(&mut self, every: std::time::Duration) {
+        if let Some(s) = self.sources.as_mut() {
+            s.set_interval(every);
+        }
+    }
+
+    /// Whether a source has never answered: its keys are not known yet, so
+    /// an empty watch list is not (yet) a configuration mistake.
+    pub fn sources_pending(&self) -> bool {
+        self.sources.as_ref().is_some_and(Sources::any_unanswered)
+    }
+
+    pub fn source_statuses(&self) -> Vec<SourceStatus> {
+        self.sources
+            .as_ref()
+            .map(Sources::statuses)
+            .unwrap_or_default()
+    }
+
+    /// Reads the sources now, due or not (at start, and at every retry
+    /// while no node answers: a source down at the first try is asked again).
+    pub async fn read_sources_now(&mut self) -> bool {
+        if let Some(s) = &self.sources {
+            s.waker().store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.read_sources().await
+    }
+
+    /// Reads the sources when due and puts their keys into their groups.
+    /// Returns true when a group's keys changed.
+    pub async fn read_sources(&mut self) -> bool {
+        let Some(sources) = self.sources.as_mut() else {
+            return false;
+        };
+        if !sources.due() {
+            return false;
+        }
+        let lists = sources.read().await;
+        let changed = !lists.is_empty();
+        for (group, keys) in lists {
+            let ids: Vec<ValidatorId> = keys.into_iter().map(ValidatorId::Pubkey).collect();
+            if let Some(g) = self.groups.iter_mut().find(|g| g.name == group) {
+                g.members = IdSet::from_ids(&ids);
+            }
+        }
+        // Keys not on chain yet (pending deposits) are looked for again
+        // once per reading, i.e. once an epoch.
+        changed || self.has_unresolved_keys()
+    }
+
+    fn has_unresolved_keys(&self) -> bool {
+        self.groups.iter().any(|g| {
+            g.members
+                .pubkeys()
+                .iter()
+                .any(|k| !self.resolved.contains_key(k))
+        })
+    }
+
+    /// Re-reads the labels file when it changed. A file that no longer
+    /// parses is reported and the previous labels stay.
+    fn reload_labels(&mut self) -> bool {
+        let now = mtime(&self.labels_file);
+        if now == self.labels_modified {
+            return false;
+        }
+        self.labels_modified = now;
+        let Some(path) = self.labels_file.clone() else {
+            return false;
+        };
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_labels_file(&t));
+        match parsed {
+            Ok(labels) if labels != self.labels => {
+                info!(file = %path.display(), "labels file changed");
+                self.labels = labels;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                warn!(file = %path.display(), error = %e,
+                      "labels file unreadable; keeping the previous labels");
+                false
+            }
+        }
+    }
+
+    /// Labels of the watched validators, by index.
+    pub fn labels(&self) -> BTreeMap<ValidatorIndex, Vec<String>> {
+        let watched = self.watched();
+        let mut out: BTreeMap<ValidatorIndex, Vec<String>> = BTreeMap::new();
+        for (id, labels) in self.labels.iter() {
+            let index = match id {
+                ValidatorId::Index(i) => Some(*i),
+                ValidatorId::Pubkey(k) => self.resolved.get(k).copied(),
+            };
+            let Some(index) = index else { continue };
+            if watched.binary_search(&index).is_err() {
+                continue;
+            }
+            let entry = out.entry(index).or_default();
+            for l in labels {
+                if !entry.contains(l) {
+                    entry.push(l.clone());
+                }
+            }
+            entry.sort();
+        }
+        out
+    }
+
+    /// Everything that can change the watch list, once per monitor round:
+    /// validators files, the sources (once an epoch or on SIGHUP), the
+    /// labels file; new keys are then resolved. Returns true when the
+    /// groups or the labels differ from what was last handed out.
+    pub async fn poll(&mut self, pool: &BeaconPool) -> bool {
+        let mut touched = self.reload_files();
+        touched |= self.read_sources().await;
+        let labels_changed = self.reload_labels();
+        if !touched {
+            // Nothing re-read: the groups are as handed out, and a large
+            // list is not expanded every round (issue 11).
+            return labels_changed;
+        }
+        if let Err(e) = self.resolve(pool).await {
+            warn!(error = %e, "cannot resolve the new validators yet");
+        }
+        let now = fingerprint(&self.group_specs());
+        let changed = self.published != Some(now);
+        self.published = Some(now);
+        changed || labels_changed
     }
 
     /// Every configured id, in one set.
@@ -282,6 +476,9 @@ impl Watchlist {
             self.registry = Some(0);
         }
         self.report_absent(&all);
+        if self.published.is_none() {
+            self.published = Some(fingerprint(&self.group_specs()));
+        }
         Ok(())
     }
 
@@ -306,7 +503,7 @@ impl Watchlist {
         }
         let count: u64 = ranges.iter().map(|(a, b)| b - a + 1).sum::<u64>() + keys.len() as u64;
         warn!(count, registry_len = len, validators = %text,
-              "configured validators not on chain: not watched until they appear (looked for again at restart or when a validators file changes)");
+              "configured validators not on chain: not watched until they appear (looked for again at restart, when a validators file changes, or at every reading of a key source)");
         self.reported = Some(text);
     }
 
@@ -514,5 +711,100 @@ mod tests {
         assert_eq!(w.watched(), (0..64).map(ValidatorIndex).collect::<Vec<_>>());
         assert_eq!(w.group_specs()[0].validators.len(), 64);
         assert_eq!(w.expected_offline(), idx(&[3]));
+    }
+
+    #[test]
+    fn labels_reach_watched_validators_by_index_or_resolved_key() {
+        let key = |v: u8| format!("0x{}", hex::encode([v; 48]));
+        let group = Group {
+            name: "g".into(),
+            validators: parse_validator_list(&format!("1,2,{}", key(0xaa))).unwrap(),
+            inline: Vec::new(),
+            validators_file: None,
+        };
+        let labels = crate::config::parse_labels_file(&format!(
+            "1,eu\n1,rack:1\n7,not-watched\n{},by-key\n{},unresolved\n",
+            key(0xaa),
+            key(0xbb)
+        ))
+        .unwrap();
+        let mut w = Watchlist::new(vec![group], vec![]).with_labels(labels, None);
+        w.registry = Some(64);
+        let aa: Pubkey = key(0xaa).parse().unwrap();
+        w.resolved.insert(aa, ValidatorIndex(40));
+        let got = w.labels();
+        let want: BTreeMap<ValidatorIndex, Vec<String>> = [
+            (
+                ValidatorIndex(1),
+                vec!["eu".to_string(), "rack:1".to_string()],
+            ),
+            (ValidatorIndex(40), vec!["by-key".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn source_groups_start_empty_and_stay_apart_from_configured_groups() {
+        let group = Group {
+            name: "g".into(),
+            validators: parse_validator_list("1").unwrap(),
+            inline: Vec::new(),
+            validators_file: None,
+        };
+        let sources = crate::sources::Sources::new(vec![crate::config::SourceConfig {
+            name: "vc".into(),
+            kind: crate::config::SourceKind::Web3Signer,
+            url: "http://127.0.0.1:1/".parse().unwrap(),
+            token_file: None,
+            group: "vc".into(),
+            timeout: std::time::Duration::from_secs(1),
+        }])
+        .unwrap();
+        let mut w = Watchlist::new(vec![group], vec![]).with_sources(sources);
+        w.registry = Some(64);
+        assert!(w.sources_pending(), "never answered");
+        let specs = w.group_specs();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[1].name, "vc");
+        assert!(specs[1].validators.is_empty());
+        assert_eq!(w.watched(), idx(&[1]));
+        assert_eq!(w.source_statuses()[0].up, false);
+    }
+
+    #[test]
+    fn a_changed_labels_file_is_read_again_and_a_broken_one_keeps_the_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("labels.csv");
+        std::fs::write(&file, "1,eu\n").unwrap();
+        let labels = crate::config::parse_labels_file("1,eu\n").unwrap();
+        let group = Group {
+            name: "g".into(),
+            validators: parse_validator_list("1-2").unwrap(),
+            inline: Vec::new(),
+            validators_file: None,
+        };
+        let mut w = Watchlist::new(vec![group], vec![]).with_labels(labels, Some(file.clone()));
+        w.registry = Some(64);
+        assert!(!w.reload_labels(), "unchanged");
+        let touch = |text: &str, secs: u64| {
+            std::fs::write(&file, text).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(SystemTime::now() + std::time::Duration::from_secs(secs))
+                .unwrap();
+        };
+        touch("1,eu\n2,us\n", 1);
+        assert!(w.reload_labels());
+        assert_eq!(
+            w.labels().get(&ValidatorIndex(2)),
+            Some(&vec!["us".to_string()])
+        );
+        touch("2\n", 2);
+        assert!(!w.reload_labels(), "broken: kept");
+        assert_eq!(w.labels().len(), 2);
     }
 }

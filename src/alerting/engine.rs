@@ -154,6 +154,8 @@ pub struct Engine {
     state: Mutex<State>,
     /// Where delivery attempts are counted (`valwatch_alert_deliveries_total`).
     metrics: Option<Arc<Metrics>>,
+    /// The watched validators' labels (labels_file), named in messages.
+    labels: std::sync::RwLock<BTreeMap<u64, Vec<String>>>,
 }
 
 fn groups_of(groups: &[GroupSpec]) -> Vec<(String, Vec<ValidatorIndex>)> {
@@ -246,7 +248,14 @@ impl Engine {
                 latest_epoch: None,
             }),
             metrics: None,
+            labels: Default::default(),
         })
+    }
+
+    /// The watched validators' labels, for the messages from now on.
+    pub fn set_labels(&self, labels: &BTreeMap<ValidatorIndex, Vec<String>>) {
+        let map = labels.iter().map(|(v, l)| (v.0, l.clone())).collect();
+        *self.labels.write().unwrap_or_else(|e| e.into_inner()) = map;
     }
 
     /// Lets notifications tell the UTC time of the epochs they name.
@@ -540,6 +549,15 @@ impl Engine {
                 .take(super::render::TEXT_SAMPLE)
                 .filter_map(|v| explorer(*v))
                 .collect(),
+            labels: {
+                let known = self.labels.read().unwrap_or_else(|e| e.into_inner());
+                i.validators
+                    .iter()
+                    .chain(back_ids.iter())
+                    .take(super::render::TEXT_SAMPLE)
+                    .filter_map(|v| Some((*v, known.get(v)?.clone())))
+                    .collect()
+            },
             detail: i.summary.clone(),
             started_at: rfc3339(i.opened_at),
             resolved_at: if resolved {

@@ -33,6 +33,7 @@
 //! - `status_url`, `explorer_urls`: links, when configured.
 //! - `started_at`, `resolved_at`: RFC 3339 UTC.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,10 @@ pub struct Message {
     pub explorer_urls: Vec<String>,
     pub started_at: String,
     pub resolved_at: Option<String>,
+    /// Labels (labels_file, issue 13) of the validators named above, the
+    /// first `TEXT_SAMPLE` of them; absent when none has a label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<u64, Vec<String>>,
 }
 
 /// One validator back from an outage, with what the outage cost.
@@ -292,6 +297,14 @@ impl Message {
                 ));
             }
         }
+        if !self.labels.is_empty() {
+            let shown: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(v, l)| format!("{v} [{}]", l.join(", ")))
+                .collect();
+            s.push_str(&format!("labels: {}\n", shown.join("; ")));
+        }
         if let Some(e) = self.epoch {
             s.push_str(&format!(
                 "as of {}\n",
@@ -375,6 +388,7 @@ impl Message {
             explorer_urls: Vec::new(),
             started_at: at,
             resolved_at: None,
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -407,7 +421,19 @@ mod tests {
             explorer_urls: Vec::new(),
             started_at: "2024-01-01T00:00:00Z".into(),
             resolved_at: resolved.then(|| "2024-01-01T01:00:00Z".into()),
+            labels: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn labels_are_in_the_text_and_absent_from_the_payload_when_none() {
+        let mut m = sample(2, false);
+        assert!(!m.text().contains("labels:"));
+        assert!(serde_json::to_value(&m).unwrap().get("labels").is_none());
+        m.labels = BTreeMap::from([(1, vec!["eu".to_string(), "rack:3".to_string()])]);
+        assert!(m.text().contains("labels: 1 [eu, rack:3]\n"), "{}", m.text());
+        let back: Message = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //! Must not: do IO beyond reading the config and validators files.
 
 pub mod alerts;
+pub mod labels;
 pub mod schema;
+pub mod sources;
 pub mod validators;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ use crate::beacon::client::ValidatorId;
 use crate::beacon::{NodeConfig, NodeRole};
 use crate::chain::Epoch;
 
+pub use labels::{parse_labels_file, Labels};
+pub use sources::{SourceConfig, SourceKind};
 pub use validators::{format_validator_list, parse_validator_file, parse_validator_list};
 
 /// Default per-request timeout for a beacon node. Blocks and committees of
@@ -50,6 +54,11 @@ pub struct RawConfig {
     pub beacon_nodes: Vec<RawNode>,
     #[serde(default)]
     pub groups: Vec<RawGroup>,
+    /// Services that list the keys to watch (issue 13).
+    #[serde(default)]
+    pub sources: Vec<sources::RawSource>,
+    /// Free-form labels per validator: `index_or_pubkey,label,label` lines.
+    pub labels_file: Option<String>,
     #[serde(default)]
     pub database: RawDatabase,
     #[serde(default)]
@@ -221,6 +230,13 @@ pub struct Group {
 pub struct Config {
     pub beacon_nodes: Vec<NodeConfig>,
     pub groups: Vec<Group>,
+    /// Keymanager and Web3Signer services whose keys are watched, each as
+    /// a group of its own.
+    pub sources: Vec<SourceConfig>,
+    /// Labels per validator, and the file they came from (re-read when it
+    /// changes).
+    pub labels: Labels,
+    pub labels_file: Option<PathBuf>,
     /// `None`: the embedded SQLite file in `data_dir`.
     pub database_url: Option<String>,
     pub data_dir: PathBuf,
@@ -759,13 +775,29 @@ pub fn validate_with(
             validators_file: file,
         });
     }
-    if groups.is_empty() {
+    let sources = sources::validate(raw.sources, base_dir, &group_names, &mut problems);
+    if groups.is_empty() && sources.is_empty() {
         add(
             &mut problems,
             "groups".into(),
-            "no validators to watch (add [[groups]] or --validators LIST)".into(),
+            "no validators to watch (add [[groups]], [[sources]] or --validators LIST)".into(),
         );
     }
+    let labels_file = raw.labels_file.as_deref().map(|f| base_dir.join(f));
+    let labels = match &labels_file {
+        None => Labels::default(),
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_labels_file(&t))
+            .unwrap_or_else(|e| {
+                add(
+                    &mut problems,
+                    "labels_file".into(),
+                    format!("{}: {e}", path.display()),
+                );
+                Labels::default()
+            }),
+    };
 
     let database_url = over
         .database_url
@@ -845,6 +877,9 @@ pub fn validate_with(
     Ok(Config {
         beacon_nodes: nodes,
         groups,
+        sources,
+        labels,
+        labels_file,
         database_url,
         data_dir,
         retention: retention.unwrap_or(DEFAULT_RETENTION),
@@ -979,6 +1014,53 @@ mod tests {
         ] {
             assert!(keys.contains(&k.to_string()), "{k} missing from {keys:?}");
         }
+    }
+
+    #[test]
+    fn sources_alone_are_enough_and_labels_file_problems_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = dir.path().join("labels.csv");
+        std::fs::write(&labels, "1,eu\n2,rack:3,eu\n").unwrap();
+        let base = "[[beacon_nodes]]\nurl = \"http://127.0.0.1:5052\"\n";
+        let signer = "[[sources]]\nkind = \"web3signer\"\nurl = \"http://127.0.0.1:9000\"\n";
+        let cfg = from_toml(
+            &format!("labels_file = {:?}\n{base}{signer}", labels.display().to_string()),
+            &[],
+        )
+        .unwrap();
+        assert!(cfg.groups.is_empty());
+        assert_eq!(cfg.sources.len(), 1);
+        assert_eq!(cfg.sources[0].group, "127.0.0.1-9000");
+        assert_eq!(cfg.labels.iter().count(), 2);
+
+        // (case, file contents or None for no file, expected message part)
+        let cases = [
+            ("a line without labels", Some("1,eu\n2\n"), "line 2"),
+            ("no such file", None, "labels-missing.csv"),
+        ];
+        for (case, text, want) in cases {
+            let path = match text {
+                Some(t) => {
+                    std::fs::write(&labels, t).unwrap();
+                    labels.clone()
+                }
+                None => dir.path().join("labels-missing.csv"),
+            };
+            let err = from_toml(
+                &format!("labels_file = {:?}\n{base}{signer}", path.display().to_string()),
+                &[],
+            )
+            .unwrap_err();
+            let found = problems(err);
+            assert_eq!(found.len(), 1, "{case}: {found:?}");
+            assert_eq!(found[0].key, "labels_file", "{case}");
+            assert!(found[0].message.contains(want), "{case}: {}", found[0].message);
+        }
+
+        // Neither groups nor sources: nothing to watch.
+        let found = problems(from_toml(base, &[]).unwrap_err());
+        assert_eq!(found[0].key, "groups");
+        assert!(found[0].message.contains("[[sources]]"), "{found:?}");
     }
 
     #[test]

@@ -47,11 +47,17 @@
 //!       "last_proposal": { "slot": 10559000, "status": "proposed" },
 //!       "last_sync": { "epoch": 330000, "participated": 32, "missed": 0 },
 //!       "next_proposal_slot": null,     // only while still ahead of the wall clock
-//!       "in_sync_committee": false }
+//!       "in_sync_committee": false,
+//!       "labels": ["eu", "rack:3"] }    // from labels_file; absent when none
 //!   ],
 //!   "nodes": [                          // credentials and queries removed from url and error
 //!     { "name": "local", "url": "http://127.0.0.1:5052/", "health": "healthy",
 //!       "usable": true, "head_slot": 10560070, "last_error": null, "disagrees": false }
+//!   ],
+//!   "sources": [                        // only with [[sources]]; never the token
+//!     { "name": "vc1", "kind": "keymanager", "url": "http://127.0.0.1:5062/",
+//!       "group": "vc1", "keys": 12, "up": false,
+//!       "error": "/eth/v1/keystores: HTTP 401 Unauthorized …" }  // keys kept while down
 //!   ]
 //! }
 //! ```
@@ -123,6 +129,10 @@ pub struct StatusView {
     pub groups: Vec<GroupAssessment>,
     pub validators: Vec<ValidatorView>,
     pub nodes: Vec<NodeView>,
+    /// The key sources, when configured: credentials removed from the URL,
+    /// never the token.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<crate::sources::SourceStatus>,
 }
 
 /// PURE: the view of `snap`, narrowed to `group` when given (`None` when
@@ -198,6 +208,7 @@ pub fn status_view(
         groups,
         validators,
         nodes,
+        sources: snap.sources.clone(),
     })
 }
 
