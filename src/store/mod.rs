@@ -19,6 +19,7 @@
 
 mod codec;
 mod incidents;
+mod rewards;
 mod postgres;
 mod sqlite;
 
@@ -89,6 +90,10 @@ pub struct Report {
     pub proposals: Vec<ProposalVerdict>,
     pub sync: Vec<SyncVerdict>,
     pub balances: Vec<BalanceRecord>,
+    /// Issue 14: rewards per validator and epoch (`store::rewards`).
+    pub rewards: Vec<crate::analysis::rewards::RewardRecord>,
+    /// Issue 14: the network baseline per epoch (validators do not apply).
+    pub network: Vec<crate::analysis::network::NetworkRecord>,
 }
 
 /// Rows inserted or changed per table by one `write_epoch` (unchanged rows
@@ -636,7 +641,10 @@ impl Store {
     /// proposals), then validator.
     pub async fn report(&self, query: &ReportQuery) -> Result<Report, StoreError> {
         let filter = codec::Filter::new(query);
-        dispatch!(self, report(&filter))
+        let mut report: Report = dispatch!(self, report(&filter))?;
+        report.rewards = self.rewards(query).await?;
+        report.network = self.network(query).await?;
+        Ok(report)
     }
 
     /// Slashings matching `query`, ordered by epoch, validator.
