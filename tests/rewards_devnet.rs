@@ -1,0 +1,126 @@
+//! Issue 14 against the real Lodestar recordings (which hold the node's own
+//! rewards answers): valwatch, backfilling a static replay, must store for
+//! every validator and epoch the node's attestation reward (the sum of its
+//! `total_rewards` components), leave unknown what the node did not serve,
+//! and count a network participation within one percentage point of the
+//! share of validators the node did not penalise on target (since Deneb a
+//! vote with the right target included anywhere in its window keeps the
+//! target flag, in or out of an inactivity leak).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use valwatch::store::ReportQuery;
+
+/// The node's answer per epoch: validator -> (sum of components, target).
+async fn node_rewards(url: &str, until: u64) -> BTreeMap<u64, HashMap<u64, (i64, i64)>> {
+    let http = reqwest::Client::new();
+    let mut out = BTreeMap::new();
+    for epoch in 0..=until {
+        let resp = http
+            .post(format!("{url}/eth/v1/beacon/rewards/attestations/{epoch}"))
+            .json(&serde_json::json!([]))
+            .send()
+            .await
+            .unwrap();
+        if !resp.status().is_success() {
+            continue; // not served for this epoch
+        }
+        let body: serde_json::Value = resp.json().await.unwrap();
+        let mut rows = HashMap::new();
+        for row in body["data"]["total_rewards"].as_array().unwrap() {
+            let num = |k: &str| {
+                row.get(k)
+                    .and_then(|x| x.as_str())
+                    .map_or(0, |s| s.parse::<i64>().unwrap())
+            };
+            let v: u64 = row["validator_index"].as_str().unwrap().parse().unwrap();
+            let total = num("head")
+                + num("target")
+                + num("source")
+                + num("inclusion_delay")
+                + num("inactivity");
+            rows.insert(v, (total, num("target")));
+        }
+        out.insert(epoch, rows);
+    }
+    out
+}
+
+async fn check(recording: &str, until: u64) {
+    let replay = common::Replay::start(recording, &["--mode", "static"]);
+    let (_dir, store) = common::run_in_process(vec![replay.url()], until).await;
+    let query = ReportQuery {
+        to_epoch: Some(valwatch::chain::Epoch(until)),
+        ..ReportQuery::default()
+    };
+    let stored: HashMap<(u64, u64), Option<i64>> = store
+        .rewards(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| ((r.validator_index.0, r.epoch.0), r.attestation_reward_gwei))
+        .collect();
+    let network: HashMap<u64, valwatch::analysis::network::NetworkRecord> = store
+        .network(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.epoch.0, n))
+        .collect();
+    let node = node_rewards(&replay.url(), until).await;
+
+    let mut wrong = Vec::new();
+    let mut compared = 0;
+    for (epoch, rows) in &node {
+        for (v, (total, _)) in rows {
+            compared += 1;
+            match stored.get(&(*v, *epoch)) {
+                Some(Some(x)) if x == total => {}
+                other => wrong.push(format!(
+                    "validator {v} epoch {epoch}: node {total}, stored {other:?}"
+                )),
+            }
+        }
+        let share = rows.values().filter(|(_, t)| *t >= 0).count() as f64 / rows.len() as f64;
+        eprintln!(
+            "epoch {epoch}: node's non-negative targets {share:.4}, valwatch {:?}",
+            network.get(epoch)
+        );
+        match network.get(epoch).and_then(|n| n.participation()) {
+            Some(p) if (p - share).abs() <= 0.01 => {}
+            other => wrong.push(format!(
+                "epoch {epoch}: network participation {other:?}, node's non-negative targets {share:.4}"
+            )),
+        }
+    }
+    // What the node did not serve is unknown, never 0.
+    for ((v, epoch), x) in &stored {
+        if !node.contains_key(epoch) && x.is_some() {
+            wrong.push(format!(
+                "validator {v} epoch {epoch}: the node served no rewards, stored {x:?}"
+            ));
+        }
+    }
+    assert!(
+        compared >= 64 * (until as usize - 2),
+        "only {compared} rewards compared"
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lodestar_devnet_rewards_and_participation_match_the_node() {
+    check("lodestar-devnet", 18).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deneb_to_electra_rewards_and_participation_match_the_node() {
+    check("lodestar-devnet-deneb-electra", 14).await;
+}
