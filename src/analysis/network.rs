@@ -219,6 +219,24 @@ fn parts_of(a: &Attestation) -> Vec<u64> {
     }
 }
 
+/// PURE: whether a group stayed `margin` (a fraction, 0.05 = 5 points) or
+/// more below the network's participation in each of its last `epochs`
+/// epochs (`history`: (group participation, network participation) per
+/// epoch, oldest first, consecutive). Fewer epochs than `epochs`, or an
+/// epoch where either is unknown, is not enough evidence: false. When the
+/// whole network is down the group is not blamed for following it.
+pub fn underperforming(history: &[(Option<f64>, Option<f64>)], margin: f64, epochs: usize) -> bool {
+    if epochs == 0 || history.len() < epochs {
+        return false;
+    }
+    history[history.len() - epochs..]
+        .iter()
+        .all(|(group, network)| match (group, network) {
+            (Some(g), Some(n)) => n - g >= margin,
+            _ => false,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,5 +383,21 @@ mod tests {
     fn an_epoch_the_chain_does_not_cover_has_no_baseline() {
         let got = network_baseline(&spec(), Epoch(2), None, &[], &chain(&[5]));
         assert_eq!(got, None);
+    }
+
+    #[test]
+    fn a_group_underperforms_only_when_it_stays_below_the_network() {
+        let s = |g: f64, n: f64| (Some(g), Some(n));
+        let cases: Vec<(&str, Vec<(Option<f64>, Option<f64>)>, bool)> = vec![
+            ("three epochs 10 points below", vec![s(0.8, 0.95), s(0.85, 0.96), s(0.8, 0.99)], true),
+            ("one epoch back within the margin", vec![s(0.8, 0.95), s(0.94, 0.96), s(0.8, 0.99)], false),
+            ("everyone down: the network is the problem", vec![s(0.6, 0.61); 3], false),
+            ("too short a history", vec![s(0.5, 0.99); 2], false),
+            ("an unknown epoch is no evidence", vec![s(0.5, 0.99), (None, Some(0.99)), s(0.5, 0.99)], false),
+            ("only the last epochs count", vec![s(0.99, 0.99), s(0.5, 0.99), s(0.5, 0.99), s(0.5, 0.99)], true),
+        ];
+        for (name, history, want) in cases {
+            assert_eq!(underperforming(&history, 0.05, 3), want, "{name}");
+        }
     }
 }

@@ -220,4 +220,27 @@ impl Store {
             rows.iter().map(network_from_row).collect()
         })
     }
+
+    /// What a stretch of epochs cost `validators` (the recovery message's
+    /// "the downtime cost 0.004 ETH"): the sum of their stored
+    /// `missed_gwei` over `from..=to`, and whether an estimate is in it.
+    /// `None` when nothing of the stretch is known yet: rewards are stored
+    /// with the final pass of an epoch (two epochs after it), so the last
+    /// epochs of an outage that just ended may still be missing; say "at
+    /// least" then. `format_eth` in `analysis::rewards` prints it.
+    pub async fn downtime_cost(
+        &self,
+        validators: &[ValidatorIndex],
+        from: Epoch,
+        to: Epoch,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        let rows = self
+            .rewards(&ReportQuery {
+                validators: Some(validators.to_vec()),
+                from_epoch: Some(from),
+                to_epoch: Some(to),
+            })
+            .await?;
+        Ok(crate::analysis::rewards::missed_total(&rows))
+    }
 }
