@@ -140,7 +140,9 @@ pub fn to_csv(r: &Report, kind: ReportKind) -> String {
                     s,
                     "{},{},{},{},{},{}",
                     n.epoch,
-                    n.participation().map(|p| format!("{p:.4}")).unwrap_or_default(),
+                    n.participation()
+                        .map(|p| format!("{p:.4}"))
+                        .unwrap_or_default(),
                     n.empty_slots,
                     n.slots,
                     n.duties,

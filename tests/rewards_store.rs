@@ -11,7 +11,13 @@ use valwatch::store::{ReportQuery, Store};
 
 const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-fn row(v: u64, epoch: u64, attestation: Option<i64>, missed: Option<i64>, estimated: bool) -> RewardRecord {
+fn row(
+    v: u64,
+    epoch: u64,
+    attestation: Option<i64>,
+    missed: Option<i64>,
+    estimated: bool,
+) -> RewardRecord {
     RewardRecord {
         validator_index: ValidatorIndex(v),
         epoch: Epoch(epoch),
@@ -34,7 +40,11 @@ async fn contract(store: &Store) {
     };
     // A provisional write, then the final one: only the last counts.
     store
-        .write_rewards(Epoch(3), &[row(1, 3, Some(1), Some(99), false)], Some(&net(3, 10)))
+        .write_rewards(
+            Epoch(3),
+            &[row(1, 3, Some(1), Some(99), false)],
+            Some(&net(3, 10)),
+        )
         .await
         .unwrap();
     let final_rows = vec![
@@ -85,7 +95,11 @@ async fn contract(store: &Store) {
         store.rewards(&ReportQuery::default()).await.unwrap(),
         vec![row(1, 4, Some(100), Some(40), true)]
     );
-    assert!(store.network(&ReportQuery::default()).await.unwrap().is_empty());
+    assert!(store
+        .network(&ReportQuery::default())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -111,7 +125,8 @@ async fn rewards_tables_on_postgres() {
         .unwrap();
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(contract(&store))).await;
+    let outcome =
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(contract(&store))).await;
     store.close().await;
     let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL).await.unwrap();
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

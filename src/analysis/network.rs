@@ -133,7 +133,8 @@ pub fn network_baseline(
     for a in &votes {
         let parts = parts_of(a);
         if let [k] = parts[..] {
-            size.entry((a.data.slot, k)).or_insert(a.aggregation_bits.len());
+            size.entry((a.data.slot, k))
+                .or_insert(a.aggregation_bits.len());
         }
     }
     // Several committees in one aggregate: the unknown ones share what the
@@ -166,9 +167,7 @@ pub fn network_baseline(
     let mut duties = 0u64;
     for s in start.0..=end.0 {
         for k in 0..per_slot {
-            duties += size
-                .get(&(Slot(s), k))
-                .map_or(mean, |n| *n as u64);
+            duties += size.get(&(Slot(s), k)).map_or(mean, |n| *n as u64);
         }
     }
 
@@ -258,7 +257,13 @@ mod tests {
         }
     }
 
-    fn vote(slot: u64, committees: Option<&[usize]>, index: u64, len: usize, set: &[usize]) -> Attestation {
+    fn vote(
+        slot: u64,
+        committees: Option<&[usize]>,
+        index: u64,
+        len: usize,
+        set: &[usize],
+    ) -> Attestation {
         Attestation {
             aggregation_bits: BitList::from_bits(len, set.iter().copied()),
             committee_bits: committees.map(|ks| BitVector::from_bits(4, ks.iter().copied())),
@@ -291,7 +296,12 @@ mod tests {
     }
 
     fn chain(slots: &[u64]) -> CanonicalChain {
-        CanonicalChain::new(Slot(4), Slot(11), Some(header(3)), slots.iter().map(|s| header(*s)))
+        CanonicalChain::new(
+            Slot(4),
+            Slot(11),
+            Some(header(3)),
+            slots.iter().map(|s| header(*s)),
+        )
     }
 
     fn committees(size: usize) -> Vec<Committee> {
@@ -312,7 +322,10 @@ mod tests {
         let blocks = vec![
             block(5, vec![vote(4, None, 0, 3, &[0, 1])]),
             // The same seats again, and one more: only seat 2 is new.
-            block(6, vec![vote(4, None, 0, 3, &[0, 1, 2]), vote(5, None, 1, 3, &[0])]),
+            block(
+                6,
+                vec![vote(4, None, 0, 3, &[0, 1, 2]), vote(5, None, 1, 3, &[0])],
+            ),
         ];
         let cs = committees(3);
         let got = network_baseline(
@@ -339,7 +352,8 @@ mod tests {
                 vote(5, Some(&[1]), 0, 3, &[2]),
             ],
         )];
-        let got = network_baseline(&spec(), Epoch(1), None, &blocks, &chain(&[4, 5, 6, 7])).unwrap();
+        let got =
+            network_baseline(&spec(), Epoch(1), None, &blocks, &chain(&[4, 5, 6, 7])).unwrap();
         assert_eq!((got.duties, got.included), (24, 7));
         assert_eq!(got.empty_slots, 0);
     }
@@ -389,12 +403,32 @@ mod tests {
     fn a_group_underperforms_only_when_it_stays_below_the_network() {
         let s = |g: f64, n: f64| (Some(g), Some(n));
         let cases: Vec<(&str, Vec<(Option<f64>, Option<f64>)>, bool)> = vec![
-            ("three epochs 10 points below", vec![s(0.8, 0.95), s(0.85, 0.96), s(0.8, 0.99)], true),
-            ("one epoch back within the margin", vec![s(0.8, 0.95), s(0.94, 0.96), s(0.8, 0.99)], false),
-            ("everyone down: the network is the problem", vec![s(0.6, 0.61); 3], false),
+            (
+                "three epochs 10 points below",
+                vec![s(0.8, 0.95), s(0.85, 0.96), s(0.8, 0.99)],
+                true,
+            ),
+            (
+                "one epoch back within the margin",
+                vec![s(0.8, 0.95), s(0.94, 0.96), s(0.8, 0.99)],
+                false,
+            ),
+            (
+                "everyone down: the network is the problem",
+                vec![s(0.6, 0.61); 3],
+                false,
+            ),
             ("too short a history", vec![s(0.5, 0.99); 2], false),
-            ("an unknown epoch is no evidence", vec![s(0.5, 0.99), (None, Some(0.99)), s(0.5, 0.99)], false),
-            ("only the last epochs count", vec![s(0.99, 0.99), s(0.5, 0.99), s(0.5, 0.99), s(0.5, 0.99)], true),
+            (
+                "an unknown epoch is no evidence",
+                vec![s(0.5, 0.99), (None, Some(0.99)), s(0.5, 0.99)],
+                false,
+            ),
+            (
+                "only the last epochs count",
+                vec![s(0.99, 0.99), s(0.5, 0.99), s(0.5, 0.99), s(0.5, 0.99)],
+                true,
+            ),
         ];
         for (name, history, want) in cases {
             assert_eq!(underperforming(&history, 0.05, 3), want, "{name}");

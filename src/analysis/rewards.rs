@@ -207,11 +207,7 @@ pub fn reward_records(ctx: &RewardContext<'_>, inputs: &RewardInputs) -> Vec<Rew
         if proposer_unknown {
             proposer = None;
         }
-        let missed_slots = ctx
-            .missed_proposals
-            .iter()
-            .filter(|(p, _)| *p == v)
-            .count() as i64;
+        let missed_slots = ctx.missed_proposals.iter().filter(|(p, _)| *p == v).count() as i64;
         let attestation_missed = match (attestation_ideal, attestation) {
             (Some(i), Some(a)) => Some(i.saturating_sub(a)),
             _ => None,
@@ -219,14 +215,23 @@ pub fn reward_records(ctx: &RewardContext<'_>, inputs: &RewardInputs) -> Vec<Rew
         let proposal_missed = if missed_slots == 0 {
             Some(0)
         } else {
-            median.map(|m| i64::try_from(m).unwrap_or(i64::MAX).saturating_mul(missed_slots))
+            median.map(|m| {
+                i64::try_from(m)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(missed_slots)
+            })
         };
         let missed_gwei = match (attestation_missed, proposal_missed) {
             (Some(a), Some(p)) => Some(a.saturating_add(p)),
             _ => None,
         };
         let has_proposal = ctx.proposed.iter().any(|(p, _)| *p == v) || missed_slots > 0;
-        if attestation.is_none() && sync_reward.is_none() && proposer.is_none() && !in_sync && !has_proposal {
+        if attestation.is_none()
+            && sync_reward.is_none()
+            && proposer.is_none()
+            && !in_sync
+            && !has_proposal
+        {
             continue; // nothing known and nothing owed: no row
         }
         out.push(RewardRecord {
@@ -275,7 +280,13 @@ mod tests {
     const V2: ValidatorIndex = ValidatorIndex(2);
     const EB: Gwei = Gwei(32_000_000_000);
 
-    fn att(v: ValidatorIndex, head: i64, target: i64, source: i64, inactivity: i64) -> AttestationReward {
+    fn att(
+        v: ValidatorIndex,
+        head: i64,
+        target: i64,
+        source: i64,
+        inactivity: i64,
+    ) -> AttestationReward {
         AttestationReward {
             validator_index: v,
             head,
@@ -301,7 +312,15 @@ mod tests {
         missed: Vec<(ValidatorIndex, Slot)>,
         sync_members: Vec<ValidatorIndex>,
         /// (validator, attestation, ideal, sync, proposer, missed, estimated)
-        want: Vec<(u64, Option<i64>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, bool)>,
+        want: Vec<(
+            u64,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            bool,
+        )>,
     }
 
     fn ideal() -> Vec<IdealReward> {

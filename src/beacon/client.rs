@@ -18,8 +18,8 @@ use crate::chain::{
 };
 
 use super::wire::{self, DecodeError};
-use crate::analysis::rewards::{AttestationRewards, BlockReward};
 use super::{BeaconError, BlockId, NodeConfig, StateId};
+use crate::analysis::rewards::{AttestationRewards, BlockReward};
 
 /// Ids per `POST .../validators` or liveness request. A validators answer
 /// is about 474 bytes per entry (measured on the Sepolia cassette), so 1000

@@ -1081,10 +1081,19 @@ mod reward_tests {
 
     #[test]
     fn rewards_reject_garbage_without_panicking() {
-        assert!(parse_attestation_rewards(br#"{"data":{"ideal_rewards":[],"total_rewards":[{"validator_index":"x"}]}}"#).is_err());
-        assert!(parse_sync_rewards(br#"{"data":[{"validator_index":"1","reward":"1e9"}]}"#).is_err());
-        assert!(parse_block_reward(br#"{"data":{"proposer_index":"1","total":"-3"}}"#, Slot(1)).is_err());
-        let s = parse_sync_rewards(br#"{"data":[{"validator_index":"1","reward":"-11180"}]}"#).unwrap();
+        assert!(parse_attestation_rewards(
+            br#"{"data":{"ideal_rewards":[],"total_rewards":[{"validator_index":"x"}]}}"#
+        )
+        .is_err());
+        assert!(
+            parse_sync_rewards(br#"{"data":[{"validator_index":"1","reward":"1e9"}]}"#).is_err()
+        );
+        assert!(
+            parse_block_reward(br#"{"data":{"proposer_index":"1","total":"-3"}}"#, Slot(1))
+                .is_err()
+        );
+        let s =
+            parse_sync_rewards(br#"{"data":[{"validator_index":"1","reward":"-11180"}]}"#).unwrap();
         assert_eq!(s, vec![(ValidatorIndex(1), -11180)]);
     }
 }

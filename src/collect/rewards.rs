@@ -41,9 +41,10 @@ pub async fn fetch_rewards(
     let watched_set: HashSet<ValidatorIndex> = watched.iter().copied().collect();
 
     inputs.attestations = match pool
-        .call("/eth/v1/beacon/rewards/attestations/{epoch}", |c| async move {
-            c.attestation_rewards(epoch, watched).await
-        })
+        .call(
+            "/eth/v1/beacon/rewards/attestations/{epoch}",
+            |c| async move { c.attestation_rewards(epoch, watched).await },
+        )
         .await
     {
         Ok(a) => a,
@@ -60,7 +61,12 @@ pub async fn fetch_rewards(
         let mut m: Vec<ValidatorIndex> = data
             .sync_committees
             .get(&period)
-            .map(|c| c.iter().filter(|v| watched_set.contains(v)).copied().collect())
+            .map(|c| {
+                c.iter()
+                    .filter(|v| watched_set.contains(v))
+                    .copied()
+                    .collect()
+            })
             .unwrap_or_default();
         m.sort();
         m.dedup();

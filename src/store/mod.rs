@@ -19,8 +19,8 @@
 
 mod codec;
 mod incidents;
-mod rewards;
 mod postgres;
+mod rewards;
 mod sqlite;
 
 pub use incidents::{

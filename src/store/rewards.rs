@@ -165,11 +165,16 @@ impl Store {
                     .map_err(db("write rewards"))?;
             }
             if let Some(n) = &network_json {
-                sqlx::query(&insert(pg, "network_epochs", NETWORK_COLUMNS, NETWORK_KINDS))
-                    .bind(n)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("write the network baseline"))?;
+                sqlx::query(&insert(
+                    pg,
+                    "network_epochs",
+                    NETWORK_COLUMNS,
+                    NETWORK_KINDS,
+                ))
+                .bind(n)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("write the network baseline"))?;
             }
             tx.commit().await.map_err(db("commit rewards"))
         })
