@@ -78,6 +78,9 @@ pub struct BlockReward {
     pub total: u64,
 }
 
+/// One block's sync-committee rewards: per validator, its seats' sum.
+pub type SyncRewards = Vec<(ValidatorIndex, i64)>;
+
 /// Everything read for one epoch's rewards. `None` parts were not served.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RewardInputs {
@@ -85,7 +88,7 @@ pub struct RewardInputs {
     /// Per block whose sync rewards were asked (signing slot = block slot −
     /// 1 inside the epoch): the watched validators' summed seat rewards;
     /// `None` when the node did not serve that block's answer.
-    pub sync: Vec<(Slot, Option<Vec<(ValidatorIndex, i64)>>)>,
+    pub sync: Vec<(Slot, Option<SyncRewards>)>,
     /// Block rewards that were read (watched proposers' blocks, and every
     /// canonical block of the epoch when a watched proposal was missed).
     pub blocks: Vec<BlockReward>,
