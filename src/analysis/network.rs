@@ -402,7 +402,8 @@ mod tests {
     #[test]
     fn a_group_underperforms_only_when_it_stays_below_the_network() {
         let s = |g: f64, n: f64| (Some(g), Some(n));
-        let cases: Vec<(&str, Vec<(Option<f64>, Option<f64>)>, bool)> = vec![
+        type History = Vec<(Option<f64>, Option<f64>)>;
+        let cases: Vec<(&str, History, bool)> = vec![
             (
                 "three epochs 10 points below",
                 vec![s(0.8, 0.95), s(0.85, 0.96), s(0.8, 0.99)],

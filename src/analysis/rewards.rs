@@ -308,6 +308,17 @@ mod tests {
         }
     }
 
+    /// (validator, attestation, ideal, sync, proposer, missed, estimated)
+    type Row = (
+        u64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        bool,
+    );
+
     struct Case {
         name: &'static str,
         inputs: RewardInputs,
@@ -315,15 +326,7 @@ mod tests {
         missed: Vec<(ValidatorIndex, Slot)>,
         sync_members: Vec<ValidatorIndex>,
         /// (validator, attestation, ideal, sync, proposer, missed, estimated)
-        want: Vec<(
-            u64,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            bool,
-        )>,
+        want: Vec<Row>,
     }
 
     fn ideal() -> Vec<IdealReward> {
