@@ -151,3 +151,75 @@ async fn lodestar_devnet_rewards_and_participation_match_the_node() {
 async fn deneb_to_electra_rewards_and_participation_match_the_node() {
     check("lodestar-devnet-deneb-electra", 14).await;
 }
+
+/// The request budget (issue 14: at most 45 requests per judged epoch on
+/// the lodestar-devnet replay, rewards included). Counted by the replay
+/// itself (its request log), over a static backfill of epochs 0..=18 with
+/// all 64 validators watched: one attestation-rewards request per epoch,
+/// sync rewards only for blocks (at most one per slot), block rewards only
+/// for watched proposers' blocks (at most one per slot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lodestar_devnet_rewards_stay_within_the_request_budget() {
+    const UNTIL: u64 = 18;
+    const SLOTS_PER_EPOCH: usize = 8;
+    const BUDGET_PER_EPOCH: usize = 45;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("replay.log");
+    let port = common::free_port();
+    let mut child = std::process::Command::new("python3")
+        .arg(common::shared_dir().join("devnet").join("replay.py"))
+        .arg("--recording")
+        .arg(common::fixture("lodestar-devnet"))
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--mode", "static"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "replay did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (_db, _store) =
+        common::run_in_process(vec![format!("http://127.0.0.1:{port}")], UNTIL).await;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let requests: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"GET /") || l.contains("\"POST /"))
+        .collect();
+    let count = |route: &str| requests.iter().filter(|l| l.contains(route)).count();
+    let epochs = UNTIL as usize + 1;
+    let attestations = count("/eth/v1/beacon/rewards/attestations/");
+    let sync = count("/eth/v1/beacon/rewards/sync_committee/");
+    let blocks = count("/eth/v1/beacon/rewards/blocks/");
+    eprintln!(
+        "{} requests over {epochs} epochs; rewards: attestations {attestations}, sync {sync}, blocks {blocks}",
+        requests.len()
+    );
+    assert!(
+        attestations <= epochs,
+        "{attestations} attestation-rewards requests"
+    );
+    assert!(
+        sync <= epochs * SLOTS_PER_EPOCH,
+        "{sync} sync-rewards requests"
+    );
+    assert!(
+        blocks <= epochs * SLOTS_PER_EPOCH,
+        "{blocks} block-rewards requests"
+    );
+    assert!(
+        attestations > 0 && sync > 0 && blocks > 0,
+        "every rewards route is asked"
+    );
+    assert!(
+        requests.len() <= BUDGET_PER_EPOCH * epochs,
+        "{} requests for {epochs} epochs",
+        requests.len()
+    );
+}
