@@ -200,10 +200,12 @@ impl Store {
         });
         Ok(match &query.validators {
             None => rows,
-            Some(vs) => rows
-                .into_iter()
-                .filter(|r| vs.contains(&r.validator_index))
-                .collect(),
+            Some(vs) => {
+                let vs: std::collections::HashSet<&ValidatorIndex> = vs.iter().collect();
+                rows.into_iter()
+                    .filter(|r| vs.contains(&r.validator_index))
+                    .collect()
+            }
         })
     }
 
