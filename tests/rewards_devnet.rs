@@ -223,3 +223,75 @@ async fn lodestar_devnet_rewards_stay_within_the_request_budget() {
         requests.len()
     );
 }
+
+/// The network baseline without any committee answer (what a small
+/// watched set reads: only its own duty slots' committees): committee
+/// sizes come from the aggregates' bitlists alone, unseen committees at
+/// the mean size. Still within one point of the node, on Electra blocks
+/// (`committee_bits`, several committees per aggregate) and Deneb ones.
+async fn participation_from_bitlists(recording: &str, until: u64) {
+    use valwatch::analysis::network::network_baseline;
+    use valwatch::analysis::CanonicalChain;
+    use valwatch::beacon::{BeaconClient, BlockId, NodeConfig, NodeRole};
+    use valwatch::chain::{Block, Slot};
+
+    let replay = common::Replay::start(recording, &["--mode", "static"]);
+    let client = BeaconClient::new(NodeConfig {
+        name: "replay".into(),
+        url: replay.url().parse().unwrap(),
+        role: NodeRole::Private,
+        headers: vec![],
+        timeout: std::time::Duration::from_secs(10),
+        max_requests_per_second: None,
+    })
+    .unwrap();
+    let genesis = client.genesis().await.unwrap();
+    let spec = client.chain_spec(&genesis).await.unwrap();
+    let last = spec.end_slot(Epoch(until + 1));
+    let mut blocks: Vec<Block> = Vec::new();
+    for s in 1..=last.0 {
+        if let Some(b) = client
+            .block_with_root(BlockId::Slot(Slot(s)))
+            .await
+            .unwrap()
+        {
+            blocks.push(b);
+        }
+    }
+    let node = node_rewards(&replay.url(), until).await;
+    let mut wrong = Vec::new();
+    for (epoch, rows) in &node {
+        let e = Epoch(*epoch);
+        let (first, end) = (spec.start_slot(e), spec.end_slot(Epoch(epoch + 1)));
+        let anchor = blocks
+            .iter()
+            .filter(|b| b.header.slot < first)
+            .map(|b| b.header)
+            .next_back();
+        let chain = CanonicalChain::new(first, end, anchor, blocks.iter().map(|b| b.header));
+        let got = network_baseline(&spec, e, None, &blocks, &chain).and_then(|n| n.participation());
+        let share = rows.values().filter(|(_, t)| *t >= 0).count() as f64 / rows.len() as f64;
+        eprintln!("epoch {epoch}: from bitlists {got:?}, node {share:.4}");
+        if !got.is_some_and(|p| (p - share).abs() <= 0.01) {
+            wrong.push(format!(
+                "epoch {epoch}: from bitlists {got:?}, node {share:.4}"
+            ));
+        }
+    }
+    assert!(
+        node.len() as u64 >= until - 2,
+        "only {} epochs compared",
+        node.len()
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lodestar_devnet_participation_from_bitlists_alone_matches_the_node() {
+    participation_from_bitlists("lodestar-devnet", 18).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deneb_to_electra_participation_from_bitlists_alone_matches_the_node() {
+    participation_from_bitlists("lodestar-devnet-deneb-electra", 14).await;
+}
