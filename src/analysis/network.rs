@@ -236,6 +236,35 @@ pub fn underperforming(history: &[(Option<f64>, Option<f64>)], margin: f64, epoc
         })
 }
 
+/// PURE: whether a group's low participation is the network's, not the
+/// operator's: the network itself is below `healthy` (a fraction: 0.9 =
+/// 90 %) and the group is no more than `margin` below it. Then alerts and
+/// the status page say "network participation 61 %" rather than blaming
+/// the operator. `None` participation (unknown) is never network-wide.
+pub fn is_network_wide(
+    group: Option<f64>,
+    network: Option<f64>,
+    healthy: f64,
+    margin: f64,
+) -> bool {
+    match (group, network) {
+        (Some(g), Some(n)) => n < healthy && n - g < margin,
+        _ => false,
+    }
+}
+
+/// PURE: the baseline as people read it: "network participation 61 %,
+/// 2 of 8 slots empty".
+pub fn describe(n: &NetworkRecord) -> String {
+    let participation = n
+        .participation()
+        .map_or_else(|| "unknown".to_string(), |p| format!("{:.0} %", p * 100.0));
+    format!(
+        "network participation {participation}, {} of {} slots empty",
+        n.empty_slots, n.slots
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,5 +463,46 @@ mod tests {
         for (name, history, want) in cases {
             assert_eq!(underperforming(&history, 0.05, 3), want, "{name}");
         }
+    }
+
+    #[test]
+    fn a_low_network_takes_the_blame_only_when_the_group_follows_it() {
+        let cases = [
+            (
+                "everyone low, group with them",
+                Some(0.60),
+                Some(0.61),
+                true,
+            ),
+            (
+                "network low, group far below",
+                Some(0.30),
+                Some(0.61),
+                false,
+            ),
+            (
+                "network healthy: the group's own problem",
+                Some(0.50),
+                Some(0.99),
+                false,
+            ),
+            ("group above a low network", Some(0.95), Some(0.61), true),
+            ("unknown network", Some(0.50), None, false),
+            ("unknown group", None, Some(0.5), false),
+        ];
+        for (name, group, network, want) in cases {
+            assert_eq!(is_network_wide(group, network, 0.9, 0.05), want, "{name}");
+        }
+        let n = NetworkRecord {
+            epoch: Epoch(3),
+            duties: 100,
+            included: 61,
+            empty_slots: 2,
+            slots: 8,
+        };
+        assert_eq!(
+            describe(&n),
+            "network participation 61 %, 2 of 8 slots empty"
+        );
     }
 }
