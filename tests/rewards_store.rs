@@ -1,6 +1,6 @@
 //! The rewards tables (migration 0004) on both backends: an epoch's rows
-//! are replaced as a whole (idempotent re-judging), unknown stays NULL (not
-//! 0), the network baseline round-trips, the report carries both, the cost
+//! are rewritten (idempotent re-judging) without an unknown erasing a known
+//! value, unknown stays NULL (not 0), the network baseline round-trips, the report carries both, the cost
 //! of a stretch sums what is known, and retention prunes them.
 
 use sqlx::Connection;
@@ -38,7 +38,7 @@ async fn contract(store: &Store) {
         empty_slots: 1,
         slots: 8,
     };
-    // A provisional write, then the final one: only the last counts.
+    // A first write, then a second one with other values: the last counts.
     store
         .write_rewards(
             Epoch(3),
@@ -60,10 +60,19 @@ async fn contract(store: &Store) {
         .await
         .unwrap();
 
+    // The epoch judged again when the node no longer serves its rewards:
+    // unknown does not erase what was known, and no baseline keeps it.
+    store
+        .write_rewards(Epoch(3), &[row(1, 3, None, None, false)], None)
+        .await
+        .unwrap();
     let all = store.rewards(&ReportQuery::default()).await.unwrap();
     let mut want = final_rows.clone();
     want.push(row(1, 4, Some(100), Some(40), true));
-    assert_eq!(all, want, "replaced per epoch, NULL kept as unknown");
+    assert_eq!(
+        all, want,
+        "rewritten per epoch, NULL kept as unknown, known kept"
+    );
 
     let report = store.report(&ReportQuery::default()).await.unwrap();
     assert_eq!(report.rewards, want);

@@ -2,9 +2,10 @@
 //! the same on both backends.
 //!
 //! Owns: every statement on `rewards` and `network_epochs`. One epoch's
-//! rows are replaced in ONE transaction (delete, then one bulk insert per
-//! table), so re-judging an epoch rewrites the same rows and a crash leaves
-//! the old ones or the new ones. The monitor writes them before the epoch's
+//! rows are upserted in ONE transaction (one bulk statement per table), so
+//! re-judging an epoch rewrites the same rows and a crash leaves the old
+//! ones or the new ones; a value the node no longer serves (NULL) keeps
+//! the one stored before. The monitor writes them before the epoch's
 //! verdicts advance the cursor, so a crash in between redoes both.
 //! Must not: compute anything (that is `analysis::rewards` / `network`).
 //!
@@ -25,7 +26,7 @@ const NETWORK_COLUMNS: &str = "epoch, duties, included, empty_slots, slots";
 /// The bulk insert of `table` from a JSON array of row arrays in `$1`.
 /// `kinds`: the PostgreSQL type of each column (SQLite takes the JSON
 /// values as they are: integers, null, and true/false as 1/0).
-fn insert(postgres: bool, table: &str, columns: &str, kinds: &[&str]) -> String {
+fn insert(postgres: bool, table: &str, columns: &str, kinds: &[&str], conflict: &str) -> String {
     let values: Vec<String> = kinds
         .iter()
         .enumerate()
@@ -39,11 +40,26 @@ fn insert(postgres: bool, table: &str, columns: &str, kinds: &[&str]) -> String 
         .collect();
     let values = values.join(", ");
     if postgres {
-        format!("INSERT INTO {table} ({columns}) SELECT {values} FROM json_array_elements($1::json) AS r")
+        format!("INSERT INTO {table} ({columns}) SELECT {values} FROM json_array_elements($1::json) AS r WHERE true {conflict}")
     } else {
-        format!("INSERT INTO {table} ({columns}) SELECT {values} FROM json_each(?1)")
+        // `WHERE true`: SQLite's parser needs it before an upsert's
+        // ON CONFLICT when the rows come from a SELECT.
+        format!("INSERT INTO {table} ({columns}) SELECT {values} FROM json_each(?1) WHERE true {conflict}")
     }
 }
+
+/// A re-judged epoch rewrites its rows, but an answer no longer served
+/// (NULL) never erases one that was known: unknown is not news.
+const REWARD_CONFLICT: &str = "ON CONFLICT (epoch, validator_index) DO UPDATE SET \
+    attestation_reward_gwei = COALESCE(excluded.attestation_reward_gwei, rewards.attestation_reward_gwei), \
+    attestation_ideal_gwei = COALESCE(excluded.attestation_ideal_gwei, rewards.attestation_ideal_gwei), \
+    sync_reward_gwei = COALESCE(excluded.sync_reward_gwei, rewards.sync_reward_gwei), \
+    proposer_reward_gwei = COALESCE(excluded.proposer_reward_gwei, rewards.proposer_reward_gwei), \
+    missed_gwei = COALESCE(excluded.missed_gwei, rewards.missed_gwei), \
+    estimated = CASE WHEN excluded.missed_gwei IS NULL THEN rewards.estimated ELSE excluded.estimated END";
+
+const NETWORK_CONFLICT: &str = "ON CONFLICT (epoch) DO UPDATE SET duties = excluded.duties, \
+    included = excluded.included, empty_slots = excluded.empty_slots, slots = excluded.slots";
 
 const REWARD_KINDS: &[&str] = &[
     "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "boolean",
@@ -131,18 +147,18 @@ macro_rules! per_backend {
 }
 
 impl Store {
-    /// Replaces the rewards rows and the network baseline of `epoch` (one
-    /// transaction). `network: None` leaves no baseline row for the epoch.
+    /// Writes the rewards rows and the network baseline of `epoch` (one
+    /// transaction): known values replace stored ones, unknown (None) ones
+    /// keep them; `network: None` keeps a stored baseline.
     pub async fn write_rewards(
         &self,
         epoch: Epoch,
         rows: &[RewardRecord],
         network: Option<&NetworkRecord>,
     ) -> Result<(), StoreError> {
-        let e = to_i64(epoch.0, "rewards.epoch")?;
         let rewards_json = reward_rows(epoch, rows)?;
         let network_json = network.map(network_row).transpose()?;
-        per_backend!(self, |pool, pg, sql| {
+        per_backend!(self, |pool, pg, _sql| {
             let mut tx = if pg {
                 pool.begin().await.map_err(db("begin a rewards write"))?
             } else {
@@ -150,19 +166,18 @@ impl Store {
                     .await
                     .map_err(db("begin a rewards write"))?
             };
-            for table in ["rewards", "network_epochs"] {
-                sqlx::query(&sql(&format!("DELETE FROM {table} WHERE epoch = $1")))
-                    .bind(e)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("replace an epoch's rewards"))?;
-            }
             if !rows.is_empty() {
-                sqlx::query(&insert(pg, "rewards", REWARD_COLUMNS, REWARD_KINDS))
-                    .bind(&rewards_json)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("write rewards"))?;
+                sqlx::query(&insert(
+                    pg,
+                    "rewards",
+                    REWARD_COLUMNS,
+                    REWARD_KINDS,
+                    REWARD_CONFLICT,
+                ))
+                .bind(&rewards_json)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("write rewards"))?;
             }
             if let Some(n) = &network_json {
                 sqlx::query(&insert(
@@ -170,6 +185,7 @@ impl Store {
                     "network_epochs",
                     NETWORK_COLUMNS,
                     NETWORK_KINDS,
+                    NETWORK_CONFLICT,
                 ))
                 .bind(n)
                 .execute(&mut *tx)
