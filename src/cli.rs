@@ -219,6 +219,10 @@ pub enum ReportKind {
     Proposals,
     Sync,
     Balances,
+    /// Issue 14: rewards and missed rewards per validator and epoch (Gwei).
+    Rewards,
+    /// Issue 14: the whole network's participation per epoch.
+    Network,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -109,6 +109,12 @@ pub struct Metrics {
     node_request_duration: HistogramVec,
     node_cross_checks: IntCounterVec,
 
+    // Issue 14: rewards per group and the network baseline.
+    rewards: IntGaugeVec,
+    rewards_missed: IntCounterVec,
+    network_duties: IntCounterVec,
+    network_slots: IntCounterVec,
+
     head_slot: IntGauge,
     wall_slot_gauge: IntGauge,
     last_processed_epoch: IntGauge,
@@ -342,6 +348,18 @@ impl Metrics {
             node_cross_checks: counter(&r, "valwatch_node_cross_checks_total",
                 "Per final epoch, whether the node's canonical block root agreed with valwatch's chain (agrees, disagrees, unanswered).",
                 &["node", "outcome"])?,
+            rewards: gauge_vec(&r, "valwatch_rewards_gwei",
+                "Sum of what a group's validators earned in the last final epoch whose rewards the node served, by kind (attestation, sync, proposer; signed: penalties are negative).",
+                &["group", "kind"])?,
+            rewards_missed: counter(&r, "valwatch_rewards_missed_gwei_total",
+                "Rewards a group's validators missed against an ideal validator (ideal minus actual attestation reward, plus estimated missed proposals), summed over final epochs.",
+                g)?,
+            network_duties: counter(&r, "valwatch_network_attestation_duties_total",
+                "Attestation duties of the whole network in final epochs, by outcome (included, missed), counted from canonical blocks.",
+                &["outcome"])?,
+            network_slots: counter(&r, "valwatch_network_slots_total",
+                "Slots of final epochs, by outcome (proposed, empty).",
+                &["outcome"])?,
             head_slot: gauge(&r, "valwatch_head_slot", "Head slot valwatch follows.")?,
             wall_slot_gauge: gauge(&r, "valwatch_wall_slot", "Slot of the wall clock.")?,
             last_processed_epoch: gauge(&r, "valwatch_last_processed_epoch",
@@ -374,6 +392,15 @@ impl Metrics {
             registry: r,
         };
         set(&m.build_info, &[env!("CARGO_PKG_VERSION")], 1);
+        // The network series are born at zero (one label set each, no
+        // per-group cardinality), so rate() and the dashboards see them
+        // from the first scrape.
+        for o in ["included", "missed"] {
+            inc_by(&m.network_duties, &[o], 0);
+        }
+        for o in ["proposed", "empty"] {
+            inc_by(&m.network_slots, &[o], 0);
+        }
         Ok(m)
     }
 
@@ -478,6 +505,59 @@ impl Metrics {
     /// it twice. Gauges also follow final records only, so that they never
     /// step back when a final older epoch arrives after a provisional newer
     /// one.
+    /// Issue 14: the rewards rows and network baseline of one final epoch.
+    /// A kind whose rewards no row knows keeps its last value (unknown is
+    /// not 0); missed rewards below 0 (a validator above the ideal) add 0.
+    pub fn observe_rewards(
+        &self,
+        rows: &[crate::analysis::rewards::RewardRecord],
+        network: Option<&crate::analysis::network::NetworkRecord>,
+        group_of: &dyn Fn(ValidatorIndex) -> String,
+    ) {
+        let mut sums: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+        let mut missed: BTreeMap<String, u64> = BTreeMap::new();
+        for r in rows {
+            let mut g = group_of(r.validator_index);
+            if g.is_empty() {
+                g = UNGROUPED.to_string();
+            }
+            for (kind, v) in [
+                ("attestation", r.attestation_reward_gwei),
+                ("sync", r.sync_reward_gwei),
+                ("proposer", r.proposer_reward_gwei),
+            ] {
+                if let Some(v) = v {
+                    let e = sums.entry((g.clone(), kind)).or_default();
+                    *e = e.saturating_add(v);
+                }
+            }
+            if let Some(m) = r.missed_gwei {
+                let e = missed.entry(g).or_default();
+                *e = e.saturating_add(u64::try_from(m).unwrap_or(0));
+            }
+        }
+        for ((g, kind), v) in &sums {
+            set(&self.rewards, &[g, kind], *v);
+        }
+        for (g, m) in &missed {
+            inc_by(&self.rewards_missed, &[g], *m);
+        }
+        if let Some(n) = network {
+            inc_by(&self.network_duties, &["included"], n.included);
+            inc_by(
+                &self.network_duties,
+                &["missed"],
+                n.duties.saturating_sub(n.included),
+            );
+            inc_by(&self.network_slots, &["empty"], n.empty_slots);
+            inc_by(
+                &self.network_slots,
+                &["proposed"],
+                n.slots.saturating_sub(n.empty_slots),
+            );
+        }
+    }
+
     pub fn observe_epoch(&self, rec: &EpochRecord, group_of: &dyn Fn(ValidatorIndex) -> String) {
         if !rec.is_final {
             set_epoch(&self.last_provisional_epoch, rec.epoch);
@@ -871,6 +951,79 @@ mod tests {
             .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn rewards_sum_per_group_and_unknown_leaves_the_gauge_alone() {
+        use crate::analysis::network::NetworkRecord;
+        use crate::analysis::rewards::RewardRecord;
+        let m = Metrics::new(DEFAULT_PER_VALIDATOR_LIMIT).unwrap();
+        let row = |v: u64, att: Option<i64>, missed: Option<i64>| RewardRecord {
+            validator_index: ValidatorIndex(v),
+            epoch: Epoch(7),
+            attestation_reward_gwei: att,
+            attestation_ideal_gwei: None,
+            sync_reward_gwei: None,
+            proposer_reward_gwei: None,
+            missed_gwei: missed,
+            estimated: false,
+        };
+        let net = NetworkRecord {
+            epoch: Epoch(7),
+            duties: 64,
+            included: 48,
+            empty_slots: 2,
+            slots: 8,
+        };
+        m.observe_rewards(
+            &[
+                row(1, Some(10), Some(5)),
+                row(2, Some(-4), Some(20)),
+                row(3, Some(7), Some(-1)),
+            ],
+            Some(&net),
+            &group_of,
+        );
+        // Epoch 8: group a unknown (not served), b known.
+        m.observe_rewards(
+            &[row(1, None, None), row(3, Some(9), Some(2))],
+            None,
+            &group_of,
+        );
+        let t = m.render();
+        let v = |s: &str| value(&t, s);
+        assert_eq!(
+            v(r#"valwatch_rewards_gwei{group="a",kind="attestation"}"#),
+            Some(6.0)
+        );
+        assert_eq!(
+            v(r#"valwatch_rewards_gwei{group="b",kind="attestation"}"#),
+            Some(9.0)
+        );
+        assert_eq!(
+            v(r#"valwatch_rewards_missed_gwei_total{group="a"}"#),
+            Some(25.0)
+        );
+        assert_eq!(
+            v(r#"valwatch_rewards_missed_gwei_total{group="b"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            v(r#"valwatch_network_attestation_duties_total{outcome="included"}"#),
+            Some(48.0)
+        );
+        assert_eq!(
+            v(r#"valwatch_network_attestation_duties_total{outcome="missed"}"#),
+            Some(16.0)
+        );
+        assert_eq!(
+            v(r#"valwatch_network_slots_total{outcome="empty"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            v(r#"valwatch_network_slots_total{outcome="proposed"}"#),
+            Some(6.0)
+        );
     }
 
     #[test]

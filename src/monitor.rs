@@ -945,6 +945,34 @@ impl Monitor {
         if is_final {
             record.cross_checks = self.cross_check(&data).await;
         }
+        // --- issue 14 hook (rewards branch): rewards and the network
+        // baseline of a final epoch, stored before the verdicts advance the
+        // cursor (a crash in between redoes both). Never fails the epoch.
+        if is_final {
+            let (rows, network) = collect::rewards::epoch_rewards(
+                &self.pool,
+                &self.spec,
+                &data,
+                &self.watched,
+                &record,
+            )
+            .await;
+            if let Err(e) = self
+                .store
+                .write_rewards(epoch, &rows, network.as_ref())
+                .await
+            {
+                warn!(epoch = epoch.0, error = %e, "cannot store rewards");
+            }
+            if let Some(o) = &self.observers {
+                let board = o.board.clone();
+                o.metrics
+                    .observe_rewards(&rows, network.as_ref(), &move |v| {
+                        board.group_of(v).unwrap_or_else(|| "ungrouped".into())
+                    });
+            }
+        }
+        // --- end of issue 14 hook
         let stored_at = Instant::now();
         let written = self.store.write_epoch(&record).await;
         if let Some(o) = &self.observers {

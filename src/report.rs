@@ -53,7 +53,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         ReportFormat::Csv => {
             // clap requires it with csv; this covers callers without clap.
             let kind = args.kind.ok_or_else(|| {
-                anyhow::anyhow!("--format csv needs --kind attestations|proposals|sync|balances")
+                anyhow::anyhow!("--format csv needs --kind attestations|proposals|sync|balances|rewards|network")
             })?;
             to_csv(&store.report(&query).await?, kind)
         }
@@ -113,6 +113,40 @@ pub fn to_csv(r: &Report, kind: ReportKind) -> String {
                     s,
                     "{},{},{},{}",
                     y.validator_index, y.epoch, y.participated, y.missed
+                );
+            }
+        }
+        ReportKind::Rewards => {
+            s.push_str("validator_index,epoch,attestation_reward_gwei,attestation_ideal_gwei,sync_reward_gwei,proposer_reward_gwei,missed_gwei,estimated\n");
+            for w in &r.rewards {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{},{},{}",
+                    w.validator_index,
+                    w.epoch,
+                    opt(&w.attestation_reward_gwei),
+                    opt(&w.attestation_ideal_gwei),
+                    opt(&w.sync_reward_gwei),
+                    opt(&w.proposer_reward_gwei),
+                    opt(&w.missed_gwei),
+                    w.estimated
+                );
+            }
+        }
+        ReportKind::Network => {
+            s.push_str("epoch,participation,empty_slots,slots,duties,included\n");
+            for n in &r.network {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{}",
+                    n.epoch,
+                    n.participation()
+                        .map(|p| format!("{p:.4}"))
+                        .unwrap_or_default(),
+                    n.empty_slots,
+                    n.slots,
+                    n.duties,
+                    n.included
                 );
             }
         }
@@ -260,9 +294,34 @@ mod tests {
                 block_root: None,
                 reason: None,
             }],
+            rewards: vec![crate::analysis::rewards::RewardRecord {
+                validator_index: ValidatorIndex(3),
+                epoch: Epoch(4),
+                attestation_reward_gwei: Some(-85),
+                attestation_ideal_gwei: Some(100),
+                sync_reward_gwei: None,
+                proposer_reward_gwei: None,
+                missed_gwei: Some(185),
+                estimated: false,
+            }],
+            network: vec![crate::analysis::network::NetworkRecord {
+                epoch: Epoch(4),
+                duties: 64,
+                included: 48,
+                empty_slots: 2,
+                slots: 8,
+            }],
             ..Report::default()
         };
         let cases = [
+            (
+                ReportKind::Rewards,
+                "validator_index,epoch,attestation_reward_gwei,attestation_ideal_gwei,sync_reward_gwei,proposer_reward_gwei,missed_gwei,estimated\n3,4,-85,100,,,185,false\n",
+            ),
+            (
+                ReportKind::Network,
+                "epoch,participation,empty_slots,slots,duties,included\n4,0.7500,2,8,64,48\n",
+            ),
             (
                 ReportKind::Attestations,
                 "validator_index,epoch,status,inclusion_slot,inclusion_delay,source_correct,target_correct,head_correct\n3,4,missed,,,,,\n",

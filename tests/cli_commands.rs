@@ -105,7 +105,14 @@ fn migrate_then_report_on_an_empty_database() {
         "{stderr}"
     );
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    for key in ["attestations", "proposals", "sync", "balances"] {
+    for key in [
+        "attestations",
+        "proposals",
+        "sync",
+        "balances",
+        "rewards",
+        "network",
+    ] {
         assert_eq!(v[key], serde_json::json!([]), "{key}");
     }
     assert_eq!(

@@ -10,7 +10,9 @@ pub mod balances;
 pub mod canonical;
 pub mod crosscheck;
 pub mod doublesign;
+pub mod network;
 pub mod proposals;
+pub mod rewards;
 pub mod sync;
 
 use serde::{Deserialize, Serialize};

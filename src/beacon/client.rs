@@ -19,6 +19,7 @@ use crate::chain::{
 
 use super::wire::{self, DecodeError};
 use super::{BeaconError, BlockId, NodeConfig, StateId};
+use crate::analysis::rewards::{AttestationRewards, BlockReward};
 
 /// Ids per `POST .../validators` or liveness request. A validators answer
 /// is about 474 bytes per entry (measured on the Sepolia cassette), so 1000
@@ -78,6 +79,8 @@ pub fn answer_cap(endpoint: &str, ids: usize) -> usize {
     } else if endpoint.ends_with("/validators")
         || endpoint.contains("/liveness/")
         || endpoint.contains("/duties/attester/")
+        || endpoint.contains("/rewards/attestations/")
+        || endpoint.contains("/rewards/sync_committee/")
     {
         ids.saturating_mul(ANSWER_PER_ID)
             .saturating_add(ANSWER_SLACK)
@@ -812,6 +815,76 @@ impl BeaconClient {
             out.extend(self.decoded(EP, wire::parse_liveness(&a.body))?);
         }
         Ok(out)
+    }
+
+    /// `POST /eth/v1/beacon/rewards/attestations/{epoch}` for `ids` (in
+    /// batches of `IDS_PER_REQUEST`; the ideal rewards come with every
+    /// batch, the first is kept). `None` when the node does not serve it
+    /// (404, or 400 for an epoch it has no state for): unknown, never 0.
+    pub async fn attestation_rewards(
+        &self,
+        epoch: Epoch,
+        ids: &[ValidatorIndex],
+    ) -> Result<Option<AttestationRewards>, BeaconError> {
+        const EP: &str = "/eth/v1/beacon/rewards/attestations/{epoch}";
+        let path = format!("/eth/v1/beacon/rewards/attestations/{epoch}");
+        let mut out: Option<AttestationRewards> = None;
+        for batch in ids.chunks(IDS_PER_REQUEST) {
+            let body =
+                serde_json::Value::from(batch.iter().map(|i| i.0.to_string()).collect::<Vec<_>>());
+            let answer = self.send(EP, Method::POST, &path, &[], Some(&body)).await?;
+            if matches!(answer.status, 400 | 404) {
+                return Ok(None);
+            }
+            let a = self.ok(EP, answer)?;
+            let part = self.decoded(EP, wire::parse_attestation_rewards(&a.body))?;
+            match &mut out {
+                None => out = Some(part),
+                Some(o) => o.total.extend(part.total),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `POST /eth/v1/beacon/rewards/sync_committee/{block_id}` for `ids`;
+    /// `None` when not served (404, 400).
+    pub async fn sync_committee_rewards(
+        &self,
+        block: BlockId,
+        ids: &[ValidatorIndex],
+    ) -> Result<Option<Vec<(ValidatorIndex, i64)>>, BeaconError> {
+        const EP: &str = "/eth/v1/beacon/rewards/sync_committee/{block_id}";
+        let path = format!("/eth/v1/beacon/rewards/sync_committee/{block}");
+        let mut out = Vec::new();
+        for batch in ids.chunks(IDS_PER_REQUEST) {
+            let body =
+                serde_json::Value::from(batch.iter().map(|i| i.0.to_string()).collect::<Vec<_>>());
+            let answer = self.send(EP, Method::POST, &path, &[], Some(&body)).await?;
+            if matches!(answer.status, 400 | 404) {
+                return Ok(None);
+            }
+            let a = self.ok(EP, answer)?;
+            out.extend(self.decoded(EP, wire::parse_sync_rewards(&a.body))?);
+        }
+        Ok(Some(out))
+    }
+
+    /// `GET /eth/v1/beacon/rewards/blocks/{block_id}` of the block at
+    /// `slot`; `None` when not served (404, 400).
+    pub async fn block_rewards(
+        &self,
+        block: BlockId,
+        slot: Slot,
+    ) -> Result<Option<BlockReward>, BeaconError> {
+        const EP: &str = "/eth/v1/beacon/rewards/blocks/{block_id}";
+        let path = format!("/eth/v1/beacon/rewards/blocks/{block}");
+        let answer = self.get(EP, &path).await?;
+        if matches!(answer.status, 400 | 404) {
+            return Ok(None);
+        }
+        let a = self.ok(EP, answer)?;
+        self.decoded(EP, wire::parse_block_reward(&a.body, slot))
+            .map(Some)
     }
 }
 

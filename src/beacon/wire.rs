@@ -23,6 +23,7 @@ use crate::chain::{
 };
 
 use super::client::{Finality, Genesis, SyncStatus};
+use crate::analysis::rewards::{AttestationReward, AttestationRewards, BlockReward, IdealReward};
 
 /// Why a response body could not be read; the client adds node and endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -927,6 +928,174 @@ pub fn parse_pool_proposer_slashings(body: &[u8]) -> Result<Vec<ProposerSlashing
             })
             .collect(),
     )
+}
+
+// ---------------------------------------------------------------------------
+// Rewards (issue 14)
+// ---------------------------------------------------------------------------
+
+/// A signed `Int64` as the rewards routes send it: a decimal string (a
+/// penalty is negative). Bare JSON numbers are accepted, as for `Quoted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotedI64(pub i64);
+
+impl<'de> Deserialize<'de> for QuotedI64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = QuotedI64;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a signed integer as a decimal string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<QuotedI64, E> {
+                s.parse::<i64>()
+                    .map(QuotedI64)
+                    .map_err(|_| E::custom(format!("not an i64: {s:?}")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<QuotedI64, E> {
+                Ok(QuotedI64(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<QuotedI64, E> {
+                i64::try_from(v)
+                    .map(QuotedI64)
+                    .map_err(|_| E::custom(format!("out of range: {v}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireIdealReward {
+    effective_balance: Quoted,
+    head: QuotedI64,
+    target: QuotedI64,
+    source: QuotedI64,
+    #[serde(default)]
+    inclusion_delay: Option<QuotedI64>,
+    #[serde(default)]
+    inactivity: Option<QuotedI64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireTotalReward {
+    validator_index: Quoted,
+    head: QuotedI64,
+    target: QuotedI64,
+    source: QuotedI64,
+    #[serde(default)]
+    inclusion_delay: Option<QuotedI64>,
+    #[serde(default)]
+    inactivity: Option<QuotedI64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireAttestationRewards {
+    ideal_rewards: Vec<WireIdealReward>,
+    total_rewards: Vec<WireTotalReward>,
+}
+
+/// `POST /eth/v1/beacon/rewards/attestations/{epoch}`.
+pub fn parse_attestation_rewards(body: &[u8]) -> Result<AttestationRewards, DecodeError> {
+    let e: Envelope<WireAttestationRewards> = parse(body)?;
+    let sum = |parts: &[i64]| parts.iter().fold(0i64, |a, b| a.saturating_add(*b));
+    Ok(AttestationRewards {
+        ideal: e
+            .data
+            .ideal_rewards
+            .into_iter()
+            .map(|i| IdealReward {
+                effective_balance: Gwei(i.effective_balance.0),
+                total: sum(&[
+                    i.head.0,
+                    i.target.0,
+                    i.source.0,
+                    i.inclusion_delay.map_or(0, |x| x.0),
+                    i.inactivity.map_or(0, |x| x.0),
+                ]),
+            })
+            .collect(),
+        total: e
+            .data
+            .total_rewards
+            .into_iter()
+            .map(|t| AttestationReward {
+                validator_index: ValidatorIndex(t.validator_index.0),
+                head: t.head.0,
+                target: t.target.0,
+                source: t.source.0,
+                inclusion_delay: t.inclusion_delay.map(|x| x.0),
+                inactivity: t.inactivity.map_or(0, |x| x.0),
+            })
+            .collect(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct WireSyncReward {
+    validator_index: Quoted,
+    reward: QuotedI64,
+}
+
+/// `POST /eth/v1/beacon/rewards/sync_committee/{block_id}`: per validator,
+/// its seats' summed reward in that block.
+pub fn parse_sync_rewards(body: &[u8]) -> Result<Vec<(ValidatorIndex, i64)>, DecodeError> {
+    let e: Envelope<Vec<WireSyncReward>> = parse(body)?;
+    Ok(e.data
+        .into_iter()
+        .map(|r| (ValidatorIndex(r.validator_index.0), r.reward.0))
+        .collect())
+}
+
+#[derive(Debug, Deserialize)]
+struct WireBlockReward {
+    proposer_index: Quoted,
+    total: Quoted,
+}
+
+/// `GET /eth/v1/beacon/rewards/blocks/{block_id}`; the slot is the
+/// caller's (the answer does not carry it).
+pub fn parse_block_reward(body: &[u8], slot: Slot) -> Result<BlockReward, DecodeError> {
+    let e: Envelope<WireBlockReward> = parse(body)?;
+    Ok(BlockReward {
+        slot,
+        proposer_index: ValidatorIndex(e.data.proposer_index.0),
+        total: e.data.total.0,
+    })
+}
+
+#[cfg(test)]
+mod reward_tests {
+    use super::*;
+
+    #[test]
+    fn attestation_rewards_keep_signs_and_sum_ideal_components() {
+        let body = br#"{"data":{"ideal_rewards":[{"head":"3","target":"5","source":"4","inclusion_delay":"0","inactivity":"0","effective_balance":"32000000000"}],
+            "total_rewards":[{"validator_index":"7","head":"0","target":"-5","source":"-4","inactivity":"-1"}]},"finalized":true}"#;
+        let r = parse_attestation_rewards(body).unwrap();
+        assert_eq!(r.ideal[0].total, 12);
+        assert_eq!(r.ideal[0].effective_balance, Gwei(32_000_000_000));
+        assert_eq!(r.total[0].total(), -10);
+        assert_eq!(r.total[0].inclusion_delay, None);
+    }
+
+    #[test]
+    fn rewards_reject_garbage_without_panicking() {
+        assert!(parse_attestation_rewards(
+            br#"{"data":{"ideal_rewards":[],"total_rewards":[{"validator_index":"x"}]}}"#
+        )
+        .is_err());
+        assert!(
+            parse_sync_rewards(br#"{"data":[{"validator_index":"1","reward":"1e9"}]}"#).is_err()
+        );
+        assert!(
+            parse_block_reward(br#"{"data":{"proposer_index":"1","total":"-3"}}"#, Slot(1))
+                .is_err()
+        );
+        let s =
+            parse_sync_rewards(br#"{"data":[{"validator_index":"1","reward":"-11180"}]}"#).unwrap();
+        assert_eq!(s, vec![(ValidatorIndex(1), -11180)]);
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod follower;
 pub mod pools;
+pub mod rewards;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -477,6 +477,8 @@ pub(super) const CROSS_CHECKS: UpsertSpec = UpsertSpec {
 /// are deliberately absent: retention never forgets where processing stands
 /// or which network the database belongs to.
 pub(super) const PRUNED_TABLES: &[&str] = &[
+    "rewards",
+    "network_epochs",
     "attestations",
     "proposals",
     "sync_participation",

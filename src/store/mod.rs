@@ -25,6 +25,7 @@ mod incidents;
 /// `/eth/v1/beacon/genesis` and `/eth/v1/config/spec` the daemon runs with.
 pub const META_CHAIN_CONSTANTS: [&str; 3] = ["genesis_time", "slot_duration_ms", "slots_per_epoch"];
 mod postgres;
+mod rewards;
 mod sqlite;
 
 pub use incidents::{
@@ -94,6 +95,10 @@ pub struct Report {
     pub proposals: Vec<ProposalVerdict>,
     pub sync: Vec<SyncVerdict>,
     pub balances: Vec<BalanceRecord>,
+    /// Issue 14: rewards per validator and epoch (`store::rewards`).
+    pub rewards: Vec<crate::analysis::rewards::RewardRecord>,
+    /// Issue 14: the network baseline per epoch (validators do not apply).
+    pub network: Vec<crate::analysis::network::NetworkRecord>,
 }
 
 /// Rows inserted or changed per table by one `write_epoch` (unchanged rows
@@ -658,7 +663,10 @@ impl Store {
     /// proposals), then validator.
     pub async fn report(&self, query: &ReportQuery) -> Result<Report, StoreError> {
         let filter = codec::Filter::new(query);
-        dispatch!(self, report(&filter))
+        let mut report: Report = dispatch!(self, report(&filter))?;
+        report.rewards = self.rewards(query).await?;
+        report.network = self.network(query).await?;
+        Ok(report)
     }
 
     /// Slashings matching `query`, ordered by epoch, validator.

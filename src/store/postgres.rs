@@ -595,6 +595,8 @@ pub(super) async fn report(pool: &PgPool, f: &Filter) -> Result<Report, StoreErr
             codec::balance,
         )
         .await?,
+        // Filled by `Store::report` (`store::rewards`).
+        ..Report::default()
     })
 }
 

@@ -626,6 +626,8 @@ pub(super) async fn report(pool: &SqlitePool, f: &Filter) -> Result<Report, Stor
             codec::balance,
         )
         .await?,
+        // Filled by `Store::report` (`store::rewards`).
+        ..Report::default()
     })
 }
 
