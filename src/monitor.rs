@@ -432,6 +432,8 @@ impl Monitor {
 
     /// Shares the set that the event-stream followers fill.
     pub fn with_seen_blocks(mut self, seen: Arc<SeenBlocks>) -> Self {
+        self.follower
+            .follow_events(seen.clone(), self.spec.slot_duration());
         self.seen = seen;
         self
     }
@@ -616,7 +618,13 @@ impl Monitor {
             if queries.is_empty() {
                 continue;
             }
-            let votes = match collect::pools::pool_votes(&self.pool, &queries).await {
+            let votes = match collect::pools::pool_votes(
+                &self.pool,
+                &mut self.cache.pools,
+                &queries,
+            )
+            .await
+            {
                 Ok(collect::pools::PoolRead::Served(v)) => v,
                 Ok(collect::pools::PoolRead::NotServed) => {
                     if !self.pools.votes_unserved_logged {
@@ -654,7 +662,7 @@ impl Monitor {
             return;
         }
         self.pools.slashings_epoch = Some(epoch);
-        match collect::pools::pool_slashings(&self.pool).await {
+        match collect::pools::pool_slashings(&self.pool, &mut self.cache.pools, wall).await {
             Ok(collect::pools::PoolRead::Served((attester, proposer))) => {
                 let evidence =
                     pool_slashings(&self.spec, &attester, &proposer, &self.watched, wall);
@@ -1119,7 +1127,8 @@ impl Monitor {
             .filter(|o| o.slot >= start && o.slot <= end)
             .copied()
             .collect();
-        for (slot, root) in self.seen.in_range(start, end) {
+        // Blocks above the pass's horizon are judged by a later pass.
+        for (slot, root) in self.seen.in_range(start, end.min(data.upto)) {
             if data.chain.contains_root(&root) || out.iter().any(|o| o.root == root) {
                 continue;
             }
