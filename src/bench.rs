@@ -372,6 +372,7 @@ async fn measure_in(
         let next_floor = Slot(spec.start_slot(Epoch(e + 1)).0.saturating_sub(1));
         follower.raise_floor(next_floor);
         cache.prune_below(next_floor);
+        cache.prune_committees_before(Epoch(e + 1), &spec);
     }
     out.db_bytes_after = store.size_bytes().await?;
     store.close().await;

@@ -1262,7 +1262,7 @@ mod tests {
             committees: Ok(Arc::new(Vec::new())),
             coverage: crate::analysis::attestations::Coverage::Epoch,
             sync_committees: HashMap::new(),
-            registry: HashMap::new(),
+            registry: Default::default(),
             upto: Slot(23),
         };
         let watched = [ValidatorIndex(5)];

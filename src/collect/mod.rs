@@ -38,7 +38,9 @@ pub struct EpochData {
     pub coverage: Coverage,
     /// Sync committee members by position, per sync period.
     pub sync_committees: HashMap<u64, Vec<ValidatorIndex>>,
-    pub registry: HashMap<ValidatorIndex, ValidatorInfo>,
+    /// Shared with the cache that serves later passes (a million entries
+    /// are not copied per pass).
+    pub registry: Arc<HashMap<ValidatorIndex, ValidatorInfo>>,
     /// Last slot known: the end of the inclusion window for a final verdict,
     /// the head for a provisional one.
     pub upto: Slot,
@@ -272,8 +274,6 @@ pub async fn gather_epoch(
         },
     )
     .await?;
-    let registry = &*registry;
-
     let (committees, coverage) = epoch_committees(
         pool,
         spec,
@@ -285,7 +285,7 @@ pub async fn gather_epoch(
             from: committees_from,
             duties,
             watched,
-            registry,
+            registry: &registry,
         },
     )
     .await;
@@ -332,7 +332,7 @@ pub async fn gather_epoch(
         committees,
         coverage,
         sync_committees,
-        registry: registry.clone(),
+        registry,
         upto,
     })
 }

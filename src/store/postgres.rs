@@ -160,8 +160,8 @@ struct CopyBinary(Vec<u8>);
 impl CopyBinary {
     const SIGNATURE: &'static [u8] = b"PGCOPY\n\xff\r\n\0";
 
-    fn with_rows(rows: usize, bytes_per_row: usize) -> Self {
-        let mut buf = Vec::with_capacity(19 + rows * bytes_per_row + 2);
+    fn with_header() -> Self {
+        let mut buf = Vec::with_capacity(COPY_CHUNK_ROWS * 128);
         buf.extend_from_slice(Self::SIGNATURE);
         buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
         buf.extend_from_slice(&0i32.to_be_bytes()); // no header extension
@@ -211,29 +211,56 @@ impl CopyBinary {
         Ok(())
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    fn trailer(&mut self) {
         self.0.extend_from_slice(&(-1i16).to_be_bytes());
-        self.0
     }
 }
 
-/// Sends `data` (a whole `CopyBinary`) into `table (columns)`.
-async fn copy_binary(
+/// Rows encoded per message of a COPY: about 1 MB, so that a million-row
+/// table streams through a small buffer instead of a 100 MB one.
+const COPY_CHUNK_ROWS: usize = 10_000;
+
+/// Streams `rows` into `spec.table (columns)` with binary COPY, each row
+/// encoded by `encode` (which writes the field count and the fields).
+async fn copy_rows<T>(
     tx: &mut Transaction<'_, Postgres>,
     spec: &UpsertSpec,
-    data: Vec<u8>,
+    rows: &[T],
     what: &'static str,
+    encode: impl Fn(&mut CopyBinary, &T) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
     let sql = format!(
         "COPY {} ({}) FROM STDIN WITH (FORMAT binary)",
         spec.table,
         spec.column_list()
     );
     let mut copy = (**tx).copy_in_raw(&sql).await.map_err(db(what))?;
-    if let Err(e) = copy.send(data).await {
-        // Ends the COPY so the connection stays usable for the rollback.
-        let _ = copy.abort(e.to_string()).await;
-        return Err(db(what)(e));
+    let mut buf = CopyBinary::with_header();
+    let chunks = rows.chunks(COPY_CHUNK_ROWS);
+    let last = chunks.len();
+    for (i, chunk) in chunks.enumerate() {
+        let mut encoded = Ok(());
+        for r in chunk {
+            encoded = encode(&mut buf, r);
+            if encoded.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = encoded {
+            // Ends the COPY so the connection stays usable for the rollback.
+            let _ = copy.abort(e.to_string()).await;
+            return Err(e);
+        }
+        if i + 1 == last {
+            buf.trailer();
+        }
+        if let Err(e) = copy.send(std::mem::take(&mut buf.0)).await {
+            let _ = copy.abort(e.to_string()).await;
+            return Err(db(what)(e));
+        }
     }
     copy.finish().await.map_err(db(what))
 }
@@ -242,49 +269,51 @@ async fn copy_attestations(
     tx: &mut Transaction<'_, Postgres>,
     rows: &EpochRows<'_>,
 ) -> Result<u64, StoreError> {
-    let r = &rows.attestations;
-    if r.is_empty() {
-        return Ok(0);
-    }
-    // 11 fields: 8 integers and 4 booleans at most, status, a short reason.
-    let mut buf = CopyBinary::with_rows(r.len(), 2 + 11 * 4 + 4 * 8 + 4 + 16);
-    for x in r {
-        buf.row(11);
-        buf.int8(Some(x.epoch));
-        buf.int8(Some(x.validator_index));
-        buf.text(Some(x.status))?;
-        buf.int8(x.duty_slot);
-        buf.int8(x.inclusion_slot);
-        buf.int8(x.inclusion_delay);
-        buf.boolean(x.late);
-        buf.boolean(x.source_correct);
-        buf.boolean(x.target_correct);
-        buf.boolean(x.head_correct);
-        buf.text(x.reason)?;
-    }
-    copy_binary(tx, &codec::ATTESTATIONS, buf.finish(), "copy attestations").await
+    copy_rows(
+        tx,
+        &codec::ATTESTATIONS,
+        &rows.attestations,
+        "copy attestations",
+        |buf, x| {
+            buf.row(11);
+            buf.int8(Some(x.epoch));
+            buf.int8(Some(x.validator_index));
+            buf.text(Some(x.status))?;
+            buf.int8(x.duty_slot);
+            buf.int8(x.inclusion_slot);
+            buf.int8(x.inclusion_delay);
+            buf.boolean(x.late);
+            buf.boolean(x.source_correct);
+            buf.boolean(x.target_correct);
+            buf.boolean(x.head_correct);
+            buf.text(x.reason)
+        },
+    )
+    .await
 }
 
 async fn copy_balances(
     tx: &mut Transaction<'_, Postgres>,
     rows: &EpochRows<'_>,
 ) -> Result<u64, StoreError> {
-    let r = &rows.balances;
-    if r.is_empty() {
-        return Ok(0);
-    }
-    let mut buf = CopyBinary::with_rows(r.len(), 2 + 7 * 4 + 5 * 8 + 1 + 16);
-    for x in r {
-        buf.row(7);
-        buf.int8(Some(x.epoch));
-        buf.int8(Some(x.validator_index));
-        buf.int8(Some(x.balance));
-        buf.int8(Some(x.effective_balance));
-        buf.text(Some(x.status))?;
-        buf.boolean(Some(x.slashed));
-        buf.int8(x.balance_change);
-    }
-    copy_binary(tx, &codec::BALANCES, buf.finish(), "copy balances").await
+    copy_rows(
+        tx,
+        &codec::BALANCES,
+        &rows.balances,
+        "copy balances",
+        |buf, x| {
+            buf.row(7);
+            buf.int8(Some(x.epoch));
+            buf.int8(Some(x.validator_index));
+            buf.int8(Some(x.balance));
+            buf.int8(Some(x.effective_balance));
+            buf.text(Some(x.status))?;
+            buf.boolean(Some(x.slashed));
+            buf.int8(x.balance_change);
+            Ok(())
+        },
+    )
+    .await
 }
 
 async fn write_attestations(
