@@ -318,8 +318,11 @@ pub struct Store {
     /// The balances of the last final epoch this store wrote: the next
     /// epoch's "previous balances" without reading them back (at a million
     /// validators the read costs ~1.5 s per epoch, issue 12).
-    last_final_balances: Arc<std::sync::Mutex<Option<(Epoch, HashMap<ValidatorIndex, Gwei>)>>>,
+    last_final_balances: Arc<std::sync::Mutex<Option<FinalBalances>>>,
 }
+
+/// One final epoch and the balances written for it.
+type FinalBalances = (Epoch, HashMap<ValidatorIndex, Gwei>);
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
