@@ -69,6 +69,29 @@ pub struct SizeCost {
     pub follow: ServedCount,
     /// VmHWM of the child process (KiB).
     pub peak_kib: u64,
+    /// `pg_database_size` after the last epoch (tables and indexes).
+    #[serde(default)]
+    pub db_bytes_after: u64,
+}
+
+/// PURE: the `--format json` line of one size: per-epoch means of the
+/// measured epochs, the database's size after the run and the peak RSS.
+pub fn json_line(c: &SizeCost) -> serde_json::Value {
+    let e = &c.epochs;
+    serde_json::json!({
+        "watched": c.watched,
+        "epochs": e.len(),
+        "store": "postgres",
+        "mode": "final",
+        "fetch_ms": mean(e, |x| x.fetch_ms).round(),
+        "judge_ms": mean(e, |x| x.judge_ms).round(),
+        "store_ms": mean(e, |x| x.store_ms).round(),
+        "requests": mean(e, |x| x.requests as f64).round(),
+        "received_bytes": mean(e, |x| x.bytes_received as f64).round(),
+        "rows": mean(e, |x| x.rows_written as f64).round(),
+        "disk_bytes": c.db_bytes_after,
+        "peak_rss_bytes": c.peak_kib * 1024,
+    })
 }
 
 /// `valwatch bench`.
@@ -88,6 +111,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
+    let json = match args.format.as_str() {
+        "table" => false,
+        "json" => true,
+        other => bail!("--format: {other:?} is neither table nor json"),
+    };
     if let Some(&too_many) = args.sizes.iter().find(|&&s| s > args.network) {
         bail!(
             "--sizes: {too_many} watched validators do not fit a network of {}",
@@ -96,12 +124,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let scenario = bench_scenario(args.network);
     let pregenerated = args.epochs + 2;
-    println!(
+    // Progress goes to stderr when stdout carries JSON lines.
+    let say = |line: String| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    say(format!(
         "generating {pregenerated} epochs of a network of {} validators (32 slots, {} committees per slot)…",
         args.network,
         // The simulator's rule: active / 32 / TARGET_COMMITTEE_SIZE, 1..=64.
         (args.network / 32 / 128).clamp(1, 64)
-    );
+    ));
     let started = Instant::now();
     let node = SimNode::start(
         scenario,
@@ -115,7 +151,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    println!("generated in {:.1} s", started.elapsed().as_secs_f64());
+    say(format!(
+        "generated in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
 
     let exe = std::env::current_exe().context("cannot find the valwatch executable")?;
     let mut results = Vec::new();
@@ -148,11 +187,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let line = text.lines().last().unwrap_or("");
         let cost: SizeCost = serde_json::from_str(line)
             .with_context(|| format!("unreadable child output {line:?}"))?;
-        println!("{}", row(&cost));
+        if json {
+            println!("{}", json_line(&cost));
+        } else {
+            println!("{}", row(&cost));
+        }
         results.push(cost);
     }
-    println!();
-    println!("{}", table(&results));
+    if !json {
+        println!();
+        println!("{}", table(&results));
+    }
     node.shutdown().await;
     Ok(())
 }
@@ -327,7 +372,9 @@ async fn measure_in(
         let next_floor = Slot(spec.start_slot(Epoch(e + 1)).0.saturating_sub(1));
         follower.raise_floor(next_floor);
         cache.prune_below(next_floor);
+        cache.prune_committees_before(Epoch(e + 1), &spec);
     }
+    out.db_bytes_after = store.size_bytes().await?;
     store.close().await;
     out.peak_kib = peak_kib().unwrap_or(0);
     Ok(out)
@@ -435,6 +482,54 @@ mod tests {
             "Name:\tvalwatch\nVmPeak:\t  900000 kB\nVmHWM:\t   123456 kB\nVmRSS:\t 1000 kB\n";
         assert_eq!(parse_vm_hwm(status), Some(123_456));
         assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn the_json_line_has_the_fields_of_issue_12() {
+        let c = SizeCost {
+            watched: 10,
+            epochs: vec![
+                EpochCost {
+                    fetch_ms: 10.0,
+                    requests: 4,
+                    ..EpochCost::default()
+                },
+                EpochCost {
+                    fetch_ms: 20.0,
+                    requests: 6,
+                    ..EpochCost::default()
+                },
+            ],
+            peak_kib: 2,
+            db_bytes_after: 1000,
+            ..SizeCost::default()
+        };
+        let j = json_line(&c);
+        let keys: Vec<&str> = j.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        for k in [
+            "watched",
+            "epochs",
+            "store",
+            "mode",
+            "fetch_ms",
+            "judge_ms",
+            "store_ms",
+            "requests",
+            "received_bytes",
+            "rows",
+            "disk_bytes",
+            "peak_rss_bytes",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {j}");
+        }
+        assert_eq!(
+            (j["fetch_ms"].as_f64(), j["requests"].as_f64()),
+            (Some(15.0), Some(5.0))
+        );
+        assert_eq!(
+            (j["epochs"].as_u64(), j["peak_rss_bytes"].as_u64()),
+            (Some(2), Some(2048))
+        );
     }
 
     #[test]

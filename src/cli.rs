@@ -138,6 +138,9 @@ pub struct BenchArgs {
     /// the watched validators' duty slots only (for comparison).
     #[arg(long)]
     pub whole_epoch_committees: bool,
+    /// `table` (default) or `json`: one JSON object per size and line.
+    #[arg(long, value_name = "FORMAT", default_value = "table")]
+    pub format: String,
     /// Internal: measure one size in this process and print one JSON line.
     #[arg(long, hide = true, value_name = "N")]
     pub child: Option<u64>,

@@ -441,6 +441,8 @@ impl Monitor {
 
     /// Shares the set that the event-stream followers fill.
     pub fn with_seen_blocks(mut self, seen: Arc<SeenBlocks>) -> Self {
+        self.follower
+            .follow_events(seen.clone(), self.spec.slot_duration());
         self.seen = seen;
         self
     }
@@ -628,7 +630,13 @@ impl Monitor {
             if queries.is_empty() {
                 continue;
             }
-            let votes = match collect::pools::pool_votes(&self.pool, &queries).await {
+            let votes = match collect::pools::pool_votes(
+                &self.pool,
+                &mut self.cache.pools,
+                &queries,
+            )
+            .await
+            {
                 Ok(collect::pools::PoolRead::Served(v)) => v,
                 Ok(collect::pools::PoolRead::NotServed) => {
                     if !self.pools.votes_unserved_logged {
@@ -666,7 +674,7 @@ impl Monitor {
             return;
         }
         self.pools.slashings_epoch = Some(epoch);
-        match collect::pools::pool_slashings(&self.pool).await {
+        match collect::pools::pool_slashings(&self.pool, &mut self.cache.pools, wall).await {
             Ok(collect::pools::PoolRead::Served((attester, proposer))) => {
                 let evidence =
                     pool_slashings(&self.spec, &attester, &proposer, &self.watched, wall);
@@ -1159,7 +1167,8 @@ impl Monitor {
             .filter(|o| o.slot >= start && o.slot <= end)
             .copied()
             .collect();
-        for (slot, root) in self.seen.in_range(start, end) {
+        // Blocks above the pass's horizon are judged by a later pass.
+        for (slot, root) in self.seen.in_range(start, end.min(data.upto)) {
             if data.chain.contains_root(&root) || out.iter().any(|o| o.root == root) {
                 continue;
             }
@@ -1293,7 +1302,7 @@ mod tests {
             committees: Ok(Arc::new(Vec::new())),
             coverage: crate::analysis::attestations::Coverage::Epoch,
             sync_committees: HashMap::new(),
-            registry: HashMap::new(),
+            registry: Default::default(),
             upto: Slot(23),
         };
         let watched = [ValidatorIndex(5)];

@@ -565,6 +565,20 @@ async fn latest_balances_come_from_the_newest_epoch_before_the_asked_one(db: Tes
         db.store.latest_balances(&[], Epoch(100)).await.unwrap(),
         HashMap::new()
     );
+    // Right after the last final epoch (kept in memory by the store): the
+    // same answers as from the tables, also for validators it lacks.
+    let after_last = |ids: Vec<ValidatorIndex>| {
+        let store = db.store.clone();
+        async move { store.latest_balances(&ids, Epoch(6)).await.unwrap() }
+    };
+    assert_eq!(
+        after_last(vec![v(2)]).await,
+        HashMap::from([(v(2), Gwei(5000))])
+    );
+    assert_eq!(
+        after_last(vec![v(1), v(2), v(3)]).await,
+        HashMap::from([(v(1), Gwei(400)), (v(2), Gwei(5000))])
+    );
 }
 
 async fn reports_filter_by_validators_and_inclusive_epoch_bounds(db: TestDb) {

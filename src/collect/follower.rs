@@ -5,11 +5,18 @@
 //! through `parent_root`; blocks it held as canonical and that are no longer
 //! on the path are recorded as orphans (they decide "orphaned" proposals).
 //!
+//! The head is asked for when a node's event stream announced a block the
+//! follower does not hold, and otherwise once per slot as a fallback (the
+//! stream can stay silent when it breaks); without a stream, every update.
+//!
 //! Owns: the canonical headers of the window still being judged. Decides
 //! nothing about validators.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::beacon::events::SeenBlocks;
 use crate::beacon::{BeaconError, BeaconPool, BlockId};
 use crate::chain::{BlockHeader, Root, Slot};
 
@@ -42,6 +49,19 @@ pub struct ChainFollower {
     /// (e.g. a replayed genesis block): only its root is known, taken from
     /// the parent_root of the lowest block held.
     anchor: Option<BlockHeader>,
+    /// The event streams' announced blocks, when they are followed.
+    events: Option<HeadEvents>,
+}
+
+/// Following the head from the event streams (`ChainFollower::follow_events`).
+#[derive(Debug)]
+struct HeadEvents {
+    seen: Arc<SeenBlocks>,
+    /// The longest the head goes unasked: one slot.
+    fallback: Duration,
+    last_poll: Option<Instant>,
+    /// Announced roots already answered by a poll.
+    handled: HashSet<Root>,
 }
 
 impl ChainFollower {
@@ -51,6 +71,33 @@ impl ChainFollower {
             floor,
             ..Self::default()
         }
+    }
+
+    /// Asks for the head only when `seen` announces a block not yet
+    /// handled, or when `fallback` passed since the last ask.
+    pub fn follow_events(&mut self, seen: Arc<SeenBlocks>, fallback: Duration) {
+        self.events = Some(HeadEvents {
+            seen,
+            fallback,
+            last_poll: None,
+            handled: HashSet::new(),
+        });
+    }
+
+    /// Whether the head must be asked for now (see `follow_events`).
+    fn head_may_have_moved(&mut self) -> bool {
+        let Some(ev) = self.events.as_mut() else {
+            return true;
+        };
+        let announced = ev.seen.in_range(self.floor, Slot(u64::MAX));
+        let news = announced.iter().any(|(_, r)| !ev.handled.contains(r));
+        let due = ev.last_poll.is_none_or(|t| t.elapsed() >= ev.fallback);
+        if !(news || due) {
+            return false;
+        }
+        ev.last_poll = Some(Instant::now());
+        ev.handled = announced.into_iter().map(|(_, r)| r).collect();
+        true
     }
 
     pub fn head(&self) -> Option<&BlockHeader> {
@@ -101,6 +148,9 @@ impl ChainFollower {
 
     /// Brings the canonical chain up to the pool's head. Returns the head.
     pub async fn update(&mut self, pool: &BeaconPool) -> Result<BlockHeader, FollowError> {
+        if let Some(head) = self.head.filter(|_| !self.head_may_have_moved()) {
+            return Ok(head);
+        }
         let head = pool
             .call("/eth/v1/beacon/headers/{block_id}", |c| async move {
                 c.header(BlockId::Head).await
@@ -124,8 +174,15 @@ impl ChainFollower {
                 return Err(FollowError::TooDeep);
             }
             let parent_root = cur.parent_root;
-            let parent = match cache.get(&parent_root) {
-                Some(p) => Some(*p),
+            // The parent is usually the previous head, held already.
+            let held = self
+                .canonical
+                .range(..cur.slot)
+                .rev()
+                .map(|(_, h)| *h)
+                .find(|h| h.root == parent_root);
+            let parent = match held.or_else(|| cache.get(&parent_root).copied()) {
+                Some(p) => Some(p),
                 None => {
                     pool.call("/eth/v1/beacon/headers/{block_id}", |c| async move {
                         c.header(BlockId::Root(parent_root)).await
@@ -222,6 +279,23 @@ mod tests {
         assert_eq!(slots, vec![1, 2, 4]);
         assert_eq!(f.orphans(), &[b3]);
         assert_eq!(f.head().map(|h| h.root), Some(b4.root));
+    }
+
+    #[test]
+    fn with_events_the_head_is_asked_only_when_a_block_is_announced_or_a_slot_passed() {
+        let seen = Arc::new(SeenBlocks::default());
+        let mut f = ChainFollower::new(Slot(0));
+        f.follow_events(seen.clone(), Duration::from_secs(3600));
+        assert!(f.head_may_have_moved(), "the first ask");
+        assert!(!f.head_may_have_moved(), "nothing announced");
+        seen.insert(Slot(5), Root([5; 32]));
+        assert!(f.head_may_have_moved(), "a block announced");
+        assert!(!f.head_may_have_moved(), "the same block again");
+        let mut due = ChainFollower::new(Slot(0));
+        due.follow_events(seen, Duration::ZERO);
+        assert!(due.head_may_have_moved() && due.head_may_have_moved());
+        let mut plain = ChainFollower::new(Slot(0));
+        assert!(plain.head_may_have_moved() && plain.head_may_have_moved());
     }
 
     #[test]

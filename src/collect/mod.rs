@@ -39,7 +39,9 @@ pub struct EpochData {
     pub coverage: Coverage,
     /// Sync committee members by position, per sync period.
     pub sync_committees: HashMap<u64, Vec<ValidatorIndex>>,
-    pub registry: HashMap<ValidatorIndex, ValidatorInfo>,
+    /// Shared with the cache that serves later passes (a million entries
+    /// are not copied per pass).
+    pub registry: Arc<HashMap<ValidatorIndex, ValidatorInfo>>,
     /// Last slot known: the end of the inclusion window for a final verdict,
     /// the head for a provisional one.
     pub upto: Slot,
@@ -72,6 +74,67 @@ pub struct BlockCache {
     committees: BTreeMap<Epoch, CachedCommittees>,
     /// Sync committee members by period.
     sync_committees: BTreeMap<u64, Vec<ValidatorIndex>>,
+    /// The watched validators' registry entries by epoch (`epoch_registry`).
+    registries: BTreeMap<Epoch, CachedRegistry>,
+    /// Which kinds of state id the nodes answered 404 for, per route.
+    unserved: Unserved,
+    /// When a provisional pass may ask again for an epoch's state after
+    /// its transition, which was not served.
+    post_retry: BTreeMap<Epoch, Slot>,
+    /// Which operation pools the nodes do not serve (`pools`).
+    pub pools: pools::PoolMemory,
+}
+
+/// Registry entries as read for an epoch, with what makes them reusable.
+#[derive(Debug)]
+struct CachedRegistry {
+    /// The watched set they were asked for.
+    watched: Vec<ValidatorIndex>,
+    /// The slot of the state read, and the canonical block at or before
+    /// it when read: the state is the same while that block is canonical.
+    at: Slot,
+    root: Option<Root>,
+    /// Read from a state after the transition to the next epoch.
+    post: bool,
+    infos: Arc<HashMap<ValidatorIndex, ValidatorInfo>>,
+}
+
+/// Kinds of state id a node may not serve although it serves the data by
+/// another id: Lodestar answers 404 for states of empty slots and for
+/// state roots it does not keep hot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StateKind {
+    Root,
+    Slot,
+    EmptySlot,
+    Head,
+}
+
+/// How long a "not served" is believed before the id is tried again, in
+/// epochs: a node may be upgraded or replaced behind the same URL, and one
+/// extra 404 every eight epochs costs nothing.
+pub const REPROBE_EPOCHS: u64 = 8;
+
+/// PURE memory of (route, state kind) pairs that answered 404 while a later
+/// state id of the same read was served; skipped until re-probed.
+#[derive(Debug, Default)]
+pub struct Unserved {
+    until: HashMap<(&'static str, StateKind), Epoch>,
+}
+
+impl Unserved {
+    /// Remembers that `route` by `kind` was not served at `epoch`.
+    pub fn note(&mut self, route: &'static str, kind: StateKind, epoch: Epoch) {
+        self.until
+            .insert((route, kind), Epoch(epoch.0 + REPROBE_EPOCHS));
+    }
+
+    /// Whether `route` by `kind` is to be skipped at `epoch`.
+    pub fn skips(&self, route: &'static str, kind: StateKind, epoch: Epoch) -> bool {
+        self.until
+            .get(&(route, kind))
+            .is_some_and(|until| epoch < *until)
+    }
 }
 
 impl BlockCache {
@@ -83,6 +146,8 @@ impl BlockCache {
     pub fn prune_committees_before(&mut self, epoch: Epoch, spec: &ChainSpec) {
         self.committees = self.committees.split_off(&epoch);
         self.sync_committees = self.sync_committees.split_off(&spec.sync_period_of(epoch));
+        // The previous epoch's state after its transition serves this one.
+        self.registries = self.registries.split_off(&Epoch(epoch.0.saturating_sub(1)));
     }
 
     pub fn len(&self) -> usize {
@@ -194,50 +259,22 @@ pub async fn gather_epoch(
         .before(shuffling_start)
         .filter(|h| h.slot < shuffling_start)
         .map(|h| h.root);
-    // Registry entries (balances, status) at the end of the epoch, i.e.
-    // after the transition into the next one. Asked, in order: the state at
-    // the next epoch's first slot (nodes such as Lighthouse serve it even
-    // when that slot is empty; Lodestar answers 404 then); the state after
-    // the next epoch's first block (the transition has run, plus that one
-    // block); the post-state of the epoch's last block (before the
-    // transition: balances one transition early); head. A provisional pass
-    // before the epoch ended can only have the last two.
-    let next_start = spec.start_slot(Epoch(epoch.0 + 1));
-    let mut reg_states = Vec::new();
-    if upto >= next_start {
-        reg_states.push(StateId::Slot(next_start));
-        let next_end = spec.end_slot(Epoch(epoch.0 + 1)).min(upto);
-        if let Some(first) = follower.range(next_start, next_end).first() {
-            if first.slot != next_start {
-                reg_states.push(StateId::Slot(first.slot));
-            }
-        }
-    }
-    if let Some(b) = last_in_epoch {
-        reg_states.push(StateId::Root(b.state_root));
-    }
-    reg_states.push(StateId::Head);
-    let ids: Vec<ValidatorId> = watched.iter().map(|v| ValidatorId::Index(*v)).collect();
-    let ids = &ids;
-    let registry: HashMap<ValidatorIndex, ValidatorInfo> =
-        first_served(&reg_states, |state| async move {
-            pool.call(
-                "/eth/v1/beacon/states/{state_id}/validators",
-                |c| async move { c.validators(state, ids).await },
-            )
-            .await
-        })
-        .await
-        // "Gone" only when every node declined every state; a node fault
-        // (a 500 from a failing database) is an error to retry.
-        .map_err(|e| match e.fault {
-            Some(fault) => CollectError::Beacon(fault),
-            None => CollectError::NoRegistry,
-        })?
-        .into_iter()
-        .map(|v| (v.index, v))
-        .collect();
-
+    let registry = epoch_registry(
+        pool,
+        spec,
+        follower,
+        cache,
+        RegistryNeeds {
+            epoch,
+            upto,
+            from: committees_from,
+            watched,
+            last_in_epoch,
+            slashes_watched: !crate::analysis::balances::find_slashings(spec, &blocks, watched)
+                .is_empty(),
+        },
+    )
+    .await?;
     let (committees, coverage) = epoch_committees(
         pool,
         spec,
@@ -299,6 +336,219 @@ pub async fn gather_epoch(
         registry,
         upto,
     })
+}
+
+/// What choosing an epoch's registry entries depends on.
+struct RegistryNeeds<'a> {
+    epoch: Epoch,
+    upto: Slot,
+    from: Committees,
+    watched: &'a [ValidatorIndex],
+    /// The latest canonical block at or before the epoch's last slot.
+    last_in_epoch: Option<BlockHeader>,
+    /// A block of the window slashes a watched validator: its status
+    /// changed within the epoch, so provisional passes read afresh.
+    slashes_watched: bool,
+}
+
+/// The watched validators' registry entries (balances, status) at the end
+/// of the epoch, i.e. after the transition into the next one.
+///
+/// Read once per epoch: the state after the transition (`post`) serves the
+/// epoch's provisional passes once the next epoch began, its final pass,
+/// and the next epoch's provisional passes (activation and exit epochs are
+/// fixed at least five epochs ahead, so "active at N+1" reads the same
+/// from any recent state; only balances lag there, and provisional balances
+/// feed no alert rule: the engine reads final ones). A slashing of a watched validator in the window, another watched
+/// set, or a reorg under the state read (its block no longer canonical)
+/// read again. Before the next epoch has a block, a provisional pass reads
+/// the head once and keeps it for the epoch.
+///
+/// Asked, in order: the state at the next epoch's first slot (nodes such as
+/// Lighthouse serve it even when that slot is empty; Lodestar answers 404
+/// then, which is remembered); the state after the next epoch's first block
+/// (the transition has run, plus that one block); the post-state of the
+/// epoch's last block (before the transition: balances one transition
+/// early); head.
+async fn epoch_registry(
+    pool: &BeaconPool,
+    spec: &ChainSpec,
+    follower: &ChainFollower,
+    cache: &mut BlockCache,
+    needs: RegistryNeeds<'_>,
+) -> Result<Arc<HashMap<ValidatorIndex, ValidatorInfo>>, CollectError> {
+    let epoch = needs.epoch;
+    let upto = needs.upto;
+    let next_start = spec.start_slot(Epoch(epoch.0 + 1));
+    let canonical_at = |slot: Slot| follower.before(Slot(slot.0 + 1)).map(|h| h.root);
+    let usable = |c: &CachedRegistry, post_only: bool| {
+        c.watched == needs.watched
+            && (!post_only || c.post)
+            && c.root.is_some()
+            && canonical_at(c.at) == c.root
+    };
+    let cached = cache.registries.get(&epoch);
+
+    let mut post_states: Vec<(StateId, Slot, StateKind)> = Vec::new();
+    if upto >= next_start {
+        let next_end = spec.end_slot(Epoch(epoch.0 + 1)).min(upto);
+        let first = follower.range(next_start, next_end).first().copied();
+        let empty = first.is_none_or(|f| f.slot != next_start);
+        post_states.push((
+            StateId::Slot(next_start),
+            next_start,
+            if empty {
+                StateKind::EmptySlot
+            } else {
+                StateKind::Slot
+            },
+        ));
+        if let Some(f) = first.filter(|f| f.slot != next_start) {
+            post_states.push((StateId::Slot(f.slot), f.slot, StateKind::Slot));
+        }
+    }
+
+    // The state after the transition is the same state whoever asks for
+    // it, as long as its block is canonical: the final pass reuses it too.
+    if let Some(c) = cached.filter(|c| usable(c, true)) {
+        if needs.from == Committees::Fresh || !needs.slashes_watched {
+            return Ok(c.infos.clone());
+        }
+    }
+    let provisional = needs.from == Committees::Cached && !needs.slashes_watched;
+    // Activation and exit epochs are set at least five epochs ahead
+    // (`compute_activation_exit_epoch`), so any read kept (this epoch's or
+    // the previous one's: older ones are pruned) says who is active at
+    // this epoch; the freshest wins.
+    let recent = cache
+        .registries
+        .range(..=epoch)
+        .map(|(_, c)| c)
+        .filter(|c| c.watched == needs.watched)
+        .max_by_key(|c| (c.at, c.post))
+        .map(|c| c.infos.clone());
+    // A provisional pass asks for a state after the transition that was
+    // not served yet (a node still computing it) again only every quarter
+    // epoch, not every slot.
+    let retry_due = cache.post_retry.get(&epoch).is_none_or(|at| upto >= *at);
+    if provisional && (post_states.is_empty() || !retry_due) {
+        if let Some(infos) = recent.clone() {
+            return Ok(infos);
+        }
+    }
+
+    let ids: Vec<ValidatorId> = needs
+        .watched
+        .iter()
+        .map(|v| ValidatorId::Index(*v))
+        .collect();
+    let ids = &ids;
+    let read = |state: StateId| async move {
+        pool.call(
+            "/eth/v1/beacon/states/{state_id}/validators",
+            |c| async move { c.validators(state, ids).await },
+        )
+        .await
+    };
+    const ROUTE: &str = "validators";
+    // "Gone" only when every node declined every state; a node fault (a
+    // 500 from a failing database) is an error to retry (issue 11).
+    let mut fault: Option<crate::beacon::BeaconError> = None;
+    let mut post_served = None;
+    for (i, &(state, at, kind)) in post_states.iter().enumerate() {
+        let last_try = i + 1 == post_states.len();
+        if !last_try && cache.unserved.skips(ROUTE, kind, epoch) {
+            continue;
+        }
+        match read(state).await {
+            Ok(Some(v)) => {
+                post_served = Some((v, at));
+                break;
+            }
+            Ok(None) if !last_try => cache.unserved.note(ROUTE, kind, epoch),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(epoch = epoch.0, state = %state, error = %e, "registry not served");
+                if !e.is_range_limit() {
+                    fault = Some(e);
+                }
+            }
+        }
+    }
+    if let Some((v, at)) = post_served {
+        let infos = Arc::new(v.into_iter().map(|v| (v.index, v)).collect());
+        cache.registries.insert(
+            epoch,
+            CachedRegistry {
+                watched: needs.watched.to_vec(),
+                at,
+                root: canonical_at(at),
+                post: true,
+                infos: Arc::clone(&infos),
+            },
+        );
+        return Ok(infos);
+    }
+
+    if !post_states.is_empty() {
+        let wait = (spec.slots_per_epoch / 4).max(1);
+        cache.post_retry.insert(epoch, Slot(upto.0 + wait));
+        if provisional {
+            if let Some(infos) = recent {
+                return Ok(infos);
+            }
+        }
+    }
+
+    // Before the transition (or no node serves the states after it).
+    let mut pre: Vec<(StateId, StateKind)> = Vec::new();
+    if let Some(b) = needs.last_in_epoch {
+        if !cache.unserved.skips(ROUTE, StateKind::Root, epoch) {
+            pre.push((StateId::Root(b.state_root), StateKind::Root));
+        }
+    }
+    pre.push((StateId::Head, StateKind::Head));
+    let mut infos = None;
+    for (i, &(state, kind)) in pre.iter().enumerate() {
+        match read(state).await {
+            Ok(Some(v)) => {
+                infos = Some(v);
+                break;
+            }
+            Ok(None) if i + 1 < pre.len() => cache.unserved.note(ROUTE, kind, epoch),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(epoch = epoch.0, state = %state, error = %e, "registry not served");
+                if !e.is_range_limit() {
+                    fault = Some(e);
+                }
+            }
+        }
+    }
+    let infos: Arc<HashMap<_, _>> = Arc::new(
+        infos
+            .ok_or_else(|| match fault {
+                Some(f) => CollectError::Beacon(f),
+                None => CollectError::NoRegistry,
+            })?
+            .into_iter()
+            .map(|v| (v.index, v))
+            .collect(),
+    );
+    if needs.from == Committees::Cached && !needs.slashes_watched {
+        let at = needs.last_in_epoch.map_or(Slot(0), |b| b.slot);
+        cache.registries.insert(
+            epoch,
+            CachedRegistry {
+                watched: needs.watched.to_vec(),
+                at,
+                root: canonical_at(at),
+                post: false,
+                infos: Arc::clone(&infos),
+            },
+        );
+    }
+    Ok(infos)
 }
 
 /// What choosing an epoch's committees depends on.
@@ -774,6 +1024,40 @@ mod tests {
             let got = duty_slots(&spec(), E, dep, &idx(&watched), &registry(), &d);
             let want = want.map(|w| w.into_iter().map(Slot).collect::<BTreeSet<_>>());
             assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_state_kind_not_served_is_skipped_until_re_probed() {
+        let mut u = Unserved::default();
+        u.note("validators", StateKind::EmptySlot, Epoch(10));
+        let cases = [
+            (
+                "the same epoch",
+                "validators",
+                StateKind::EmptySlot,
+                10,
+                true,
+            ),
+            (
+                "before the re-probe",
+                "validators",
+                StateKind::EmptySlot,
+                17,
+                true,
+            ),
+            ("re-probed", "validators", StateKind::EmptySlot, 18, false),
+            ("another kind", "validators", StateKind::Slot, 11, false),
+            (
+                "another route",
+                "committees",
+                StateKind::EmptySlot,
+                11,
+                false,
+            ),
+        ];
+        for (name, route, kind, epoch, skips) in cases {
+            assert_eq!(u.skips(route, kind, Epoch(epoch)), skips, "{name}");
         }
     }
 

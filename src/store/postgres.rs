@@ -141,11 +141,25 @@ pub(super) async fn write_epoch(
         });
     }
 
+    // A final epoch stored for the first time (backfill, catch-up, a large
+    // watched set) has nothing to upsert against: its two big tables go in
+    // with binary COPY, about twice as fast as UNNEST + ON CONFLICT at a
+    // million rows (issue 12). Anything already stored for the epoch
+    // (provisional rows) keeps the upsert and its keep rules.
+    let fresh = rows.is_final && stored_final.is_none();
     let stats = WriteStats {
-        attestations: write_attestations(&mut tx, rows).await?,
+        attestations: if fresh {
+            copy_attestations(&mut tx, rows).await?
+        } else {
+            write_attestations(&mut tx, rows).await?
+        },
         proposals: write_proposals(&mut tx, rows).await?,
         sync: write_sync(&mut tx, rows).await?,
-        balances: write_balances(&mut tx, rows).await?,
+        balances: if fresh {
+            copy_balances(&mut tx, rows).await?
+        } else {
+            write_balances(&mut tx, rows).await?
+        },
         slashings: write_slashings(&mut tx, rows).await?,
         cross_checks: write_cross_checks(&mut tx, rows).await?,
         ..WriteStats::default()
@@ -177,6 +191,171 @@ pub(super) async fn write_epoch(
 
     tx.commit().await.map_err(db("commit the epoch write"))?;
     Ok(stats)
+}
+
+/// PostgreSQL's binary COPY format (the `COPY` page of its manual, "Binary
+/// Format"): a signature, flags and header-extension length, then per row
+/// a field count and each field as a length (-1 for NULL) and its bytes in
+/// network order; a -1 field count ends the data.
+struct CopyBinary(Vec<u8>);
+
+impl CopyBinary {
+    const SIGNATURE: &'static [u8] = b"PGCOPY\n\xff\r\n\0";
+
+    fn with_header() -> Self {
+        let mut buf = Vec::with_capacity(COPY_CHUNK_ROWS * 128);
+        buf.extend_from_slice(Self::SIGNATURE);
+        buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+        buf.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+        Self(buf)
+    }
+
+    fn row(&mut self, fields: i16) {
+        self.0.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn null(&mut self) {
+        self.0.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    fn int8(&mut self, v: Option<i64>) {
+        match v {
+            Some(v) => {
+                self.0.extend_from_slice(&8i32.to_be_bytes());
+                self.0.extend_from_slice(&v.to_be_bytes());
+            }
+            None => self.null(),
+        }
+    }
+
+    fn boolean(&mut self, v: Option<bool>) {
+        match v {
+            Some(v) => {
+                self.0.extend_from_slice(&1i32.to_be_bytes());
+                self.0.push(u8::from(v));
+            }
+            None => self.null(),
+        }
+    }
+
+    fn text(&mut self, v: Option<&str>) -> Result<(), StoreError> {
+        match v {
+            Some(t) => {
+                let len = i32::try_from(t.len()).map_err(|_| StoreError::OutOfRange {
+                    what: "text length",
+                    value: t.len() as u64,
+                })?;
+                self.0.extend_from_slice(&len.to_be_bytes());
+                self.0.extend_from_slice(t.as_bytes());
+            }
+            None => self.null(),
+        }
+        Ok(())
+    }
+
+    fn trailer(&mut self) {
+        self.0.extend_from_slice(&(-1i16).to_be_bytes());
+    }
+}
+
+/// Rows encoded per message of a COPY: about 1 MB, so that a million-row
+/// table streams through a small buffer instead of a 100 MB one.
+const COPY_CHUNK_ROWS: usize = 10_000;
+
+/// Streams `rows` into `spec.table (columns)` with binary COPY, each row
+/// encoded by `encode` (which writes the field count and the fields).
+async fn copy_rows<T>(
+    tx: &mut Transaction<'_, Postgres>,
+    spec: &UpsertSpec,
+    rows: &[T],
+    what: &'static str,
+    encode: impl Fn(&mut CopyBinary, &T) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "COPY {} ({}) FROM STDIN WITH (FORMAT binary)",
+        spec.table,
+        spec.column_list()
+    );
+    let mut copy = (**tx).copy_in_raw(&sql).await.map_err(db(what))?;
+    let mut buf = CopyBinary::with_header();
+    let chunks = rows.chunks(COPY_CHUNK_ROWS);
+    let last = chunks.len();
+    for (i, chunk) in chunks.enumerate() {
+        let mut encoded = Ok(());
+        for r in chunk {
+            encoded = encode(&mut buf, r);
+            if encoded.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = encoded {
+            // Ends the COPY so the connection stays usable for the rollback.
+            let _ = copy.abort(e.to_string()).await;
+            return Err(e);
+        }
+        if i + 1 == last {
+            buf.trailer();
+        }
+        if let Err(e) = copy.send(std::mem::take(&mut buf.0)).await {
+            let _ = copy.abort(e.to_string()).await;
+            return Err(db(what)(e));
+        }
+    }
+    copy.finish().await.map_err(db(what))
+}
+
+async fn copy_attestations(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &EpochRows<'_>,
+) -> Result<u64, StoreError> {
+    copy_rows(
+        tx,
+        &codec::ATTESTATIONS,
+        &rows.attestations,
+        "copy attestations",
+        |buf, x| {
+            buf.row(11);
+            buf.int8(Some(x.epoch));
+            buf.int8(Some(x.validator_index));
+            buf.text(Some(x.status))?;
+            buf.int8(x.duty_slot);
+            buf.int8(x.inclusion_slot);
+            buf.int8(x.inclusion_delay);
+            buf.boolean(x.late);
+            buf.boolean(x.source_correct);
+            buf.boolean(x.target_correct);
+            buf.boolean(x.head_correct);
+            buf.text(x.reason)
+        },
+    )
+    .await
+}
+
+async fn copy_balances(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &EpochRows<'_>,
+) -> Result<u64, StoreError> {
+    copy_rows(
+        tx,
+        &codec::BALANCES,
+        &rows.balances,
+        "copy balances",
+        |buf, x| {
+            buf.row(7);
+            buf.int8(Some(x.epoch));
+            buf.int8(Some(x.validator_index));
+            buf.int8(Some(x.balance));
+            buf.int8(Some(x.effective_balance));
+            buf.text(Some(x.status))?;
+            buf.boolean(Some(x.slashed));
+            buf.int8(x.balance_change);
+            Ok(())
+        },
+    )
+    .await
 }
 
 async fn write_attestations(
