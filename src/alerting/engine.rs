@@ -452,12 +452,34 @@ impl Engine {
 
     /// The notification of `kind` for `i` as it stands; `recovered`: who
     /// came back with this notification.
+    /// What each outage cost in rewards, as far as stored (see
+    /// `Store::downtime_cost`); a store error leaves it unknown.
+    async fn costs(&self, recovered: &[Outage]) -> HashMap<u64, (i64, bool)> {
+        let mut out = HashMap::new();
+        for o in recovered {
+            let to = o.back_epoch.unwrap_or(o.down_since_epoch);
+            if let Ok(Some(c)) = self
+                .store
+                .downtime_cost(
+                    &[crate::chain::ValidatorIndex(o.validator)],
+                    Epoch(o.down_since_epoch),
+                    Epoch(to),
+                )
+                .await
+            {
+                out.insert(o.validator, c);
+            }
+        }
+        out
+    }
+
     fn message(
         &self,
         st: &State,
         i: &IncidentRecord,
         kind: &str,
         recovered: &[Outage],
+        costs: &HashMap<u64, (i64, bool)>,
         now: SystemTime,
     ) -> Message {
         let rule = Rule::from_name(&i.rule);
@@ -499,6 +521,8 @@ impl Engine {
                 missed_proposals: o.missed_proposals.clone(),
                 missed_sync_slots: o.missed_sync_slots,
                 balance_change_gwei: o.balance_change_gwei(),
+                missed_income_gwei: costs.get(&o.validator).map(|c| c.0),
+                missed_income_estimated: costs.get(&o.validator).is_some_and(|c| c.1),
             })
             .collect();
         let validators = if resolved {
@@ -580,12 +604,16 @@ impl Engine {
         notify: Option<(&str, &[Outage])>,
         now: SystemTime,
     ) -> Result<bool, AlertError> {
+        let costs = match notify {
+            Some((_, recovered)) if !recovered.is_empty() => self.costs(recovered).await,
+            _ => HashMap::new(),
+        };
         let note = notify.map(|(kind, recovered)| NewNotification {
             // The released schema knows no `recovered` kind: it updates an
             // open incident, and its payload says what it is.
             kind: if kind == "recovered" { "update" } else { kind }.to_owned(),
             created_at: now,
-            payload: serde_json::to_value(self.message(st, i, kind, recovered, now))
+            payload: serde_json::to_value(self.message(st, i, kind, recovered, &costs, now))
                 .unwrap_or(serde_json::Value::Null),
         });
         let channels: Vec<String> = self.wake.keys().cloned().collect();

@@ -24,7 +24,9 @@
 //! - `recovered`: the validators that came back with this notification,
 //!   each with `validator`, `down_since_epoch`, `down_since` (UTC),
 //!   `back_epoch`, `back_at` (UTC), `missed_epochs`, `missed_proposals`
-//!   (slots), `missed_sync_slots`, `balance_change_gwei` (while down).
+//!   (slots), `missed_sync_slots`, `balance_change_gwei` (while down),
+//!   `missed_income_gwei` (the rewards it cost, from the nodes' rewards
+//!   answers stored so far: a lower bound) and `missed_income_estimated`.
 //! - `epoch`, `epoch_time`: the epoch this notification is about (the
 //!   newest judged) and its start in UTC; `down_since_epoch`,
 //!   `down_since`: when the incident began.
@@ -101,6 +103,14 @@ pub struct Recovered {
     pub missed_proposals: Vec<u64>,
     pub missed_sync_slots: u32,
     pub balance_change_gwei: Option<i64>,
+    /// Rewards the outage cost as far as the nodes' rewards answers are
+    /// stored yet (ideal − actual, a missed proposal estimated): a lower
+    /// bound while the last epochs are not final. None: none known.
+    #[serde(default)]
+    pub missed_income_gwei: Option<i64>,
+    /// Whether `missed_income_gwei` holds an estimate (a missed proposal).
+    #[serde(default)]
+    pub missed_income_estimated: bool,
 }
 
 /// "-0.000042 ETH": Gwei as ETH, with the digits that say something.
@@ -161,6 +171,17 @@ impl Recovered {
         s.push_str(&format!("; missed {}", missed.join(", ")));
         if let Some(c) = self.balance_change_gwei {
             s.push_str(&format!("; balance {} while down", eth(c)));
+        }
+        if let Some(m) = self.missed_income_gwei {
+            s.push_str(&format!(
+                "; the outage cost at least {}{} in rewards",
+                eth(m),
+                if self.missed_income_estimated {
+                    " (a missed proposal estimated)"
+                } else {
+                    ""
+                }
+            ));
         }
         s
     }

@@ -278,13 +278,6 @@ pub fn missed_total(rows: &[RewardRecord]) -> Option<(i64, bool)> {
     Some((sum, known.iter().any(|r| r.estimated)))
 }
 
-/// Gwei per ETH (consensus-specs: balances are denominated in Gwei).
-pub const GWEI_PER_ETH: f64 = 1e9;
-
-/// PURE: Gwei as ETH for people ("0.004 ETH").
-pub fn format_eth(gwei: i64) -> String {
-    format!("{:.6} ETH", gwei as f64 / GWEI_PER_ETH)
-}
 
 #[cfg(test)]
 mod tests {
@@ -510,6 +503,5 @@ mod tests {
             missed_total(&[row(Some(3), false), row(None, false), row(Some(4), true)]),
             Some((7, true))
         );
-        assert_eq!(format_eth(4_000_000), "0.004000 ETH");
     }
 }

@@ -760,7 +760,7 @@ pub fn check_seats(
 /// Why `first_served` found nothing: the last answer, and the last node
 /// fault met on the way, if any.
 #[derive(Debug)]
-struct Unserved {
+struct NoneServed {
     last: String,
     /// A failure that is not the nodes' "not for this state" (a 5xx, a
     /// timeout, an unreadable answer): the data may well exist, so the
@@ -768,7 +768,7 @@ struct Unserved {
     fault: Option<BeaconError>,
 }
 
-impl std::fmt::Display for Unserved {
+impl std::fmt::Display for NoneServed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.last)
     }
@@ -777,12 +777,12 @@ impl std::fmt::Display for Unserved {
 /// Tries each state id in turn; the first `Some` wins. Errors and `None`
 /// fall through to the next; the last error (or "not served") is returned,
 /// with the last node fault kept apart.
-async fn first_served<T, F, Fut>(states: &[StateId], mut f: F) -> Result<T, Unserved>
+async fn first_served<T, F, Fut>(states: &[StateId], mut f: F) -> Result<T, NoneServed>
 where
     F: FnMut(StateId) -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, BeaconError>>,
 {
-    let mut out = Unserved {
+    let mut out = NoneServed {
         last: String::from("not served by any node"),
         fault: None,
     };

@@ -472,7 +472,11 @@ impl Store {
                 None => return Ok(None),
             },
         };
-        Ok(Some(Store { backend, target }))
+        Ok(Some(Store {
+            backend,
+            target,
+            last_final_balances: Arc::default(),
+        }))
     }
 
     /// The schema's state against the migrations built into this binary.

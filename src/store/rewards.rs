@@ -250,7 +250,7 @@ impl Store {
     /// `None` when nothing of the stretch is known yet: rewards are stored
     /// with the final pass of an epoch (two epochs after it), so the last
     /// epochs of an outage that just ended may still be missing; say "at
-    /// least" then. `format_eth` in `analysis::rewards` prints it.
+    /// least" then. `alerting::render::eth` prints it.
     pub async fn downtime_cost(
         &self,
         validators: &[ValidatorIndex],
