@@ -452,6 +452,22 @@ impl Engine {
 
     /// The notification of `kind` for `i` as it stands; `recovered`: who
     /// came back with this notification.
+    /// The outages as the tracker knows them now: records of an outage's
+    /// epochs judged after the return (a missed proposal's final verdict
+    /// comes two epochs later) are counted there since.
+    fn fresh(st: &State, returned: &[Outage]) -> Vec<Outage> {
+        returned
+            .iter()
+            .map(|o| {
+                st.tracker
+                    .outage_of(o.validator)
+                    .filter(|n| n.down_since_epoch == o.down_since_epoch)
+                    .cloned()
+                    .unwrap_or_else(|| o.clone())
+            })
+            .collect()
+    }
+
     /// What each outage cost in rewards, as far as stored (see
     /// `Store::downtime_cost`); a store error leaves it unknown.
     async fn costs(&self, recovered: &[Outage]) -> HashMap<u64, (i64, bool)> {
@@ -566,13 +582,16 @@ impl Engine {
                     u.clone()
                 }
             }),
-            explorer_urls: i
-                .validators
-                .iter()
-                .chain(back_ids.iter())
-                .take(super::render::TEXT_SAMPLE)
-                .filter_map(|v| explorer(*v))
-                .collect(),
+            explorer_urls: {
+                let mut seen = BTreeSet::new();
+                (if resolved { &[][..] } else { &i.validators[..] })
+                    .iter()
+                    .chain(back_ids.iter())
+                    .filter(|v| seen.insert(**v))
+                    .take(super::render::TEXT_SAMPLE)
+                    .filter_map(|v| explorer(*v))
+                    .collect()
+            },
             labels: {
                 let known = self.labels.read().unwrap_or_else(|e| e.into_inner());
                 i.validators
@@ -682,7 +701,7 @@ impl Engine {
             let recovered = if kind == "firing" {
                 Vec::new()
             } else {
-                p.returned.clone()
+                Self::fresh(st, &p.returned)
             };
             let mut q = p.clone();
             q.notified = true;
@@ -801,7 +820,7 @@ impl Engine {
                     }
                     i.resolution = Some(note.clone());
                     i.summary = format!("{note} (was: {})", i.summary);
-                    let recovered = std::mem::take(&mut p.returned);
+                    let recovered = Self::fresh(st, &std::mem::take(&mut p.returned));
                     p.returned_total += recovered.len();
                     p.store_in(&mut i);
                     i.last_notified_at = now;

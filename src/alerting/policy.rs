@@ -731,10 +731,9 @@ impl Tracker {
             .map(|((rule, group), (validators, epoch))| {
                 let list: Vec<u64> = validators.iter().copied().collect();
                 let what = match rule {
-                    Rule::ValidatorDown => format!(
-                        "down (attestations missed, {} epochs in a row or early evidence)",
-                        cfg.down_after_missed
-                    ),
+                    // Which evidence put them there is the message's
+                    // evidence line, per validator (src/health.rs).
+                    Rule::ValidatorDown => "down".to_string(),
                     Rule::AttestationPerformance => format!(
                         "below {:.0} % timely and correct attestations over {} epochs",
                         cfg.performance_min * 100.0,

@@ -47,6 +47,10 @@ pub const PAYLOAD_VERSION: u32 = 2;
 /// stay readable when a whole group goes down (the JSON payload has all).
 pub const TEXT_SAMPLE: usize = 20;
 
+/// Explorer links a text shows: enough to click through to the first
+/// validators, few enough that the message stays readable.
+const EXPLORER_LINKS: usize = 3;
+
 /// Discord rejects message content above 2000 characters.
 const DISCORD_LIMIT: usize = 2000;
 /// Telegram rejects message text above 4096 characters.
@@ -295,13 +299,23 @@ impl Message {
         if let Some(e) = &self.evidence {
             s.push_str(&format!("evidence: {e}\n"));
         }
-        if self.rule != "validator_down" && !self.detail.is_empty() && self.detail != self.summary
+        if self.rule != "validator_down"
+            && self.kind != "resolved"
+            && !self.detail.is_empty()
+            && self.detail != self.summary
         {
             s.push_str(&format!("{}\n", self.detail));
         }
         if !self.validators.is_empty() {
+            // Only a down incident's list is "down now"; an event names
+            // the validators it is about.
+            let label = if self.rule == "validator_down" {
+                "down now"
+            } else {
+                "validators"
+            };
             s.push_str(&format!(
-                "down now ({}): {}\n",
+                "{label} ({}): {}\n",
                 self.validators.len(),
                 index_list(&self.validators)
             ));
@@ -326,7 +340,9 @@ impl Message {
                 .collect();
             s.push_str(&format!("labels: {}\n", shown.join("; ")));
         }
-        if let Some(e) = self.epoch {
+        // The epoch a group's notification is about (a network or node
+        // incident's epoch is the rule's own, already in its sentence).
+        if let (Some(e), Some(_)) = (self.epoch, &self.group) {
             s.push_str(&format!(
                 "as of {}\n",
                 epoch_at(e, self.epoch_time.as_deref())
@@ -339,8 +355,15 @@ impl Message {
         if let Some(u) = &self.status_url {
             s.push_str(&format!("status: {u}\n"));
         }
-        for u in &self.explorer_urls {
+        // A few links; the JSON payload has them all.
+        for u in self.explorer_urls.iter().take(EXPLORER_LINKS) {
             s.push_str(&format!("explorer: {u}\n"));
+        }
+        if self.explorer_urls.len() > EXPLORER_LINKS {
+            s.push_str(&format!(
+                "explorer: {} more in the JSON payload\n",
+                self.explorer_urls.len() - EXPLORER_LINKS
+            ));
         }
         s
     }
