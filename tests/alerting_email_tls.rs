@@ -33,8 +33,11 @@ fn email_config(sink: &TlsSmtpSink, ca_file: Option<&std::path::Path>) -> Alerts
     let ca = ca_file
         .map(|p| format!("ca_file = {:?}\n", p.display().to_string()))
         .unwrap_or_default();
+    // Told at once: these cases are about the transport, not the rhythm.
     let text = format!(
         r#"
+        group_wait = "0s"
+        group_interval = "0s"
         retry_min = "100ms"
         retry_max = "200ms"
         send_timeout = "5s"
