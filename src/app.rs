@@ -121,8 +121,11 @@ async fn connect(
         )));
     }
     if watchlist.watched().is_empty() {
-        return Err(Startup::Fatal(anyhow::anyhow!(
-            "none of the configured validators exists on this chain"
+        // Retried, not fatal: a node that just started (or a replay at
+        // genesis) may not serve the registry yet, and keys whose deposits
+        // are pending appear later. Said at warn level while it lasts.
+        return Err(Startup::Blind(anyhow::anyhow!(
+            "none of the configured validators exists on this chain (yet)"
         )));
     }
     Ok(spec)
