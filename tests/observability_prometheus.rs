@@ -470,16 +470,33 @@ async fn every_dashboard_and_alert_expression_returns_data_from_a_real_prometheu
         &demo_log,
     );
     let config = write_config(dir.path(), valwatch_port);
-    let _prometheus = spawn_logged(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
-        &prom_log,
-    );
+    let start_prometheus = |port: u16| {
+        spawn_logged(
+            Command::new(&prometheus)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+            &prom_log,
+        )
+    };
+    // A free port can be taken by another test between `free_port` and
+    // Prometheus binding it (seen once under CI): then start it again on
+    // another one.
+    let mut prom_port = prom_port;
+    let mut _prometheus = start_prometheus(prom_port);
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let log = std::fs::read_to_string(&prom_log).unwrap_or_default();
+        if !log.contains("address already in use") {
+            break;
+        }
+        drop(_prometheus);
+        prom_port = free_port();
+        _prometheus = start_prometheus(prom_port);
+    }
     let prom = &Prometheus {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
