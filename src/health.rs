@@ -254,7 +254,9 @@ impl ValidatorHealth {
             self.contradicted = None;
         }
         if self.down {
-            self.down_through = self.down_through.max(self.streak.keys().next_back().copied());
+            self.down_through = self
+                .down_through
+                .max(self.streak.keys().next_back().copied());
         }
         match (was_down, self.down) {
             (false, true) => {
@@ -315,7 +317,9 @@ impl ValidatorHealth {
         if !self.in_outage(epoch) && vote_missing {
             self.down = true;
             self.contradicted = None;
-            self.down_through = self.down_through.max(self.streak.keys().next_back().copied());
+            self.down_through = self
+                .down_through
+                .max(self.streak.keys().next_back().copied());
             let since = self.streak.keys().next().copied().unwrap_or(epoch);
             self.recovering_from = None;
             self.sync_missed.clear();
@@ -421,7 +425,11 @@ impl ValidatorHealth {
                     .collect();
                 let mut parts = Vec::new();
                 if !missed.is_empty() {
-                    parts.push(format!("no vote included for epoch{} {}", plural(missed.len()), epochs(&missed)));
+                    parts.push(format!(
+                        "no vote included for epoch{} {}",
+                        plural(missed.len()),
+                        epochs(&missed)
+                    ));
                 }
                 if let Some((e, not_live)) = early.first() {
                     parts.push(format!(
@@ -509,7 +517,9 @@ mod tests {
         }
     }
 
-    use AttestationStatus::{Inactive as N, Included as I, Missed as M, Pending as P, Unknown as U};
+    use AttestationStatus::{
+        Inactive as N, Included as I, Missed as M, Pending as P, Unknown as U,
+    };
 
     /// Three blocks after the duty slot of epoch `e`: early evidence.
     fn blocks_after(e: u64) -> Vec<Slot> {
@@ -522,18 +532,91 @@ mod tests {
         // (name, (epoch, final, status, early evidence possible) in order, health after)
         let cases: Vec<(&str, Vec<(u64, bool, AttestationStatus, bool)>, Health)> = vec![
             ("nothing yet", vec![], Health::Ok),
-            ("one final inclusion", vec![(10, true, I, false)], Health::Ok),
-            ("one final miss is late", vec![(10, true, M, false)], Health::Late),
-            ("two final misses are down", vec![(10, true, M, false), (11, true, M, false)], Health::Down),
-            ("miss, inclusion, miss is late", vec![(10, true, M, false), (11, true, I, false), (12, true, M, false)], Health::Late),
-            ("unknown keeps the streak", vec![(10, true, M, false), (11, true, U, false), (12, true, M, false)], Health::Down),
-            ("early evidence is down at once", vec![(10, false, P, true)], Health::Down),
-            ("a pending vote without three blocks after it is nothing", vec![(10, false, P, false)], Health::Ok),
-            ("down, then an included provisional vote is recovering", vec![(10, true, M, false), (11, true, M, false), (12, false, I, false)], Health::Recovering),
-            ("recovering, then its final inclusion is ok", vec![(10, true, M, false), (11, true, M, false), (12, false, I, false), (12, true, I, false)], Health::Ok),
-            ("down, then a final inclusion is ok at once", vec![(10, true, M, false), (11, true, M, false), (12, true, I, false)], Health::Ok),
-            ("inactive ends an outage", vec![(10, true, M, false), (11, true, M, false), (12, true, N, false)], Health::Ok),
-            ("an older final inclusion does not end a newer outage", vec![(11, false, P, true), (10, true, I, false)], Health::Down),
+            (
+                "one final inclusion",
+                vec![(10, true, I, false)],
+                Health::Ok,
+            ),
+            (
+                "one final miss is late",
+                vec![(10, true, M, false)],
+                Health::Late,
+            ),
+            (
+                "two final misses are down",
+                vec![(10, true, M, false), (11, true, M, false)],
+                Health::Down,
+            ),
+            (
+                "miss, inclusion, miss is late",
+                vec![
+                    (10, true, M, false),
+                    (11, true, I, false),
+                    (12, true, M, false),
+                ],
+                Health::Late,
+            ),
+            (
+                "unknown keeps the streak",
+                vec![
+                    (10, true, M, false),
+                    (11, true, U, false),
+                    (12, true, M, false),
+                ],
+                Health::Down,
+            ),
+            (
+                "early evidence is down at once",
+                vec![(10, false, P, true)],
+                Health::Down,
+            ),
+            (
+                "a pending vote without three blocks after it is nothing",
+                vec![(10, false, P, false)],
+                Health::Ok,
+            ),
+            (
+                "down, then an included provisional vote is recovering",
+                vec![
+                    (10, true, M, false),
+                    (11, true, M, false),
+                    (12, false, I, false),
+                ],
+                Health::Recovering,
+            ),
+            (
+                "recovering, then its final inclusion is ok",
+                vec![
+                    (10, true, M, false),
+                    (11, true, M, false),
+                    (12, false, I, false),
+                    (12, true, I, false),
+                ],
+                Health::Ok,
+            ),
+            (
+                "down, then a final inclusion is ok at once",
+                vec![
+                    (10, true, M, false),
+                    (11, true, M, false),
+                    (12, true, I, false),
+                ],
+                Health::Ok,
+            ),
+            (
+                "inactive ends an outage",
+                vec![
+                    (10, true, M, false),
+                    (11, true, M, false),
+                    (12, true, N, false),
+                ],
+                Health::Ok,
+            ),
+            (
+                "an older final inclusion does not end a newer outage",
+                vec![(11, false, P, true), (10, true, I, false)],
+                Health::Down,
+            ),
         ];
         for (name, steps, want) in cases {
             let mut h = ValidatorHealth::default();
@@ -661,7 +744,10 @@ mod tests {
         assert_eq!(h.health(), Health::Late);
         assert!(h.observe_missed_proposal(ValidatorIndex(1), Slot(6 * 32 + 4), Epoch(6)));
         assert_eq!(h.health(), Health::Down);
-        assert_eq!(h.outage().map(|o| (o.validator, o.down_since_epoch)), Some((1, 6)));
+        assert_eq!(
+            h.outage().map(|o| (o.validator, o.down_since_epoch)),
+            Some((1, 6))
+        );
         // A healthy validator's missed proposal is news of its own.
         let mut h = ValidatorHealth::default();
         h.observe_attestation(&vote(6, I), true, &none, &rules);

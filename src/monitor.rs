@@ -1029,7 +1029,8 @@ impl Monitor {
                 block_slots: &c.block_slots,
                 liveness: c.liveness.as_ref(),
             };
-            o.board.apply_epoch_early(&record, &inputs, self.clock.now());
+            o.board
+                .apply_epoch_early(&record, &inputs, self.clock.now());
             let board = o.board.clone();
             o.metrics.observe_epoch(&record, &move |v| {
                 board.group_of(v).unwrap_or_else(|| "ungrouped".into())

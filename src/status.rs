@@ -426,7 +426,8 @@ impl Snapshot {
         for p in &rec.proposals {
             if p.status == ProposalStatus::Missed {
                 if let Some(v) = self.validators.get_mut(&p.validator_index) {
-                    v.track.observe_missed_proposal(p.validator_index, p.slot, rec.epoch);
+                    v.track
+                        .observe_missed_proposal(p.validator_index, p.slot, rec.epoch);
                     v.health = v.track.health();
                     v.evidence = v.track.evidence(rules);
                 }
@@ -809,7 +810,9 @@ fn group_findings(snap: &Snapshot, group: &str, policy: &Policy) -> (Vec<Finding
     }
     let g = group.to_string();
     let mut out = Vec::new();
-    let mut push = |state: State, list: Vec<ValidatorIndex>, make: &dyn Fn(usize, Vec<ValidatorIndex>) -> Reason| {
+    let mut push = |state: State,
+                    list: Vec<ValidatorIndex>,
+                    make: &dyn Fn(usize, Vec<ValidatorIndex>) -> Reason| {
         if !list.is_empty() {
             let (count, sample) = sampled(list);
             out.push(Finding::new(state, make(count, sample)));
@@ -826,20 +829,24 @@ fn group_findings(snap: &Snapshot, group: &str, policy: &Policy) -> (Vec<Finding
         count,
         sample,
     });
-    push(State::Degraded, recovering, &|count, sample| Reason::Recovering {
-        group: g.clone(),
-        count,
-        sample,
+    push(State::Degraded, recovering, &|count, sample| {
+        Reason::Recovering {
+            group: g.clone(),
+            count,
+            sample,
+        }
     });
     push(State::Degraded, late, &|count, sample| Reason::Late {
         group: g.clone(),
         count,
         sample,
     });
-    push(State::Degraded, unknown, &|count, sample| Reason::UnknownVerdicts {
-        group: g.clone(),
-        count,
-        sample,
+    push(State::Degraded, unknown, &|count, sample| {
+        Reason::UnknownVerdicts {
+            group: g.clone(),
+            count,
+            sample,
+        }
     });
     (out, failing, degraded)
 }

@@ -152,13 +152,10 @@ fn read_text(text: &str) -> (String, String) {
 /// its own for the first of a thread; and its kind, from the subject.
 fn read_mail(m: &common::smtp::Mail) -> (String, String) {
     let header = |name: &str| {
-        m.data
-            .lines()
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-            })
+        m.data.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
     };
     let own = header("Message-ID").unwrap_or_else(|| panic!("no Message-ID in {}", m.data));
     let root = header("References").unwrap_or(own);
@@ -201,12 +198,7 @@ impl World {
     fn received(&self, channel: &str) -> Vec<(String, String)> {
         let text = |v: &Value, key: &str| read_text(v[key].as_str().unwrap());
         match channel {
-            "mail" => self
-                .smtp
-                .mails()
-                .iter()
-                .map(read_mail)
-                .collect(),
+            "mail" => self.smtp.mails().iter().map(read_mail).collect(),
             "json" => self
                 .http
                 .bodies("/hook")
@@ -569,8 +561,10 @@ api_url = "http://{h}/tg"
                 // group_interval of its evidence, in the incident awaiting
                 // the next update.
                 assert!(named.is_subset(&missed[group]), "{group}: named {named:?}");
-                let known: BTreeSet<u64> =
-                    named.union(&i.validators.iter().copied().collect()).copied().collect();
+                let known: BTreeSet<u64> = named
+                    .union(&i.validators.iter().copied().collect())
+                    .copied()
+                    .collect();
                 assert!(
                     missed[group].is_subset(&known),
                     "{group}: missed {:?}, named or pending {known:?}",
@@ -579,16 +573,27 @@ api_url = "http://{h}/tg"
                 // Everyone who came back is named as back, once.
                 let came_back: Vec<u64> = notes
                     .iter()
-                    .flat_map(|n| n.payload["recovered"].as_array().cloned().unwrap_or_default())
+                    .flat_map(|n| {
+                        n.payload["recovered"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                    })
                     .map(|r| r["validator"].as_u64().unwrap())
                     .collect();
                 if back.contains(group) {
                     let mut sorted = came_back.clone();
                     sorted.sort();
-                    assert_eq!(sorted, missed[group].iter().copied().collect::<Vec<_>>(),
-                        "{group}: every validator that came back is named once as back");
+                    assert_eq!(
+                        sorted,
+                        missed[group].iter().copied().collect::<Vec<_>>(),
+                        "{group}: every validator that came back is named once as back"
+                    );
                 } else {
-                    assert!(came_back.is_empty(), "{group} never came back: {came_back:?}");
+                    assert!(
+                        came_back.is_empty(),
+                        "{group} never came back: {came_back:?}"
+                    );
                 }
                 // The rhythm: at most one update (or recovery) per epoch.
                 let changes: Vec<SystemTime> = notes

@@ -172,9 +172,15 @@ url = "{hook}2"
     let from = (rec.start_t / 16).to_string();
     let valwatch = |until: Option<u64>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_valwatch"));
-        cmd.args(["run", "--config", config.to_str().unwrap(), "--from-epoch", &from])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--from-epoch",
+            &from,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
         if let Some(u) = until {
             cmd.args(["--until-epoch", &u.to_string()]);
         }
@@ -189,7 +195,11 @@ url = "{hook}2"
     let mut run2 = valwatch(None);
     let end_wall = genesis as f64 + ended_t / SPEED as f64;
     let stop_at = end_wall + 40.0;
-    let wait = stop_at - SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let wait = stop_at
+        - SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
     tokio::time::sleep(Duration::from_secs_f64(wait.max(0.0))).await;
     let pid = run2.id().to_string();
     assert!(Command::new("kill")

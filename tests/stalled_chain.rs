@@ -176,7 +176,10 @@ async fn a_stuck_chain_is_one_page_and_no_missed_verdict_after_the_head() {
         .iter()
         .filter(|s| !s.contains("chain_stalled") && !s.contains("validator_down"))
         .collect();
-    assert!(others.is_empty(), "only the stall and the down group: {others:#?}");
+    assert!(
+        others.is_empty(),
+        "only the stall and the down group: {others:#?}"
+    );
     for m in &hits {
         let named: Vec<u64> = serde_json::from_value(m["validators"].clone()).unwrap();
         assert!(

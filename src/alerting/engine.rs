@@ -34,8 +34,8 @@ use crate::store::{
 use super::channels::{self, backoff, send_once, Channel, ChannelError};
 use super::policy::{reconcile, reminders_due, Decision, EarlyInputs, Finding, Tracker};
 use super::render::{rfc3339, Message, Recovered, PAYLOAD_VERSION};
-use crate::health::Outage;
 use super::{Rule, Scope};
+use crate::health::Outage;
 
 /// How often an idle channel task looks at the outbox even without being
 /// woken: covers deliveries queued by another process on the same database.
@@ -275,7 +275,10 @@ impl Engine {
     }
 
     fn group_interval(&self) -> Duration {
-        self.cfg.rhythm.group_interval.unwrap_or(self.epoch_duration)
+        self.cfg
+            .rhythm
+            .group_interval
+            .unwrap_or(self.epoch_duration)
     }
 
     /// Counts every delivery attempt in `metrics`, by channel name and
@@ -356,8 +359,7 @@ impl Engine {
                 resolution: Some("event".to_owned()),
                 progress: "{}".into(),
             };
-            if self.save(&st, &i, true, Some(("event", &[])), now).await?
-            {
+            if self.save(&st, &i, true, Some(("event", &[])), now).await? {
                 sent += 1;
             }
         }
@@ -577,7 +579,11 @@ impl Engine {
             evidence,
             status_url: self.cfg.links.status_url.as_ref().map(|u| {
                 if per_group {
-                    format!("{u}{}group={}", if u.contains('?') { '&' } else { '?' }, i.subject)
+                    format!(
+                        "{u}{}group={}",
+                        if u.contains('?') { '&' } else { '?' },
+                        i.subject
+                    )
                 } else {
                     u.clone()
                 }
@@ -657,14 +663,18 @@ impl Engine {
     /// that came back before being named was never told to anybody).
     fn note_returns(&self, st: &mut State, returns: Vec<Outage>) {
         for o in returns {
-            let Some(group) = st.tracker.group_of(crate::chain::ValidatorIndex(o.validator))
+            let Some(group) = st
+                .tracker
+                .group_of(crate::chain::ValidatorIndex(o.validator))
             else {
                 continue;
             };
             let group = group.to_owned();
-            let Some(i) = st.open.iter_mut().find(|i| {
-                i.rule == Rule::ValidatorDown.as_str() && i.subject == group
-            }) else {
+            let Some(i) = st
+                .open
+                .iter_mut()
+                .find(|i| i.rule == Rule::ValidatorDown.as_str() && i.subject == group)
+            else {
                 continue;
             };
             let mut p = Progress::of(i);
@@ -777,7 +787,9 @@ impl Engine {
                     if i.rule != Rule::ValidatorDown.as_str() {
                         let mut p = Progress::of(&i);
                         for v in before.difference(&finding.validators) {
-                            if p.announced.contains(v) && !p.returned.iter().any(|r| r.validator == *v) {
+                            if p.announced.contains(v)
+                                && !p.returned.iter().any(|r| r.validator == *v)
+                            {
                                 p.returned.push(Outage {
                                     validator: *v,
                                     down_since_epoch: i.epoch.unwrap_or(0),
@@ -808,7 +820,9 @@ impl Engine {
                     }
                     if i.rule != Rule::ValidatorDown.as_str() {
                         for v in &i.validators {
-                            if p.announced.contains(v) && !p.returned.iter().any(|r| r.validator == *v) {
+                            if p.announced.contains(v)
+                                && !p.returned.iter().any(|r| r.validator == *v)
+                            {
                                 p.returned.push(Outage {
                                     validator: *v,
                                     down_since_epoch: i.epoch.unwrap_or(0),
@@ -1052,15 +1066,87 @@ mod tests {
         const INTERVAL: Duration = Duration::from_secs(384);
         // (name, validators now, opened, last notified, progress, now, due)
         let cases: Vec<(&str, Vec<u64>, u64, u64, Progress, u64, Option<&str>)> = vec![
-            ("new, within group_wait: nothing yet", vec![1, 2], 0, 0, progress(false, &[], &[]), 383, None),
-            ("new, group_wait over: the firing", vec![1, 2], 0, 0, progress(false, &[], &[]), 384, Some("firing")),
-            ("told, nothing changed: nothing", vec![1, 2], 0, 400, progress(true, &[1, 2], &[]), 10_000, None),
-            ("one more down within the interval: wait", vec![1, 2, 3], 0, 400, progress(true, &[1, 2], &[]), 783, None),
-            ("one more down after the interval: update", vec![1, 2, 3], 0, 400, progress(true, &[1, 2], &[]), 784, Some("update")),
-            ("one back after the interval: recovered", vec![2], 0, 400, progress(true, &[1, 2], &[1]), 784, Some("recovered")),
-            ("one back and one more down: update (naming both)", vec![2, 3], 0, 400, progress(true, &[1, 2], &[1]), 784, Some("update")),
-            ("one back within the interval: wait", vec![2], 0, 400, progress(true, &[1, 2], &[1]), 500, None),
-            ("a stored incident from before progress existed is told", vec![1], 0, 0, Progress::of(&incident(&[1], 0, 0)), 10_000, None),
+            (
+                "new, within group_wait: nothing yet",
+                vec![1, 2],
+                0,
+                0,
+                progress(false, &[], &[]),
+                383,
+                None,
+            ),
+            (
+                "new, group_wait over: the firing",
+                vec![1, 2],
+                0,
+                0,
+                progress(false, &[], &[]),
+                384,
+                Some("firing"),
+            ),
+            (
+                "told, nothing changed: nothing",
+                vec![1, 2],
+                0,
+                400,
+                progress(true, &[1, 2], &[]),
+                10_000,
+                None,
+            ),
+            (
+                "one more down within the interval: wait",
+                vec![1, 2, 3],
+                0,
+                400,
+                progress(true, &[1, 2], &[]),
+                783,
+                None,
+            ),
+            (
+                "one more down after the interval: update",
+                vec![1, 2, 3],
+                0,
+                400,
+                progress(true, &[1, 2], &[]),
+                784,
+                Some("update"),
+            ),
+            (
+                "one back after the interval: recovered",
+                vec![2],
+                0,
+                400,
+                progress(true, &[1, 2], &[1]),
+                784,
+                Some("recovered"),
+            ),
+            (
+                "one back and one more down: update (naming both)",
+                vec![2, 3],
+                0,
+                400,
+                progress(true, &[1, 2], &[1]),
+                784,
+                Some("update"),
+            ),
+            (
+                "one back within the interval: wait",
+                vec![2],
+                0,
+                400,
+                progress(true, &[1, 2], &[1]),
+                500,
+                None,
+            ),
+            (
+                "a stored incident from before progress existed is told",
+                vec![1],
+                0,
+                0,
+                Progress::of(&incident(&[1], 0, 0)),
+                10_000,
+                None,
+            ),
         ];
         for (name, validators, opened, last, p, now, want) in cases {
             let i = incident(&validators, opened, last);

@@ -327,7 +327,9 @@ impl Tracker {
                 continue;
             }
             if let Some(t) = self.validators.get_mut(&p.validator_index) {
-                if t.health.observe_missed_proposal(p.validator_index, p.slot, rec.epoch) {
+                if t.health
+                    .observe_missed_proposal(p.validator_index, p.slot, rec.epoch)
+                {
                     folded.insert((p.validator_index.0, p.slot.0));
                 }
             }
@@ -1505,13 +1507,48 @@ mod tests {
         use NodeHealth::{Healthy, Lagging, Syncing, Unreachable};
         // (name, nodes, wall slot, rules found after the grace)
         let cases: Vec<(&str, Vec<NodeReport>, u64, Vec<Rule>)> = vec![
-            ("fresh heads", vec![node("a", Healthy, Some(100)), node("b", Healthy, Some(99))], 100, vec![]),
-            ("eight slots behind is still fresh", vec![node("a", Healthy, Some(92))], 100, vec![]),
-            ("every head stale: one chain_stalled", vec![node("a", Lagging, Some(91)), node("b", Lagging, Some(90))], 100, vec![Rule::ChainStalled]),
-            ("one fresh node: that other node lags", vec![node("a", Healthy, Some(100)), node("b", Lagging, Some(80))], 100, vec![Rule::NodeLagging]),
-            ("stale heads and one down: the down one is its own news", vec![node("a", Lagging, Some(80)), node("b", Unreachable, None)], 100, vec![Rule::NodeDown, Rule::ChainStalled]),
-            ("nodes 'syncing' on the stalled head are the stall, told once", vec![node("a", Syncing, Some(50)), node("b", Syncing, Some(50))], 100, vec![Rule::ChainStalled]),
-            ("no head at all is blindness, not a stall", vec![node("a", Unreachable, None)], 100, vec![Rule::NodeDown, Rule::MonitorBlind]),
+            (
+                "fresh heads",
+                vec![node("a", Healthy, Some(100)), node("b", Healthy, Some(99))],
+                100,
+                vec![],
+            ),
+            (
+                "eight slots behind is still fresh",
+                vec![node("a", Healthy, Some(92))],
+                100,
+                vec![],
+            ),
+            (
+                "every head stale: one chain_stalled",
+                vec![node("a", Lagging, Some(91)), node("b", Lagging, Some(90))],
+                100,
+                vec![Rule::ChainStalled],
+            ),
+            (
+                "one fresh node: that other node lags",
+                vec![node("a", Healthy, Some(100)), node("b", Lagging, Some(80))],
+                100,
+                vec![Rule::NodeLagging],
+            ),
+            (
+                "stale heads and one down: the down one is its own news",
+                vec![node("a", Lagging, Some(80)), node("b", Unreachable, None)],
+                100,
+                vec![Rule::NodeDown, Rule::ChainStalled],
+            ),
+            (
+                "nodes 'syncing' on the stalled head are the stall, told once",
+                vec![node("a", Syncing, Some(50)), node("b", Syncing, Some(50))],
+                100,
+                vec![Rule::ChainStalled],
+            ),
+            (
+                "no head at all is blindness, not a stall",
+                vec![node("a", Unreachable, None)],
+                100,
+                vec![Rule::NodeDown, Rule::MonitorBlind],
+            ),
         ];
         for (name, nodes, wall, want) in cases {
             let mut t = tracker(&[("g", 1..2)]);
@@ -1526,7 +1563,11 @@ mod tests {
             let mut want = want;
             want.sort();
             assert_eq!(got, want, "{name}");
-            assert_eq!(t.chain_stalled(), want.contains(&Rule::ChainStalled), "{name}");
+            assert_eq!(
+                t.chain_stalled(),
+                want.contains(&Rule::ChainStalled),
+                "{name}"
+            );
         }
     }
 }

@@ -153,7 +153,10 @@ impl Recovered {
             epoch_at(self.down_since_epoch, self.down_since.as_deref())
         );
         if let Some(b) = self.back_epoch {
-            s.push_str(&format!(", back in {}", epoch_at(b, self.back_at.as_deref())));
+            s.push_str(&format!(
+                ", back in {}",
+                epoch_at(b, self.back_at.as_deref())
+            ));
         }
         let mut missed = vec![format!(
             "{} epoch{} of votes",
@@ -475,7 +478,11 @@ mod tests {
         assert!(!m.text().contains("labels:"));
         assert!(serde_json::to_value(&m).unwrap().get("labels").is_none());
         m.labels = BTreeMap::from([(1, vec!["eu".to_string(), "rack:3".to_string()])]);
-        assert!(m.text().contains("labels: 1 [eu, rack:3]\n"), "{}", m.text());
+        assert!(
+            m.text().contains("labels: 1 [eu, rack:3]\n"),
+            "{}",
+            m.text()
+        );
         let back: Message = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
         assert_eq!(back, m);
     }

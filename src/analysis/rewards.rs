@@ -278,7 +278,6 @@ pub fn missed_total(rows: &[RewardRecord]) -> Option<(i64, bool)> {
     Some((sum, known.iter().any(|r| r.estimated)))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

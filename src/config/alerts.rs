@@ -567,7 +567,11 @@ pub fn validate(
     };
     let rhythm = Rhythm {
         group_wait: zero_ok(problems, "alerts.group_wait", raw.group_wait.as_deref()),
-        group_interval: zero_ok(problems, "alerts.group_interval", raw.group_interval.as_deref()),
+        group_interval: zero_ok(
+            problems,
+            "alerts.group_interval",
+            raw.group_interval.as_deref(),
+        ),
     };
     let link = |problems: &mut Vec<Problem>, key: &str, v: Option<String>| {
         let v = v?;
@@ -982,11 +986,23 @@ mod tests {
             ("group_wait = \"soon\"", "alerts.group_wait"),
             ("group_interval = \"-1s\"", "alerts.group_interval"),
             ("repeat_interval = \"2h\"", ""),
-            ("repeat_interval = \"2h\"\nreminder_interval = \"1h\"", "alerts.repeat_interval"),
+            (
+                "repeat_interval = \"2h\"\nreminder_interval = \"1h\"",
+                "alerts.repeat_interval",
+            ),
             ("status_url = \"https://status.example/\"", ""),
-            ("status_url = \"ftp://status.example/\"", "alerts.status_url"),
-            ("explorer_url = \"https://beaconcha.in/validator/{index}\"", ""),
-            ("explorer_url = \"https://beaconcha.in/validator/\"", "alerts.explorer_url"),
+            (
+                "status_url = \"ftp://status.example/\"",
+                "alerts.status_url",
+            ),
+            (
+                "explorer_url = \"https://beaconcha.in/validator/{index}\"",
+                "",
+            ),
+            (
+                "explorer_url = \"https://beaconcha.in/validator/\"",
+                "alerts.explorer_url",
+            ),
         ];
         for (text, key) in cases {
             let (_, problems) = parse(text, &[]);
@@ -1000,6 +1016,9 @@ mod tests {
         let (cfg, _) = parse("repeat_interval = \"2h\"\ngroup_wait = \"0s\"", &[]);
         assert_eq!(cfg.rules.reminder_interval, Some(Duration::from_secs(7200)));
         assert_eq!(cfg.rhythm.group_wait, Some(Duration::ZERO));
-        assert_eq!(cfg.rhythm.group_interval, None, "default: one epoch, set by the engine");
+        assert_eq!(
+            cfg.rhythm.group_interval, None,
+            "default: one epoch, set by the engine"
+        );
     }
 }

@@ -1024,7 +1024,10 @@ mod tests {
         let base = "[[beacon_nodes]]\nurl = \"http://127.0.0.1:5052\"\n";
         let signer = "[[sources]]\nkind = \"web3signer\"\nurl = \"http://127.0.0.1:9000\"\n";
         let cfg = from_toml(
-            &format!("labels_file = {:?}\n{base}{signer}", labels.display().to_string()),
+            &format!(
+                "labels_file = {:?}\n{base}{signer}",
+                labels.display().to_string()
+            ),
             &[],
         )
         .unwrap();
@@ -1047,14 +1050,21 @@ mod tests {
                 None => dir.path().join("labels-missing.csv"),
             };
             let err = from_toml(
-                &format!("labels_file = {:?}\n{base}{signer}", path.display().to_string()),
+                &format!(
+                    "labels_file = {:?}\n{base}{signer}",
+                    path.display().to_string()
+                ),
                 &[],
             )
             .unwrap_err();
             let found = problems(err);
             assert_eq!(found.len(), 1, "{case}: {found:?}");
             assert_eq!(found[0].key, "labels_file", "{case}");
-            assert!(found[0].message.contains(want), "{case}: {}", found[0].message);
+            assert!(
+                found[0].message.contains(want),
+                "{case}: {}",
+                found[0].message
+            );
         }
 
         // Neither groups nor sources: nothing to watch.
