@@ -18,7 +18,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::{routing::post, Json, Router};
 use serde_json::Value;
 
 /// Replay speed: 2-second slots become 1-second ones.
@@ -89,23 +88,11 @@ async fn pages_on(rec: Recording) {
         }
     }
 
-    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let second: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let receiver = |sink: Arc<Mutex<Vec<Value>>>| {
-        post(move |Json(v): Json<Value>| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push(v);
-                "ok"
-            }
-        })
-    };
-    let app = Router::new()
-        .route("/hook", receiver(received.clone()))
-        .route("/hook2", receiver(second.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // Two channels, each a real webhook receiver of its own.
+    let (received, first_addr) = common::json_webhook().await;
+    let (second, second_addr) = common::json_webhook().await;
+    let hook = format!("http://{first_addr}/hook");
+    let hook2 = format!("http://{second_addr}/hook");
 
     // Both nodes share one genesis: `start_t` of the recording is now.
     let genesis = now_secs() + 2 - rec.start_t / SPEED;
@@ -161,7 +148,7 @@ url = "{hook}"
 
 [[alerts.webhook]]
 name = "hook2"
-url = "{hook}2"
+url = "{hook2}"
 "#,
             a = a.url(),
             b = b.url(),
