@@ -402,10 +402,12 @@ pub async fn run_with(
         Some(c) => Epoch(c.0 + 1),
         None => config.from_epoch.unwrap_or(wall_epoch),
     };
+    let paging_from = paging_from(&store, wall_epoch).await;
     info!(
         validators = watched.len(),
         groups = group_count,
         start_epoch = start.0,
+        paging_from_epoch = paging_from.0,
         wall_epoch = wall_epoch.0,
         slots_per_epoch = spec.slots_per_epoch,
         slot_ms = spec.slot_duration_ms,
@@ -480,7 +482,8 @@ pub async fn run_with(
         .with_seen_blocks(seen)
         .with_seen_slashings(slashings)
         .with_retention(config.retention)
-        .with_watchlist(watchlist);
+        .with_watchlist(watchlist)
+        .with_paging_from(paging_from);
     // The monitor checks the token between rounds; a round of a large
     // watched set can outlast a stop request, so it gets STOP_GRACE.
     let result = tokio::select! {
@@ -519,6 +522,34 @@ pub async fn run_with(
 }
 
 /// Cancels `cancel` on SIGINT or SIGTERM.
+/// `meta` key: the first epoch that may page (see `paging_from`).
+const PAGING_FROM: &str = "paging_from_epoch";
+
+/// The first epoch that may page, fixed at the first start: what was live
+/// then (the wall epoch less the live lag). Epochs before it are history
+/// asked for with `--from-epoch`; epochs after it judged late, after any
+/// outage including valwatch's own, page (`alerting::pages`). A store that
+/// cannot say gives this start's value.
+async fn paging_from(store: &Store, wall_epoch: Epoch) -> Epoch {
+    match store.meta(PAGING_FROM).await {
+        Ok(Some(v)) => match v.parse() {
+            Ok(e) => return Epoch(e),
+            Err(_) => warn!(value = %v, "unreadable {PAGING_FROM} in meta; set again"),
+        },
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, "cannot read {PAGING_FROM}"),
+    }
+    let from = Epoch(
+        wall_epoch
+            .0
+            .saturating_sub(crate::alerting::LIVE_LAG_EPOCHS),
+    );
+    if let Err(e) = store.set_meta(PAGING_FROM, &from.0.to_string()).await {
+        warn!(error = %e, "cannot store {PAGING_FROM}");
+    }
+    from
+}
+
 pub fn spawn_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();

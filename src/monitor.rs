@@ -4,7 +4,7 @@
 //! Owns: the order of work and the processed-epoch cursor. The decisions
 //! are in `analysis`; the IO in `collect`, `beacon` and `store`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,23 @@ pub const GIVE_UP_AFTER: u32 = 3;
 /// may carry a slashing or a vote up to about an epoch late, and the event
 /// stream replays nothing older.
 const LOGGED_EVIDENCE_EPOCHS: u64 = 4;
+
+/// Final epochs the monitor keeps in memory while the store fails, and
+/// the verdict rows they may hold together: about 7 hours of mainnet
+/// epochs for a solo staker, fewer for a large operator. Past either bound
+/// final judging waits (the chain is read again once the store is back,
+/// and the epochs judged late still page, see `alerting::pages`).
+const MAX_UNSTORED_EPOCHS: usize = 64;
+const MAX_UNSTORED_ROWS: usize = 4_000_000;
+
+/// A final epoch judged while the store failed, with what goes with it:
+/// written in order once the store answers, so the cursor never passes an
+/// epoch that is not stored.
+struct Unstored {
+    record: EpochRecord,
+    rewards: Vec<crate::analysis::rewards::RewardRecord>,
+    network: Option<crate::analysis::network::NetworkRecord>,
+}
 
 /// Whether an error means "no node has this any more" (as opposed to "no
 /// node could be asked").
@@ -335,8 +352,24 @@ pub struct Monitor {
     /// to the alert engine.
     slashings: Arc<SeenSlashings>,
     liveness_done: Option<Epoch>,
-    /// When an epoch was last stored (for the "monitor stalled" rule).
+    /// When an epoch was last judged, stored or kept in memory (for the
+    /// "monitor stalled" rule; a failing store is told by its own rule).
     last_stored_at: Option<std::time::SystemTime>,
+    /// Final epochs judged while the store failed, oldest first.
+    unstored: VecDeque<Unstored>,
+    /// Why the last attempt to store them failed.
+    unstored_error: Option<crate::store::StoreError>,
+    /// Proposer duties by epoch, kept in memory from when nodes serve them
+    /// until the epoch is judged: the store may be down when they are
+    /// served, and nodes stop serving them soon after.
+    duties: BTreeMap<Epoch, ProposerDuties>,
+    /// Liveness answers by epoch, likewise.
+    liveness: BTreeMap<Epoch, HashMap<ValidatorIndex, bool>>,
+    /// Balances of the last final epoch judged: the next epoch's previous
+    /// balances when the store cannot be read.
+    judged_balances: Option<(Epoch, HashMap<ValidatorIndex, crate::chain::Gwei>)>,
+    /// Epochs before this one are a silent backfill (`alerting::pages`).
+    paging_from: Epoch,
     /// Watched members of the latest sync committee seen.
     sync_members: Vec<ValidatorIndex>,
     watchlist: Option<Watchlist>,
@@ -381,11 +414,29 @@ impl Monitor {
             slashings: Arc::new(SeenSlashings::default()),
             liveness_done: None,
             last_stored_at: None,
+            unstored: VecDeque::new(),
+            unstored_error: None,
+            duties: BTreeMap::new(),
+            liveness: BTreeMap::new(),
+            judged_balances: None,
+            paging_from: start,
             sync_members: Vec::new(),
             watchlist: None,
             retention_epochs: None,
             summaries: Vec::new(),
         }
+    }
+
+    /// Epochs before `epoch` are history filled in: judged and stored but
+    /// never paged (`--from-epoch` in the past before the first start).
+    pub fn with_paging_from(mut self, epoch: Epoch) -> Self {
+        self.paging_from = epoch;
+        self
+    }
+
+    /// Final epochs judged but not stored yet (the store is failing).
+    pub fn unstored_epochs(&self) -> usize {
+        self.unstored.len()
     }
 
     /// Keeps `retention` of history (rounded up to whole epochs).
@@ -479,6 +530,9 @@ impl Monitor {
             .last_health
             .is_none_or(|t| t.elapsed() >= self.spec.slot_duration());
         if health_round {
+            // Readiness says "store failing" within one ping; the ping also
+            // closes the store's breaker when the database is back.
+            let _ = self.store.ping().await;
             let reports = self.pool.check_health_at(Some(wall)).await;
             self.last_health = Some(Instant::now());
             if let Some(o) = &self.observers {
@@ -492,9 +546,11 @@ impl Monitor {
             }
         }
         let wall_epoch = self.spec.epoch_of(wall);
+        self.store_unstored().await;
         if let Some(o) = &self.observers {
             let lag = wall_epoch.0.saturating_sub(self.next_epoch.0);
             o.metrics.observe_clock(wall.0, lag);
+            o.board.set_store_ok(self.store.failing().is_none());
         }
         self.refresh_watchlist().await;
         self.report_double_signing(self.slashings.take()).await;
@@ -532,6 +588,14 @@ impl Monitor {
             // proposals and a whole epoch of false missed votes. A chain
             // that makes no blocks at all waits here; the `chain_stalled`
             // alert says why, and the slots are judged once blocks come.
+            if self.memory_full() {
+                warn!(
+                    epoch = n.0,
+                    kept = self.unstored.len(),
+                    "the store has been failing and the epochs kept in memory reached their bound: final verdicts wait for the store"
+                );
+                break;
+            }
             if head.slot < window_end {
                 debug!(
                     epoch = n.0,
@@ -717,6 +781,10 @@ impl Monitor {
             .await
         {
             Ok(answers) => {
+                self.liveness
+                    .insert(epoch, answers.iter().map(|(v, l)| (*v, *l)).collect());
+                let floor = Epoch(self.next_epoch.0.saturating_sub(1));
+                self.liveness = self.liveness.split_off(&floor);
                 let map: serde_json::Map<String, serde_json::Value> = answers
                     .iter()
                     .map(|(v, live)| (v.0.to_string(), serde_json::Value::Bool(*live)))
@@ -733,10 +801,15 @@ impl Monitor {
         }
     }
 
-    async fn stored_liveness(
+    /// The liveness answers of `epoch`: from memory, else the store (a
+    /// restart keeps them there).
+    async fn liveness_of(
         &self,
         epoch: Epoch,
     ) -> Option<std::collections::HashMap<ValidatorIndex, bool>> {
+        if let Some(m) = self.liveness.get(&epoch) {
+            return Some(m.clone());
+        }
         let v = self
             .store
             .load_perishable("liveness", epoch)
@@ -756,7 +829,7 @@ impl Monitor {
         let Some(keep) = self.retention_epochs else {
             return;
         };
-        if judged.0 <= keep {
+        if judged.0 <= keep || self.store.failing().is_some() {
             return;
         }
         match self.store.prune(Epoch(judged.0 - keep)).await {
@@ -811,7 +884,7 @@ impl Monitor {
         let current = self.spec.epoch_of(wall);
         let mut proposals = Vec::new();
         for e in [current, Epoch(current.0 + 1)] {
-            if let Ok(Some(d)) = self.store.proposer_duties(e).await {
+            if let Some(d) = self.duties.get(&e) {
                 proposals.extend(
                     d.duties
                         .iter()
@@ -841,16 +914,19 @@ impl Monitor {
             }
             match collect::fetch_proposer_duties(&self.pool, e).await {
                 Ok(d) => {
+                    // Kept in memory whatever the store does; stored for a
+                    // restart when it can be.
                     if let Err(err) = self.store.save_proposer_duties(&d).await {
-                        warn!(epoch = e.0, error = %err, "cannot store proposer duties");
-                    } else {
-                        self.fetched_duties.insert(key);
+                        debug!(epoch = e.0, error = %err, "cannot store proposer duties; kept in memory");
                     }
+                    self.duties.insert(e, d);
+                    self.fetched_duties.insert(key);
                 }
                 Err(err) => debug!(epoch = e.0, error = %err, "proposer duties not served"),
             }
         }
         self.fetched_duties.retain(|(e, _)| e.0 + 2 >= current.0);
+        self.duties = self.duties.split_off(&self.next_epoch);
         self.fetch_attester_duties(current).await;
     }
 
@@ -934,8 +1010,8 @@ impl Monitor {
             m.dedup();
             self.sync_members = m;
         }
-        let duties = self.proposer_duties_for(epoch).await?;
-        let previous = self.store.latest_balances(&self.watched, epoch).await?;
+        let duties = self.proposer_duties_for(epoch).await;
+        let previous = self.previous_balances(epoch).await?;
         let orphans = self.orphans_of(&data, duties.as_ref()).await;
         let judged_at = Instant::now();
         let mut record = judge_epoch(
@@ -956,6 +1032,7 @@ impl Monitor {
         // --- issue 14 hook (rewards branch): rewards and the network
         // baseline of a final epoch, stored before the verdicts advance the
         // cursor (a crash in between redoes both). Never fails the epoch.
+        let mut pending_rewards = None;
         if is_final {
             let (rows, network) = collect::rewards::epoch_rewards(
                 &self.pool,
@@ -965,13 +1042,6 @@ impl Monitor {
                 &record,
             )
             .await;
-            if let Err(e) = self
-                .store
-                .write_rewards(epoch, &rows, network.as_ref())
-                .await
-            {
-                warn!(epoch = epoch.0, error = %e, "cannot store rewards");
-            }
             if let Some(o) = &self.observers {
                 let board = o.board.clone();
                 o.metrics
@@ -979,14 +1049,24 @@ impl Monitor {
                         board.group_of(v).unwrap_or_else(|| "ungrouped".into())
                     });
             }
+            pending_rewards = Some((rows, network));
         }
         // --- end of issue 14 hook
         let stored_at = Instant::now();
-        let written = self.store.write_epoch(&record).await;
+        self.store_record(&record, pending_rewards).await?;
         if let Some(o) = &self.observers {
-            o.board.set_store_ok(written.is_ok());
+            o.board.set_store_ok(self.store.failing().is_none());
         }
-        written?;
+        if is_final {
+            self.judged_balances = Some((
+                epoch,
+                record
+                    .balances
+                    .iter()
+                    .map(|b| (b.validator_index, b.balance))
+                    .collect(),
+            ));
+        }
         let stored = stored_at.elapsed();
         self.last_stored_at = Some(self.clock.now());
         // What the pass knew of the chain: the pager and the page judge up
@@ -998,10 +1078,20 @@ impl Monitor {
                 .slot_at(now)
                 .map(|s| self.spec.epoch_of(s))
                 .unwrap_or(epoch);
-            let mut ctx = crate::alerting::EpochContext::new(
-                now,
-                crate::alerting::is_live(epoch, wall_epoch),
+            // An epoch judged late (the store, every node or valwatch itself
+            // was down) pages as it would have live, at the time it would
+            // have been judged, within the horizon; a backfill never pages.
+            let horizon = crate::alerting::horizon_epochs(
+                self.spec.slot_duration() * self.spec.slots_per_epoch as u32,
             );
+            let paged = crate::alerting::pages(epoch, wall_epoch, self.paging_from, horizon);
+            let now = if is_final && !crate::alerting::is_live(epoch, wall_epoch) {
+                let due = Slot(self.spec.inclusion_window_end(epoch).0 + 2);
+                self.spec.time_of(due).min(now)
+            } else {
+                now
+            };
+            let mut ctx = crate::alerting::EpochContext::new(now, paged);
             if !is_final {
                 let after = self.spec.start_slot(epoch);
                 ctx.block_slots = data
@@ -1010,7 +1100,7 @@ impl Monitor {
                     .map(|b| b.slot)
                     .filter(|s| *s > after)
                     .collect();
-                ctx.liveness = self.stored_liveness(epoch).await;
+                ctx.liveness = self.liveness_of(epoch).await;
             }
             Some(ctx)
         } else {
@@ -1115,7 +1205,7 @@ impl Monitor {
     /// computed on a fork that lost are refetched, and if no node serves
     /// matching ones any more they are not used (no empty slot is blamed on
     /// a validator that was never scheduled there).
-    async fn proposer_duties_for(&self, epoch: Epoch) -> anyhow::Result<Option<ProposerDuties>> {
+    async fn proposer_duties_for(&mut self, epoch: Epoch) -> Option<ProposerDuties> {
         let expected = if epoch.0 == 0 {
             None
         } else {
@@ -1124,28 +1214,160 @@ impl Monitor {
                 .map(|b| b.root)
         };
         let matches = |d: &ProposerDuties| expected.is_none_or(|root| d.dependent_root == root);
-        if let Some(d) = self.store.proposer_duties(epoch).await? {
-            if matches(&d) {
-                return Ok(Some(d));
+        if let Some(d) = self.duties.get(&epoch) {
+            if matches(d) {
+                return Some(d.clone());
             }
-            warn!(epoch = epoch.0, stored = %d.dependent_root, canonical = ?expected,
-                  "stored proposer duties belong to another fork; refetching");
         }
+        match self.store.proposer_duties(epoch).await {
+            Ok(Some(d)) if matches(&d) => return Some(d),
+            Ok(Some(d)) => {
+                warn!(epoch = epoch.0, stored = %d.dependent_root, canonical = ?expected,
+                      "stored proposer duties belong to another fork; refetching");
+            }
+            Ok(None) => {}
+            Err(e) => debug!(epoch = epoch.0, error = %e, "cannot read stored proposer duties"),
+        }
+        // Asked again even for a past epoch: several clients compute them
+        // from a historical state.
         match collect::fetch_proposer_duties(&self.pool, epoch).await {
             Ok(d) if matches(&d) => {
-                self.store.save_proposer_duties(&d).await?;
-                Ok(Some(d))
+                if let Err(e) = self.store.save_proposer_duties(&d).await {
+                    debug!(epoch = epoch.0, error = %e, "cannot store proposer duties; kept in memory");
+                }
+                self.duties.insert(epoch, d.clone());
+                Some(d)
             }
             Ok(d) => {
                 warn!(epoch = epoch.0, served = %d.dependent_root, canonical = ?expected,
-                      "proposer duties served for another fork; proposals judged from blocks only");
-                Ok(None)
+                      "proposer duties served for another fork; empty slots stored as unknown");
+                None
             }
             Err(e) => {
                 debug!(epoch = epoch.0, error = %e, "proposer duties not served");
-                Ok(None)
+                None
             }
         }
+    }
+
+    /// Each watched validator's balance before `epoch`: the last final
+    /// epoch judged (also while the store fails), else the store.
+    async fn previous_balances(
+        &self,
+        epoch: Epoch,
+    ) -> anyhow::Result<HashMap<ValidatorIndex, crate::chain::Gwei>> {
+        if let Some((e, b)) = &self.judged_balances {
+            if e.0 + 1 == epoch.0 && self.watched.iter().all(|v| b.contains_key(v)) {
+                return Ok(self
+                    .watched
+                    .iter()
+                    .filter_map(|v| b.get(v).map(|x| (*v, *x)))
+                    .collect());
+            }
+        }
+        match self.store.latest_balances(&self.watched, epoch).await {
+            Ok(b) => Ok(b),
+            // Without the store the changes of this epoch are unknown
+            // (None), not wrong; they are right again from the next one.
+            Err(e) if crate::store::is_outage(&e) => Ok(HashMap::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the final epochs kept in memory reached their bound.
+    fn memory_full(&self) -> bool {
+        let rows: usize = self
+            .unstored
+            .iter()
+            .map(|u| u.record.attestations.len())
+            .sum();
+        self.unstored.len() >= MAX_UNSTORED_EPOCHS || rows >= MAX_UNSTORED_ROWS
+    }
+
+    /// Stores a judged record (with a final epoch's rewards), or keeps a
+    /// final one in memory while the store fails: the epochs already kept
+    /// go first, so the cursor never passes an epoch not stored. A
+    /// provisional record that cannot be stored is dropped (the next pass
+    /// judges it again). Errors other than an outage fail the epoch.
+    async fn store_record(
+        &mut self,
+        record: &EpochRecord,
+        rewards: Option<(
+            Vec<crate::analysis::rewards::RewardRecord>,
+            Option<crate::analysis::network::NetworkRecord>,
+        )>,
+    ) -> anyhow::Result<()> {
+        if !record.is_final {
+            if self.store.failing().is_some() || !self.unstored.is_empty() {
+                return Ok(());
+            }
+            return match self.store.write_epoch(record).await {
+                Err(e) if !crate::store::is_outage(&e) => Err(e.into()),
+                _ => Ok(()),
+            };
+        }
+        let (rewards, network) = rewards.unwrap_or_default();
+        self.unstored.push_back(Unstored {
+            record: record.clone(),
+            rewards,
+            network,
+        });
+        self.store_unstored().await;
+        if self.unstored.is_empty() {
+            return Ok(());
+        }
+        let outage = self
+            .unstored_error
+            .as_ref()
+            .is_none_or(crate::store::is_outage);
+        if !outage && self.unstored.len() == 1 {
+            // Refused for a reason of its own: the epoch fails and is
+            // judged again (as before any outage handling).
+            self.unstored.clear();
+            let e = self.unstored_error.take();
+            return Err(e.map_or_else(|| anyhow::anyhow!("epoch not stored"), Into::into));
+        }
+        warn!(epoch = record.epoch.0, kept = self.unstored.len(),
+              error = ?self.unstored_error.as_ref().map(ToString::to_string),
+              "the store is failing: epoch judged and kept in memory until it answers");
+        Ok(())
+    }
+
+    /// Writes the final epochs kept in memory, oldest first, rewards before
+    /// verdicts (the verdicts advance the cursor). Stops at the first
+    /// failure; `unstored_error` keeps it.
+    async fn store_unstored(&mut self) {
+        while let Some(u) = self.unstored.front() {
+            let epoch = u.record.epoch;
+            if let Err(e) = self
+                .store
+                .write_rewards(epoch, &u.rewards, u.network.as_ref())
+                .await
+            {
+                if crate::store::is_outage(&e) {
+                    self.unstored_error = Some(e);
+                    return;
+                }
+                // Rewards are extra: a refused row never holds the verdicts.
+                warn!(epoch = epoch.0, error = %e, "cannot store rewards");
+            }
+            match self.store.write_epoch(&u.record).await {
+                Ok(_) => {
+                    if self.unstored.len() > 1 || self.unstored_error.is_some() {
+                        info!(
+                            epoch = epoch.0,
+                            "epoch kept in memory while the store failed is stored"
+                        );
+                    }
+                    self.unstored.pop_front();
+                }
+                Err(e) => {
+                    self.unstored_error = Some(e);
+                    return;
+                }
+            }
+        }
+        self.unstored_error = None;
     }
 
     /// Non-canonical blocks of the epoch: those the follower saw reorged
@@ -1207,7 +1429,7 @@ impl Monitor {
             attestations: unknown_attestations(&self.watched, epoch, reason),
             ..EpochRecord::default()
         };
-        self.store.write_epoch(&record).await?;
+        self.store_record(&record, None).await?;
         let s = summarize(&record);
         self.summaries.push(s.clone());
         Ok(s)

@@ -34,12 +34,16 @@ use crate::store::{
 use super::channels::{self, backoff, send_once, Channel, ChannelError};
 use super::policy::{reconcile, reminders_due, Decision, EarlyInputs, Finding, Tracker};
 use super::render::{rfc3339, Message, Recovered, PAYLOAD_VERSION};
+use super::spool::{Sent, Spool, Take};
 use super::{Rule, Scope};
 use crate::health::Outage;
 
 /// How often an idle channel task looks at the outbox even without being
 /// woken: covers deliveries queued by another process on the same database.
 const OUTBOX_POLL: Duration = Duration::from_secs(30);
+
+/// How often a channel task looks again while changes wait in memory.
+const SPOOL_POLL: Duration = Duration::from_secs(1);
 
 /// Deliveries a channel task reads at once; it sends them in order.
 const OUTBOX_BATCH: u32 = 16;
@@ -156,6 +160,10 @@ pub struct Engine {
     metrics: Option<Arc<Metrics>>,
     /// The watched validators' labels (labels_file), named in messages.
     labels: std::sync::RwLock<BTreeMap<u64, Vec<String>>>,
+    /// Changes the store could not take, sent from memory meanwhile.
+    spool: std::sync::Mutex<Spool>,
+    /// One writer of the spool to the store at a time.
+    storing_spool: Mutex<()>,
 }
 
 fn groups_of(groups: &[GroupSpec]) -> Vec<(String, Vec<ValidatorIndex>)> {
@@ -249,6 +257,8 @@ impl Engine {
             }),
             metrics: None,
             labels: Default::default(),
+            spool: Default::default(),
+            storing_spool: Mutex::new(()),
         })
     }
 
@@ -413,9 +423,12 @@ impl Engine {
         last_processed_at: Option<SystemTime>,
         now: SystemTime,
     ) -> Result<Vec<Decision>, AlertError> {
+        self.store_spool().await;
         let mut st = self.state.lock().await;
         let last = last_processed_at.unwrap_or(self.started_at);
         st.tracker.apply_monitor(last, self.stall_limit, now);
+        st.tracker
+            .apply_store(self.store.failing().map(|o| (o.since, o.error)));
         let mut decisions = if st.tracker.chain_stalled() {
             // No epoch can be judged while no block comes: that is the
             // chain stall, told once by `chain_stalled`.
@@ -642,10 +655,30 @@ impl Engine {
                 .unwrap_or(serde_json::Value::Null),
         });
         let channels: Vec<String> = self.wake.keys().cloned().collect();
-        let saved = self
-            .store
-            .save_incident(i, create, note.as_ref(), &channels)
-            .await?;
+        // In order: while earlier changes wait in memory, this one waits
+        // behind them.
+        self.store_spool().await;
+        let stored = if self.spool().is_empty() {
+            Some(
+                self.store
+                    .save_incident(i, create, note.as_ref(), &channels)
+                    .await,
+            )
+        } else {
+            None
+        };
+        let saved = match stored {
+            Some(Ok(saved)) => saved,
+            Some(Err(e)) if !crate::store::is_outage(&e) => return Err(e.into()),
+            _ => {
+                self.spool()
+                    .push(i.clone(), create, note.clone(), &channels);
+                if note.is_some() {
+                    warn!(incident = %i.id, "the store is failing: the notification is sent from memory and stored once it answers");
+                }
+                true
+            }
+        };
         if saved {
             if let Some((kind, recovered)) = notify {
                 info!(incident = %i.id, rule = %i.rule, subject = %i.subject, kind,
@@ -860,6 +893,133 @@ impl Engine {
         Ok(())
     }
 
+    fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes kept in memory (the store was failing), not yet stored.
+    pub fn spooled(&self) -> usize {
+        self.spool().len()
+    }
+
+    /// Writes the changes kept in memory to the store, oldest first, with
+    /// the deliveries that ended meanwhile as ended; stops at the first
+    /// outage. Does nothing (and asks nothing) when none is kept.
+    pub async fn store_spool(&self) {
+        if self.spool().is_empty() {
+            return;
+        }
+        let _one = self.storing_spool.lock().await;
+        loop {
+            let Some((item, pending, finished)) = self.spool().front_to_store() else {
+                return;
+            };
+            let r = self
+                .store
+                .save_incident_sent(
+                    &item.incident,
+                    item.create,
+                    item.note.as_ref(),
+                    &pending,
+                    &finished,
+                )
+                .await;
+            match r {
+                Ok(_) => {
+                    self.spool().stored(item.seq);
+                    for c in &pending {
+                        if let Some(w) = self.wake.get(c) {
+                            w.notify_one();
+                        }
+                    }
+                }
+                Err(e) if crate::store::is_outage(&e) => {
+                    self.spool().release(item.seq);
+                    return;
+                }
+                Err(e) => {
+                    // Refused for a reason of its own: retrying cannot help.
+                    // Its notification went out from memory where it could.
+                    warn!(incident = %item.incident.id, error = %e,
+                          "an alert kept in memory cannot be stored; left out of the history");
+                    self.spool().stored(item.seq);
+                }
+            }
+        }
+    }
+
+    /// Sends what `channel` owes from memory, in order, until nothing is
+    /// due; how long until the next is (None: nothing owed).
+    async fn deliver_spooled(&self, channel: &dyn Channel) -> Option<Duration> {
+        let name = channel.name().to_owned();
+        loop {
+            let now = SystemTime::now();
+            let take = self.spool().take(&name, now);
+            let t = match take {
+                Ok(t) => t,
+                Err(wait) => return wait,
+            };
+            let sent = self.send_spooled(channel, &t, now).await;
+            self.spool().finish(t.seq, &name, sent, SystemTime::now());
+        }
+    }
+
+    /// One attempt at a notification kept in memory (as `attempt`).
+    async fn send_spooled(&self, channel: &dyn Channel, t: &Take, now: SystemTime) -> Sent {
+        let delivery = &self.cfg.delivery;
+        let over_for = t
+            .resolved_at
+            .and_then(|r| now.duration_since(r).ok())
+            .unwrap_or_default();
+        let sent = if t.resolved_at.is_some() && over_for > delivery.give_up_after {
+            Sent::Abandoned {
+                error: format!(
+                    "not delivered: the incident ended {} ago",
+                    humantime::format_duration(Duration::from_secs(over_for.as_secs()))
+                ),
+            }
+        } else {
+            match serde_json::from_value::<Message>(t.payload.clone()) {
+                Err(e) => Sent::Abandoned {
+                    error: format!("unreadable payload: {e}"),
+                },
+                Ok(m) => match send_once(channel, &m, delivery.send_timeout).await {
+                    Ok(()) => Sent::Delivered,
+                    Err(e) if e.is_permanent() => Sent::Abandoned {
+                        error: e.to_string(),
+                    },
+                    Err(e) => Sent::Retry {
+                        error: e.to_string(),
+                        next_at: SystemTime::now()
+                            + backoff(t.attempts + 1, delivery.retry_min, delivery.retry_max),
+                    },
+                },
+            }
+        };
+        let label = match &sent {
+            Sent::Delivered => "sent",
+            Sent::Retry { .. } => "retry",
+            Sent::Abandoned { .. } => "abandoned",
+        };
+        if let Some(m) = &self.metrics {
+            m.record_alert_delivery(channel.name(), label);
+        }
+        match &sent {
+            Sent::Delivered => {
+                info!(channel = %channel.name(), incident = %t.incident_id, "delivered from memory (the store is failing)")
+            }
+            Sent::Retry { error, .. } => {
+                warn!(channel = %channel.name(), incident = %t.incident_id, attempt = t.attempts + 1,
+                      error = %error, "delivery failed; will retry")
+            }
+            Sent::Abandoned { error } => {
+                warn!(channel = %channel.name(), incident = %t.incident_id, error = %error,
+                      "delivery abandoned")
+            }
+        }
+        sent
+    }
+
     /// Delivers the outbox until `cancel`: one task per configured channel,
     /// each sending its pending deliveries in order, retrying a failure
     /// with backoff (later messages of that channel wait; other channels do
@@ -886,10 +1046,13 @@ impl Engine {
     ) {
         let name = channel.name().to_owned();
         while !cancel.is_cancelled() {
+            self.store_spool().await;
             let batch = match self.store.pending_deliveries(&name, OUTBOX_BATCH).await {
                 Ok(b) => b,
                 Err(e) => {
-                    warn!(channel = %name, error = %e, "cannot read the outbox");
+                    if !crate::store::is_outage(&e) || self.spool().is_empty() {
+                        warn!(channel = %name, error = %e, "cannot read the outbox");
+                    }
                     Vec::new()
                 }
             };
@@ -916,6 +1079,14 @@ impl Engine {
             }
             if batch.len() as u32 == OUTBOX_BATCH && wait == OUTBOX_POLL {
                 continue;
+            }
+            // What the store could not take is sent from memory; while the
+            // store fails, look again soon so that it is stored once back.
+            if let Some(w) = self.deliver_spooled(channel.as_ref()).await {
+                wait = wait.min(w);
+            }
+            if !self.spool().is_empty() {
+                wait = wait.min(SPOOL_POLL);
             }
             tokio::select! {
                 _ = cancel.cancelled() => return,

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod heartbeat;
 pub mod policy;
 pub mod render;
+pub mod spool;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,33 @@ pub const LIVE_LAG_EPOCHS: u64 = 2;
 /// Whether an epoch judged while the wall clock is in `wall_epoch` is live.
 pub fn is_live(epoch: crate::chain::Epoch, wall_epoch: crate::chain::Epoch) -> bool {
     wall_epoch.0 <= epoch.0.saturating_add(LIVE_LAG_EPOCHS)
+}
+
+/// How long after its time an epoch judged late still pages as it would
+/// have live. An epoch is judged late when the store, every node or
+/// valwatch itself was down; what happened to the validators meanwhile is
+/// news to the person on call (the outage may have hidden exactly the
+/// failure they run valwatch for), with its own times in the message. Six
+/// hours: a night. Older epochs are history: stored, shown, not paged.
+pub const PAGE_HORIZON: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// `PAGE_HORIZON` in epochs of `epoch_duration`, at least the live lag.
+pub fn horizon_epochs(epoch_duration: std::time::Duration) -> u64 {
+    let per = epoch_duration.as_millis().max(1);
+    ((PAGE_HORIZON.as_millis() / per) as u64).max(LIVE_LAG_EPOCHS)
+}
+
+/// PURE: whether what is seen in `epoch`, judged while the wall clock is in
+/// `wall_epoch`, may page. Epochs before `paging_from` (the wall epoch of
+/// the first start: `--from-epoch` in the past asks for history) are a
+/// silent backfill; later ones page when judged within `horizon` epochs.
+pub fn pages(
+    epoch: crate::chain::Epoch,
+    wall_epoch: crate::chain::Epoch,
+    paging_from: crate::chain::Epoch,
+    horizon: u64,
+) -> bool {
+    epoch >= paging_from && wall_epoch.0 <= epoch.0.saturating_add(horizon.max(LIVE_LAG_EPOCHS))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -102,10 +130,13 @@ pub enum Rule {
     /// every node is stuck. One network-level incident; no validator is
     /// judged for the slots the chain has not reached.
     ChainStalled,
+    /// The database does not answer: verdicts and alerts are kept in
+    /// memory and written once it does (issue 11).
+    StoreFailing,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 19] = [
+    pub const ALL: [Rule; 20] = [
         Rule::ValidatorDown,
         Rule::AttestationPerformance,
         Rule::SyncParticipation,
@@ -125,6 +156,7 @@ impl Rule {
         Rule::MonitorBlind,
         Rule::MonitorStalled,
         Rule::ChainStalled,
+        Rule::StoreFailing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -148,6 +180,7 @@ impl Rule {
             Rule::MonitorBlind => "monitor_blind",
             Rule::MonitorStalled => "monitor_stalled",
             Rule::ChainStalled => "chain_stalled",
+            Rule::StoreFailing => "store_failing",
         }
     }
 
@@ -192,7 +225,7 @@ impl Rule {
             | Rule::MonitorBlind
             | Rule::ChainStalled => Scope::Nodes,
             Rule::NodeDisagrees => Scope::CrossCheck,
-            Rule::MonitorStalled => Scope::Monitor,
+            Rule::MonitorStalled | Rule::StoreFailing => Scope::Monitor,
             _ => Scope::Validators,
         }
     }

@@ -110,6 +110,8 @@ pub struct Tracker {
     chain: Option<(Epoch, Epoch)>,
     /// How long no epoch was processed, if longer than the limit.
     stalled_for: Option<Duration>,
+    /// Since when, and why, the store has been failing.
+    store_failing: Option<(SystemTime, String)>,
     /// Double-signing evidence already reported.
     double_signed: std::collections::HashSet<(
         ValidatorIndex,
@@ -163,6 +165,7 @@ impl Tracker {
             disagreeing: BTreeSet::new(),
             chain: None,
             stalled_for: None,
+            store_failing: None,
             double_signed: Default::default(),
             returns: Vec::new(),
             chain_stall: None,
@@ -535,6 +538,12 @@ impl Tracker {
         self.stalled_for = (idle > limit).then_some(idle);
     }
 
+    /// The store's state (None: it answers); `kept`: final epochs and
+    /// notifications held in memory meanwhile.
+    pub fn apply_store(&mut self, failing: Option<(SystemTime, String)>) {
+        self.store_failing = failing;
+    }
+
     /// Why a validator-rule incident over `validators` ends.
     pub fn resolution_note(&self, rule: Rule, validators: &[u64]) -> String {
         if rule == Rule::ValidatorDown {
@@ -661,20 +670,42 @@ impl Tracker {
                 }
                 out
             }
-            Scope::Monitor => self
-                .stalled_for
-                .map(|d| Finding {
-                    rule: Rule::MonitorStalled,
-                    subject: "monitor".into(),
-                    validators: BTreeSet::new(),
-                    epoch: self.latest_final.map(|e| e.0),
-                    summary: format!(
-                        "no epoch processed for {}",
-                        humantime::format_duration(Duration::from_secs(d.as_secs()))
-                    ),
-                })
-                .into_iter()
-                .collect(),
+            Scope::Monitor => {
+                let mut out: Vec<Finding> = self
+                    .stalled_for
+                    .map(|d| Finding {
+                        rule: Rule::MonitorStalled,
+                        subject: "monitor".into(),
+                        validators: BTreeSet::new(),
+                        epoch: self.latest_final.map(|e| e.0),
+                        summary: format!(
+                            "no epoch processed for {}",
+                            humantime::format_duration(Duration::from_secs(d.as_secs()))
+                        ),
+                    })
+                    .into_iter()
+                    .collect();
+                // Told after the node grace, as a node that fails is: one
+                // refused connection during a database restart is no news.
+                if let Some((since, error)) = &self.store_failing {
+                    let lasted = now.duration_since(*since).unwrap_or_default();
+                    if lasted >= self.cfg.node_grace {
+                        out.push(Finding {
+                            rule: Rule::StoreFailing,
+                            subject: "store".into(),
+                            validators: BTreeSet::new(),
+                            epoch: self.latest_final.map(|e| e.0),
+                            summary: format!(
+                                "the database has been failing since {} ({error}): verdicts \
+                                 and alerts are kept in memory and go on; they are written \
+                                 once it answers",
+                                super::render::rfc3339(*since)
+                            ),
+                        });
+                    }
+                }
+                out
+            }
         }
     }
 

@@ -303,6 +303,12 @@ impl ChainSpec {
         self.genesis_time as u128 * 1000 + slot.0 as u128 * self.slot_duration_ms as u128
     }
 
+    /// When `slot` starts.
+    pub fn time_of(&self, slot: Slot) -> SystemTime {
+        let ms = u64::try_from(self.slot_start_ms(slot)).unwrap_or(u64::MAX);
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
     /// The slot at `now`; `None` before genesis.
     pub fn slot_at(&self, now: SystemTime) -> Option<Slot> {
         let ms = now.duration_since(UNIX_EPOCH).ok()?.as_millis();

@@ -131,7 +131,9 @@ fn validators_json(v: &[u64]) -> Result<String, StoreError> {
 /// `$sql` turning a `$n` statement into that backend's form. The body is
 /// expanded once per backend, so each copy is checked with its own types.
 macro_rules! on_pool {
-    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {{
+        $store.admit()?;
+        let r: Result<_, StoreError> = async {
         match &$store.backend {
             Backend::Postgres($pool) => {
                 let $sql = |s: &str| s.to_owned();
@@ -142,7 +144,10 @@ macro_rules! on_pool {
                 $body
             }
         }
-    };
+        }.await;
+        $store.observe(&r);
+        r
+    }};
 }
 
 /// How a write transaction starts on each backend.
@@ -239,6 +244,18 @@ fn attempt_from_row(r: &impl ReadRow) -> Result<(u64, bool, Option<String>), Sto
     ))
 }
 
+/// A delivery that ended before it was stored: the alert engine sent it
+/// from memory while the store was failing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedDelivery {
+    pub channel: String,
+    /// `delivered` or `abandoned`.
+    pub status: &'static str,
+    pub attempts: u64,
+    pub last_error: Option<String>,
+    pub finished_at: SystemTime,
+}
+
 impl Store {
     /// Creates (`create`) or updates an incident and, with it, `notification`
     /// and one pending delivery of it per channel, in one transaction.
@@ -251,6 +268,21 @@ impl Store {
         create: bool,
         notification: Option<&NewNotification>,
         channels: &[String],
+    ) -> Result<bool, StoreError> {
+        self.save_incident_sent(incident, create, notification, channels, &[])
+            .await
+    }
+
+    /// `save_incident` for a change kept in memory while the store failed:
+    /// the deliveries in `finished` are stored as they ended (so the outbox
+    /// never sends them again), those in `channels` as pending.
+    pub async fn save_incident_sent(
+        &self,
+        incident: &IncidentRecord,
+        create: bool,
+        notification: Option<&NewNotification>,
+        channels: &[String],
+        finished: &[FinishedDelivery],
     ) -> Result<bool, StoreError> {
         let validators = validators_json(&incident.validators)?;
         let epoch = incident
@@ -345,6 +377,24 @@ impl Store {
                         .execute(&mut *tx)
                         .await
                         .map_err(db("queue a delivery"))?;
+                }
+                let q = sql(
+                    "INSERT INTO deliveries (notification_id, channel, status, attempts, \
+                     next_attempt_at_ms, last_error, finished_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                );
+                for f in finished {
+                    sqlx::query(&q)
+                        .bind(id)
+                        .bind(&f.channel)
+                        .bind(f.status)
+                        .bind(super::codec::to_i64(f.attempts, "deliveries.attempts")?)
+                        .bind(to_ms(f.finished_at))
+                        .bind(&f.last_error)
+                        .bind(to_ms(f.finished_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("record a delivery sent from memory"))?;
                 }
             }
             tx.commit().await.map_err(db("commit an incident write"))?;

@@ -18,6 +18,7 @@
 //!   the cursor or the meta table.
 
 mod codec;
+mod health;
 mod incidents;
 
 /// `meta` keys of the chain constants, in the order genesis time (unix
@@ -28,8 +29,9 @@ mod postgres;
 mod rewards;
 mod sqlite;
 
+pub use health::{is_outage, StoreOutage, PING_TIMEOUT};
 pub use incidents::{
-    AttemptOutcome, DeliveryRecord, DueDelivery, IncidentRecord, NewNotification,
+    AttemptOutcome, DeliveryRecord, DueDelivery, FinishedDelivery, IncidentRecord, NewNotification,
     NotificationRecord,
 };
 
@@ -240,6 +242,8 @@ pub enum StoreError {
     OlderSchema { version: i64, known: i64 },
     #[error("this database was written by a newer valwatch (schema {version}, this binary knows {known})")]
     NewerSchema { version: i64, known: i64 },
+    #[error("the database {target} is failing ({error}); statements fail at once until it answers again")]
+    Unavailable { target: String, error: String },
 }
 
 /// What a database's schema is, judged without changing it.
@@ -387,6 +391,8 @@ pub struct Store {
     /// epoch's "previous balances" without reading them back (at a million
     /// validators the read costs ~1.5 s per epoch, issue 12).
     last_final_balances: Arc<std::sync::Mutex<Option<FinalBalances>>>,
+    /// The breaker: whether the database answers (`health`).
+    health: Arc<health::Health>,
 }
 
 /// One final epoch and the balances written for it.
@@ -402,13 +408,18 @@ impl fmt::Debug for Store {
 }
 
 /// Calls the same function of whichever backend the store uses.
+/// Fails at once while the database is known down, and notes an outage
+/// (`health`).
 macro_rules! dispatch {
-    ($self:ident, $f:ident ( $($arg:expr),* )) => {
-        match &$self.backend {
+    ($self:ident, $f:ident ( $($arg:expr),* )) => {{
+        $self.admit()?;
+        let r = match &$self.backend {
             Backend::Postgres(pool) => postgres::$f(pool, $($arg),*).await,
             Backend::Sqlite(pool) => sqlite::$f(pool, $($arg),*).await,
-        }
-    };
+        };
+        $self.observe(&r);
+        r
+    }};
 }
 
 impl Store {
@@ -425,6 +436,7 @@ impl Store {
             backend,
             target,
             last_final_balances: Arc::default(),
+            health: Arc::default(),
         })
     }
 
@@ -476,6 +488,7 @@ impl Store {
             backend,
             target,
             last_final_balances: Arc::default(),
+            health: Arc::default(),
         }))
     }
 
@@ -517,9 +530,12 @@ impl Store {
         dispatch!(self, migrate())
     }
 
-    /// One round trip, for readiness.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, ping())
+    /// One round trip, past the breaker (see `health::ping`).
+    async fn ping_once(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => postgres::ping(pool).await,
+            Backend::Sqlite(pool) => sqlite::ping(pool).await,
+        }
     }
 
     /// Closes the pool, waiting for connections in use to be returned.

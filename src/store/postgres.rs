@@ -19,9 +19,12 @@ use super::{db, Report, StoreError, ValidatorSummary, WriteStats};
 /// connections only add contention on a monitor's modest load.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// Long enough for a busy server, short enough that readiness reports a
-/// dead database within one probe period instead of hanging.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Waiting for a connection: long enough for the monitor's modest load on
+/// a busy server, short enough that a stopped database is known within a
+/// few seconds. sqlx retries a refused connection until this timeout, so
+/// the first statement after the database stops waits this long; the
+/// store's breaker (`health`) then makes the next ones fail at once.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl_read_row!(PgRow);
 

@@ -156,6 +156,7 @@ impl Store {
         rows: &[RewardRecord],
         network: Option<&NetworkRecord>,
     ) -> Result<(), StoreError> {
+        self.admit()?;
         let rewards_json = reward_rows(epoch, rows)?;
         let network_json = network.map(network_row).transpose()?;
         per_backend!(self, |pool, pg, _sql| {
@@ -198,6 +199,7 @@ impl Store {
 
     /// Stored rewards matching `query`, ordered by epoch, validator.
     pub async fn rewards(&self, query: &ReportQuery) -> Result<Vec<RewardRecord>, StoreError> {
+        self.admit()?;
         let (from, to) = bounds(query);
         let q = format!(
             "SELECT {REWARD_COLUMNS} FROM rewards WHERE epoch >= $1 AND epoch <= $2 \
@@ -228,6 +230,7 @@ impl Store {
     /// The stored network baseline in the epochs of `query` (its
     /// validators do not apply), ordered by epoch.
     pub async fn network(&self, query: &ReportQuery) -> Result<Vec<NetworkRecord>, StoreError> {
+        self.admit()?;
         let (from, to) = bounds(query);
         let q = format!(
             "SELECT {NETWORK_COLUMNS} FROM network_epochs WHERE epoch >= $1 AND epoch <= $2 \
@@ -257,6 +260,7 @@ impl Store {
         from: Epoch,
         to: Epoch,
     ) -> Result<Option<(i64, bool)>, StoreError> {
+        self.admit()?;
         let rows = self
             .rewards(&ReportQuery {
                 validators: Some(validators.to_vec()),

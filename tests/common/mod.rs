@@ -1,6 +1,7 @@
 //! Shared test helpers: the replay server of ../shared/devnet and fixtures.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod smtp;
 pub mod smtp_tls;
 
