@@ -602,7 +602,10 @@ pub fn epoch_line(
             by_status
                 .entry(p.status.as_str())
                 .or_default()
-                .push(format!("slot {} by {}", p.slot, p.validator_index));
+                .push(match p.validator_index {
+                    Some(v) => format!("slot {} by {v}", p.slot),
+                    None => format!("slot {} (proposer unknown)", p.slot),
+                });
         }
     }
     let mut proposals = format!("proposals {proposed} ok");

@@ -612,13 +612,14 @@ impl Metrics {
             }
         }
         for p in &rec.proposals {
+            let Some(v) = p.validator_index else { continue };
             let status = p.status.as_str();
-            let (g, t) = tally(&mut groups, group_of, p.validator_index);
+            let (g, t) = tally(&mut groups, group_of, v);
             *t.proposals.entry(status).or_default() += 1;
             if per_validator {
                 inc_by(
                     &self.validator_proposals,
-                    &[&p.validator_index.0.to_string(), &g, status],
+                    &[&v.0.to_string(), &g, status],
                     1,
                 );
             }
@@ -915,7 +916,7 @@ mod tests {
             ],
             proposals: vec![ProposalVerdict {
                 slot: Slot(231),
-                validator_index: ValidatorIndex(1),
+                validator_index: Some(ValidatorIndex(1)),
                 status: ProposalStatus::Missed,
                 block_root: None,
                 reason: None,

@@ -265,26 +265,42 @@ fn unknown_attestations(
         .collect()
 }
 
-/// Without the epoch's proposer duties (no node serves them any more), the
-/// canonical blocks still prove who proposed; who should have proposed an
-/// empty slot cannot be known, so nothing is said about it.
+/// Without the epoch's proposer duties (no node serves them any more and
+/// none were kept), the canonical blocks still prove who proposed; who
+/// should have proposed an empty slot cannot be known. No slot is left out
+/// of the history for that (issue 11): each empty slot the chain has
+/// reached is stored `unknown`, without a validator, with the reason.
 fn proposals_without_duties(
     spec: &ChainSpec,
     data: &EpochData,
     watched: &[ValidatorIndex],
 ) -> Vec<ProposalVerdict> {
+    const REASON: &str = "proposer duties no longer served: who was to propose is unknown";
     let watched: HashSet<_> = watched.iter().collect();
-    data.chain
-        .blocks()
-        .filter(|b| spec.epoch_of(b.slot) == data.epoch && watched.contains(&b.proposer_index))
-        .map(|b| ProposalVerdict {
-            slot: b.slot,
-            validator_index: b.proposer_index,
-            status: ProposalStatus::Proposed,
-            block_root: Some(b.root),
-            reason: Some("proposer duties no longer served; empty slots not attributed".into()),
-        })
-        .collect()
+    let mut out = Vec::new();
+    for s in spec.start_slot(data.epoch).0..=spec.end_slot(data.epoch).0 {
+        let slot = Slot(s);
+        match data.chain.block_at(slot) {
+            Some(b) if watched.contains(&b.proposer_index) => out.push(ProposalVerdict {
+                slot,
+                validator_index: Some(b.proposer_index),
+                status: ProposalStatus::Proposed,
+                block_root: Some(b.root),
+                reason: None,
+            }),
+            Some(_) => {}
+            // Known empty only up to the pass's head (proof before verdict).
+            None if data.chain.covers(slot) && slot <= data.upto => out.push(ProposalVerdict {
+                slot,
+                validator_index: None,
+                status: ProposalStatus::Unknown,
+                block_root: None,
+                reason: Some(REASON.into()),
+            }),
+            None => {}
+        }
+    }
+    out
 }
 
 pub fn summarize(rec: &EpochRecord) -> EpochSummary {
@@ -1538,5 +1554,47 @@ mod tests {
         // Inferred from duties (no header served): no evidence of signing.
         let inferred = [header(9, 5, 2, Root::ZERO)];
         assert!(double_sign_evidence(&spec, &data, &watched, &inferred).is_empty());
+    }
+
+    /// Issue 11: without duties, every empty slot up to the pass's head is
+    /// an `unknown` row naming nobody; a watched proposer's block is
+    /// `proposed`; nothing after the head is said.
+    #[test]
+    fn without_duties_no_slot_is_absent_and_nobody_is_blamed() {
+        let spec = ChainSpec::test_spec(8, 2000, 0);
+        // Blocks at 9 (watched 5) and 11 (unwatched 6); the head is at 13.
+        let b9 = header(9, 5, 1, Root([7; 32]));
+        let b11 = header(11, 6, 2, b9.root);
+        let b13 = header(13, 5, 3, b11.root);
+        let data = EpochData {
+            epoch: Epoch(1),
+            chain: CanonicalChain::new(Slot(8), Slot(13), None, [b9, b11, b13]),
+            blocks: Vec::new(),
+            committees: Ok(Arc::new(Vec::new())),
+            coverage: crate::analysis::attestations::Coverage::Epoch,
+            sync_committees: HashMap::new(),
+            registry: Default::default(),
+            upto: Slot(13),
+        };
+        let got = proposals_without_duties(&spec, &data, &[ValidatorIndex(5)]);
+        let rows: Vec<(u64, Option<u64>, ProposalStatus)> = got
+            .iter()
+            .map(|p| (p.slot.0, p.validator_index.map(|v| v.0), p.status))
+            .collect();
+        use ProposalStatus::{Proposed, Unknown};
+        assert_eq!(
+            rows,
+            vec![
+                (8, None, Unknown),
+                (9, Some(5), Proposed),
+                (10, None, Unknown),
+                (12, None, Unknown),
+                (13, Some(5), Proposed),
+            ]
+        );
+        assert!(got
+            .iter()
+            .filter(|p| p.status == Unknown)
+            .all(|p| p.reason.as_deref().is_some_and(|r| r.contains("unknown"))));
     }
 }

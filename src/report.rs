@@ -100,7 +100,7 @@ pub fn to_csv(r: &Report, kind: ReportKind) -> String {
                     s,
                     "{},{},{},{}",
                     p.slot,
-                    p.validator_index,
+                    opt(&p.validator_index),
                     p.status.as_str(),
                     opt(&p.block_root)
                 );
@@ -289,7 +289,7 @@ mod tests {
             }],
             proposals: vec![ProposalVerdict {
                 slot: Slot(131),
-                validator_index: ValidatorIndex(3),
+                validator_index: Some(ValidatorIndex(3)),
                 status: ProposalStatus::Missed,
                 block_root: None,
                 reason: None,

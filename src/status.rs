@@ -424,17 +424,22 @@ impl Snapshot {
             }
         }
         for p in &rec.proposals {
+            let Some(index) = p.validator_index else {
+                continue;
+            };
             if p.status == ProposalStatus::Missed {
-                if let Some(v) = self.validators.get_mut(&p.validator_index) {
-                    v.track
-                        .observe_missed_proposal(p.validator_index, p.slot, rec.epoch);
+                if let Some(v) = self.validators.get_mut(&index) {
+                    v.track.observe_missed_proposal(index, p.slot, rec.epoch);
                     v.health = v.track.health();
                     v.evidence = v.track.evidence(rules);
                 }
             }
         }
         for p in &rec.proposals {
-            if let Some(v) = self.validators.get_mut(&p.validator_index) {
+            let Some(index) = p.validator_index else {
+                continue;
+            };
+            if let Some(v) = self.validators.get_mut(&index) {
                 v.apply_proposal(p);
             }
         }

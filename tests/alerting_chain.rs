@@ -514,7 +514,7 @@ api_url = "http://{h}/tg"
     let mut folded = 0;
     for p in &truth.proposals {
         if p.status == ProposalStatus::Missed {
-            let v = p.validator_index.0;
+            let v = p.validator_index.unwrap().0;
             if offline.contains(&(v, p.slot.0 / SLOTS_PER_EPOCH)) {
                 folded += 1;
                 continue;

@@ -106,7 +106,7 @@ fn an_epoch_line_counts_only_its_own_epoch() {
     ] {
         report.proposals.push(ProposalVerdict {
             slot: Slot(slot),
-            validator_index: ValidatorIndex(slot),
+            validator_index: Some(ValidatorIndex(slot)),
             status,
             block_root: None,
             reason: None,

@@ -361,7 +361,7 @@ fn truth_failing(
     };
     let missed_proposal_in = |e: u64| {
         truth.proposals.iter().any(|p| {
-            p.validator_index.0 == v
+            p.validator_index.is_some_and(|x| x.0 == v)
                 && p.status == valwatch::analysis::ProposalStatus::Missed
                 && p.slot.0 / DEMO_SLOTS_PER_EPOCH == e
         })

@@ -142,7 +142,7 @@ async fn the_reorged_blocks_of_the_fork_recording_are_orphaned() {
             .proposals
             .iter()
             .find(|p| p.slot.0 == slot)
-            .map(|p| (p.validator_index.0, p.status.as_str()))
+            .map(|p| (p.validator_index.unwrap().0, p.status.as_str()))
     };
     assert_eq!(status_at(56), Some((44, "orphaned")));
     assert_eq!(status_at(59), Some((34, "orphaned")));

@@ -52,23 +52,18 @@ async fn lodestar_devnet_proposals_follow_who_was_online() {
     // epochs still open at the end of the recording).
     for p in report.proposals.iter().filter(|p| p.slot.0 / 8 <= 18) {
         let epoch = p.slot.0 / 8;
-        let online = expected.get(&(p.validator_index.0, epoch)) == Some(&"included");
+        // Every validator is watched and the static replay serves every
+        // epoch's duties: each row names its proposer.
+        let v = p.validator_index.expect("a proposer for every slot");
+        let online = expected.get(&(v.0, epoch)) == Some(&"included");
         match p.status.as_str() {
             "proposed" => {
                 proposed += 1;
-                assert!(
-                    online,
-                    "slot {}: offline validator {} proposed",
-                    p.slot, p.validator_index
-                );
+                assert!(online, "slot {}: offline validator {v} proposed", p.slot);
             }
             "missed" => {
                 missed += 1;
-                assert!(
-                    !online,
-                    "slot {}: online validator {} missed",
-                    p.slot, p.validator_index
-                );
+                assert!(!online, "slot {}: online validator {v} missed", p.slot);
             }
             other => panic!("slot {}: unexpected {other}", p.slot),
         }

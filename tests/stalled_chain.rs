@@ -121,7 +121,7 @@ async fn a_stuck_chain_is_one_page_and_no_missed_verdict_after_the_head() {
         .proposals
         .iter()
         .filter(|p| p.status == ProposalStatus::Missed && p.slot.0 > FREEZE)
-        .map(|p| format!("slot {} by {}", p.slot.0, p.validator_index.0))
+        .map(|p| format!("slot {} by {:?}", p.slot.0, p.validator_index))
         .collect();
     assert!(
         late_missed.is_empty(),

@@ -194,7 +194,7 @@ fn unknown(validator: u64, epoch: u64, reason: &str) -> AttestationVerdict {
 fn proposal(slot: u64, validator: u64, status: ProposalStatus) -> ProposalVerdict {
     ProposalVerdict {
         slot: Slot(slot),
-        validator_index: v(validator),
+        validator_index: Some(v(validator)),
         status,
         block_root: (status != ProposalStatus::Missed).then(|| root(slot as u8)),
         reason: (status == ProposalStatus::Orphaned).then(|| "reorged out".to_owned()),
@@ -604,7 +604,7 @@ async fn reports_filter_by_validators_and_inclusive_epoch_bounds(db: TestDb) {
     let props: Vec<(u64, u64)> = report
         .proposals
         .iter()
-        .map(|p| (p.slot.0, p.validator_index.0))
+        .map(|p| (p.slot.0, p.validator_index.unwrap().0))
         .collect();
     assert_eq!(
         props,
@@ -947,7 +947,38 @@ async fn a_migrated_store_migrates_again_harmlessly_and_answers_ping(db: TestDb)
     assert_eq!(db.store.meta("absent").await.unwrap(), None);
 }
 
+/// Issue 11: a slot without a block whose proposer nobody serves any more
+/// is stored `unknown` without a validator, read back as such, and counts
+/// for no validator in the summary.
+async fn an_empty_slot_of_unknown_proposer_is_stored_and_blames_nobody(db: TestDb) {
+    let record = EpochRecord {
+        epoch: Epoch(3),
+        is_final: true,
+        proposals: vec![
+            proposal(24, 5, ProposalStatus::Proposed),
+            ProposalVerdict {
+                slot: Slot(25),
+                validator_index: None,
+                status: ProposalStatus::Unknown,
+                block_root: None,
+                reason: Some("proposer duties no longer served".into()),
+            },
+        ],
+        ..Default::default()
+    };
+    db.store.write_epoch(&record).await.unwrap();
+    // Written again: nothing changes.
+    assert_eq!(db.store.write_epoch(&record).await.unwrap().proposals, 0);
+    let report = db.store.report(&everything()).await.unwrap();
+    assert_eq!(report.proposals, record.proposals);
+    let summary = db.store.summary(&everything()).await.unwrap();
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    assert_eq!(summary[0].validator_index, v(5));
+    assert_eq!(summary[0].proposals_unknown, 0);
+}
+
 contract!(
+    an_empty_slot_of_unknown_proposer_is_stored_and_blames_nobody,
     writing_the_same_epoch_twice_changes_nothing,
     a_final_verdict_replaces_a_pending_one,
     an_unknown_verdict_does_not_erase_a_known_one,

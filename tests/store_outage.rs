@@ -1,4 +1,6 @@
-//! Issue 11: the database stops for two epochs while a group of validators
+//! Issue 11: outages of valwatch's own.
+//!
+//! 1. The database stops for two epochs while a group of validators
 //! goes offline. valwatch (the binary) follows a live replay of the
 //! lodestar-devnet recording (validators 32..47 offline in epochs 6..9,
 //! ground truth known) at double speed, writing to a PostgreSQL server the
@@ -10,6 +12,10 @@
 //! kept: after the outage every slot of every judged epoch has a proposal
 //! row, attestation verdicts equal the ground truth, and every
 //! notification is stored with each channel's delivery ended (sent once).
+//!
+//! 2. valwatch itself is stopped for three epochs while the group goes
+//! down: the epochs judged late after its restart page as they would have
+//! live (one firing, later one resolved), not as a silent backfill.
 
 mod common;
 
@@ -70,61 +76,14 @@ async fn a_database_outage_while_a_group_goes_down_swallows_no_page_and_no_row()
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("valwatch.toml");
     let listen = common::free_addr();
-    std::fs::write(
+    write_config(
         &config,
-        format!(
-            r#"
-[[beacon_nodes]]
-name = "a"
-url = "{node}"
-
-[[groups]]
-name = "node"
-validators = "0-31"
-
-[[groups]]
-name = "backup"
-validators = "32-47"
-
-[[groups]]
-name = "never"
-validators = "48-63"
-
-[database]
-url = "{db}"
-
-[http]
-listen = "{listen}"
-
-[alerts]
-reminder_interval = "off"
-node_grace = "3s"
-
-[[alerts.webhook]]
-name = "one"
-url = "http://{first_addr}/hook"
-
-[[alerts.webhook]]
-name = "two"
-url = "http://{second_addr}/hook"
-"#,
-            node = node.url(),
-            db = pg.url(),
-        ),
-    )
-    .unwrap();
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_valwatch"))
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--from-epoch",
-            &(START_T / 16).to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        &node.url(),
+        &pg.url(),
+        [first_addr, second_addr],
+        Some(listen),
+    );
+    let daemon = spawn_valwatch(&config);
 
     // The outage, with /readyz watched all along it.
     sleep_until(epoch_start(DOWN_FROM)).await;
@@ -171,9 +130,7 @@ url = "http://{second_addr}/hook"
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pid = daemon.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(daemon.wait().unwrap().success(), "valwatch failed");
+    stop(daemon);
     drop(node);
 
     // ---- what each channel received.
@@ -280,4 +237,155 @@ url = "http://{second_addr}/hook"
     }
     assert_eq!(stored, one.len(), "every notification received is stored");
     store.close().await;
+}
+
+/// The config of both cases: one live replay node, the recording's three
+/// groups, two webhooks.
+fn write_config(
+    path: &std::path::Path,
+    node: &str,
+    db: &str,
+    hooks: [std::net::SocketAddr; 2],
+    listen: Option<std::net::SocketAddr>,
+) {
+    let listen = listen.map_or("off".to_string(), |a| a.to_string());
+    std::fs::write(
+        path,
+        format!(
+            r#"
+[[beacon_nodes]]
+name = "a"
+url = "{node}"
+
+[[groups]]
+name = "node"
+validators = "0-31"
+
+[[groups]]
+name = "backup"
+validators = "32-47"
+
+[[groups]]
+name = "never"
+validators = "48-63"
+
+[database]
+url = "{db}"
+
+[http]
+listen = "{listen}"
+
+[alerts]
+reminder_interval = "off"
+node_grace = "3s"
+
+[[alerts.webhook]]
+name = "one"
+url = "http://{one}/hook"
+
+[[alerts.webhook]]
+name = "two"
+url = "http://{two}/hook"
+"#,
+            one = hooks[0],
+            two = hooks[1],
+        ),
+    )
+    .unwrap();
+}
+
+fn spawn_valwatch(config: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_valwatch"))
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--from-epoch",
+            &(START_T / 16).to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: std::process::Child) {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(child.wait().unwrap().success(), "valwatch failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epochs_judged_late_after_valwatch_was_down_page_as_they_would_have_live() {
+    let (first, first_addr) = common::json_webhook().await;
+    let (second, second_addr) = common::json_webhook().await;
+    let genesis = now_f().ceil() as u64 + 2 - START_T / SPEED;
+    let epoch_start = |e: u64| (genesis + e * EPOCH_SECS) as f64;
+    let g = genesis.to_string();
+    let speed = SPEED.to_string();
+    let node = common::Replay::start(
+        "lodestar-devnet",
+        &["--mode", "live", "--speed", &speed, "--genesis-time", &g],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("valwatch.toml");
+    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    write_config(&config, &node.url(), &db, [first_addr, second_addr], None);
+
+    // Up until the group goes down (epoch 6), down for three epochs.
+    let daemon = spawn_valwatch(&config);
+    sleep_until(epoch_start(6)).await;
+    stop(daemon);
+    sleep_until(epoch_start(9)).await;
+    let daemon = spawn_valwatch(&config);
+
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let told = |v: &Arc<Mutex<Vec<Value>>>| {
+        kinds(&v.lock().unwrap(), "validator_down", "backup").contains(&"resolved".to_string())
+    };
+    while !(told(&first) && told(&second)) {
+        assert!(
+            Instant::now() < deadline,
+            "no recovery told: {:#?}",
+            first.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop(daemon);
+    drop(node);
+
+    for (name, got) in [("one", &first), ("two", &second)] {
+        let got = got.lock().unwrap().clone();
+        let summary: Vec<String> = got
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {} {} {} since={}",
+                    m["kind"], m["rule"], m["subject"], m["validators"], m["down_since_epoch"]
+                )
+            })
+            .collect();
+        let backup: Vec<&Value> = got
+            .iter()
+            .filter(|m| m["rule"] == "validator_down" && m["subject"] == "backup")
+            .collect();
+        let firing: Vec<&&Value> = backup.iter().filter(|m| m["kind"] == "firing").collect();
+        assert_eq!(firing.len(), 1, "{name}: one firing: {summary:#?}");
+        // Down since epoch 6, told although judged after the restart.
+        assert_eq!(firing[0]["down_since_epoch"], 6, "{name}: {summary:#?}");
+        assert_eq!(
+            backup.iter().filter(|m| m["kind"] == "resolved").count(),
+            1,
+            "{name}: {summary:#?}"
+        );
+        // One cause, one incident: the group's missed sync duties are
+        // part of its outage, not a page of their own.
+        assert!(
+            !got.iter()
+                .any(|m| m["subject"] == "backup" && m["rule"] != "validator_down"),
+            "{name}: {summary:#?}"
+        );
+        eprintln!("{name}: {summary:#?}");
+    }
 }

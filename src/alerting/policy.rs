@@ -326,14 +326,13 @@ impl Tracker {
         }
         let mut folded: BTreeSet<(u64, u64)> = BTreeSet::new();
         for p in &rec.proposals {
+            let Some(v) = p.validator_index else { continue };
             if p.status != ProposalStatus::Missed {
                 continue;
             }
-            if let Some(t) = self.validators.get_mut(&p.validator_index) {
-                if t.health
-                    .observe_missed_proposal(p.validator_index, p.slot, rec.epoch)
-                {
-                    folded.insert((p.validator_index.0, p.slot.0));
+            if let Some(t) = self.validators.get_mut(&v) {
+                if t.health.observe_missed_proposal(v, p.slot, rec.epoch) {
+                    folded.insert((v.0, p.slot.0));
                 }
             }
         }
@@ -401,13 +400,12 @@ impl Tracker {
             // Provisional proposal verdicts may still change (a late block,
             // a reorg): only final ones are news.
             for p in &rec.proposals {
+                let Some(v) = p.validator_index else { continue };
                 match p.status {
-                    ProposalStatus::Missed
-                        if !folded.contains(&(p.validator_index.0, p.slot.0)) =>
-                    {
-                        event(Rule::ProposalMissed, p.validator_index)
+                    ProposalStatus::Missed if !folded.contains(&(v.0, p.slot.0)) => {
+                        event(Rule::ProposalMissed, v)
                     }
-                    ProposalStatus::Orphaned => event(Rule::ProposalOrphaned, p.validator_index),
+                    ProposalStatus::Orphaned => event(Rule::ProposalOrphaned, v),
                     _ => {}
                 }
             }
@@ -748,8 +746,16 @@ impl Tracker {
             if let Some((e, p, m)) = t.sync {
                 let current = self.latest_final.is_some_and(|l| l == e);
                 let while_down = t.health.in_outage(e);
+                // A validator that also missed its last final vote may be
+                // going down: its sync misses are the same cause, told by
+                // `validator_down` if the next epoch confirms it (seen when
+                // epochs judged late after a restart come without the
+                // provisional looks that catch it live). One late epoch
+                // alone is no page either way.
+                let late = t.health.health() == crate::health::Health::Late;
                 if current
                     && !while_down
+                    && !late
                     && p + m > 0
                     && ratio(p as usize, (p + m) as usize) < cfg.sync_min
                 {

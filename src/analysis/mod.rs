@@ -114,7 +114,10 @@ impl ProposalStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposalVerdict {
     pub slot: Slot,
-    pub validator_index: ValidatorIndex,
+    /// Who was to propose. None only for an `unknown` empty slot whose
+    /// proposer duties no node serves any more: nobody can be blamed, and
+    /// the slot is still stored (no slot is absent from the history).
+    pub validator_index: Option<ValidatorIndex>,
     pub status: ProposalStatus,
     /// The canonical block (proposed) or the orphaned one.
     pub block_root: Option<Root>,

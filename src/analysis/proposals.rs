@@ -32,7 +32,7 @@ pub fn judge_proposals(
         }
         let verdict = |status, block_root, reason: Option<&str>| ProposalVerdict {
             slot: duty.slot,
-            validator_index: duty.validator_index,
+            validator_index: Some(duty.validator_index),
             status,
             block_root,
             reason: reason.map(str::to_owned),
@@ -173,7 +173,7 @@ mod tests {
                 .map(|v| {
                     assert_eq!(
                         (v.slot, v.validator_index),
-                        (Slot(slot), ValidatorIndex(proposer))
+                        (Slot(slot), Some(ValidatorIndex(proposer)))
                     );
                     assert_eq!(v.reason.is_some(), v.status == Unknown, "{name}: reason");
                     (v.status, v.block_root.map(|r| r.0[0]))

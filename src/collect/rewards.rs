@@ -156,7 +156,7 @@ pub async fn epoch_rewards(
             .proposals
             .iter()
             .filter(|p| p.status == status && spec.epoch_of(p.slot) == data.epoch)
-            .map(|p| (p.validator_index, p.slot))
+            .filter_map(|p| Some((p.validator_index?, p.slot)))
             .collect()
     };
     let proposed = of(ProposalStatus::Proposed);

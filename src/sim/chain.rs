@@ -1032,7 +1032,7 @@ impl Sim {
         };
         let duty = |status, root| ProposalVerdict {
             slot: Slot(s),
-            validator_index: ValidatorIndex(proposer),
+            validator_index: Some(ValidatorIndex(proposer)),
             status,
             block_root: root,
             reason: None,
@@ -1444,7 +1444,10 @@ impl Sim {
         t.proposals = self
             .proposals
             .iter()
-            .filter(|p| slots.contains(&p.slot.0) && watched.contains(&p.validator_index.0))
+            .filter(|p| {
+                slots.contains(&p.slot.0)
+                    && p.validator_index.is_some_and(|v| watched.contains(&v.0))
+            })
             .cloned()
             .collect();
         t.slashings = self
@@ -1777,7 +1780,7 @@ mod tests {
         assert_eq!(s.finality(5).finalized.epoch, Epoch(0));
         assert!(s.balance(3, 4) < START_BALANCE);
         for p in s.truth(0, 4, None).proposals {
-            let expect = if p.validator_index.0 < 32 {
+            let expect = if p.validator_index.unwrap().0 < 32 {
                 ProposalStatus::Missed
             } else {
                 ProposalStatus::Proposed

@@ -76,7 +76,8 @@ pub(super) struct AttestationRow<'a> {
 pub(super) struct ProposalRow<'a> {
     pub slot: i64,
     pub epoch: i64,
-    pub validator_index: i64,
+    /// NULL: an unknown empty slot whose proposer nobody serves any more.
+    pub validator_index: Option<i64>,
     pub status: &'static str,
     pub block_root: Option<String>,
     pub reason: Option<&'a str>,
@@ -234,7 +235,7 @@ pub(super) fn epoch_rows(record: &EpochRecord) -> Result<EpochRows<'_>, StoreErr
         proposals.push(ProposalRow {
             slot: to_i64(v.slot.0, "slot")?,
             epoch: e,
-            validator_index: to_i64(v.validator_index.0, "validator_index")?,
+            validator_index: opt_i64(v.validator_index.map(|x| x.0), "validator_index")?,
             status: v.status.as_str(),
             block_root: v.block_root.map(|r| r.to_hex()),
             reason: v.reason.as_deref(),
@@ -653,7 +654,7 @@ pub(super) fn proposal(row: &impl ReadRow) -> Result<ProposalVerdict, StoreError
     let status = row.text(2)?;
     Ok(ProposalVerdict {
         slot: Slot(uint(row, 0, "proposals.slot")?),
-        validator_index: ValidatorIndex(uint(row, 1, "proposals.validator_index")?),
+        validator_index: opt_uint(row, 1, "proposals.validator_index")?.map(ValidatorIndex),
         status: ProposalStatus::from_name(&status).ok_or_else(|| StoreError::Corrupt {
             what: "proposals.status",
             problem: format!("unknown status {status:?}"),
@@ -777,6 +778,10 @@ impl SummaryBuilder {
 
     /// Columns as in `SUMMARY_PROPOSALS`.
     pub fn proposals(&mut self, row: &impl ReadRow) -> Result<(), StoreError> {
+        if row.opt_int(0)?.is_none() {
+            // Unattributed empty slots belong to no validator.
+            return Ok(());
+        }
         let n = |i| uint(row, i, "proposal count");
         let counts = (n(1)?, n(2)?, n(3)?, n(4)?);
         let s = self.entry(row)?;

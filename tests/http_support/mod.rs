@@ -69,7 +69,7 @@ pub fn sample_epoch(epoch: u64) -> EpochRecord {
     {
         r.proposals.push(ProposalVerdict {
             slot: Slot(s + i as u64),
-            validator_index: ValidatorIndex(1 + i as u64),
+            validator_index: Some(ValidatorIndex(1 + i as u64)),
             status,
             block_root: None,
             reason: None,
