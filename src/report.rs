@@ -381,4 +381,55 @@ mod tests {
             assert_eq!(to_csv(&report, kind), want, "{kind:?}");
         }
     }
+
+    #[test]
+    fn a_filter_kept_here_keeps_its_validators_rows_and_the_network() {
+        let att = |v: u64| AttestationVerdict {
+            validator_index: ValidatorIndex(v),
+            epoch: Epoch(4),
+            status: AttestationStatus::Missed,
+            duty_slot: None,
+            inclusion_slot: None,
+            inclusion_delay: None,
+            late: None,
+            source_correct: None,
+            target_correct: None,
+            head_correct: None,
+            reason: None,
+        };
+        let prop = |v: u64| ProposalVerdict {
+            slot: Slot(131),
+            validator_index: ValidatorIndex(v),
+            status: ProposalStatus::Missed,
+            block_root: None,
+            reason: None,
+        };
+        let mut report = Report {
+            attestations: [0, 5, 6, 4_999_999, 5_000_000].map(att).to_vec(),
+            proposals: [6, 7].map(prop).to_vec(),
+            network: vec![crate::analysis::network::NetworkRecord {
+                epoch: Epoch(4),
+                duties: 64,
+                included: 48,
+                empty_slots: 2,
+                slots: 8,
+            }],
+            ..Report::default()
+        };
+        let set = parse_validator_list("0-5,7-4999999").unwrap();
+        assert!(
+            set.len() > INDICES_IN_QUERY,
+            "the case of a filter kept here"
+        );
+        keep_only(&mut report, &set);
+        let kept: Vec<u64> = report
+            .attestations
+            .iter()
+            .map(|a| a.validator_index.0)
+            .collect();
+        assert_eq!(kept, [0, 5, 4_999_999]);
+        assert_eq!(report.proposals.len(), 1);
+        assert_eq!(report.proposals[0].validator_index, ValidatorIndex(7));
+        assert_eq!(report.network.len(), 1, "belongs to no validator");
+    }
 }

@@ -527,6 +527,31 @@ async fn a_huge_range_watches_the_chain_only_and_stops_within_10_s() {
     for (epoch, n) in per_epoch {
         assert_eq!(n, VALIDATORS, "rows of epoch {epoch}");
     }
+
+    // `report` with the same range keeps the rows by range (five million
+    // ids are not sent to the database): all of them, as unfiltered; a
+    // small filter still goes to the database and keeps its own.
+    let report_json = |filter: &[&str]| {
+        let bin = std::env::var("VALWATCH_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_valwatch").to_string());
+        let out = Command::new(bin)
+            .args(["report", "--database-url", &db, "--format", "json"])
+            .args(filter)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let unfiltered = report_json(&[]);
+    assert_eq!(report_json(&["--validators", "0-4999999"]), unfiltered);
+    let few = report_json(&["--validators", "0-9"]);
+    let indices: std::collections::BTreeSet<u64> = few["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["validator_index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, (0..10).collect());
     node.shutdown().await;
 }
 
