@@ -10,11 +10,12 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::beacon::client::ValidatorId;
 use crate::beacon::events::{follow_events, SeenBlocks, SeenSlashings};
 use crate::beacon::StateId;
 use crate::beacon::{redact_url, BeaconPool};
-use crate::chain::{Epoch, SystemClock};
-use crate::config::{Config, Overrides};
+use crate::chain::{Epoch, Pubkey, SystemClock, ValidatorIndex};
+use crate::config::{Config, IdSet, Overrides};
 use crate::http::HttpState;
 use crate::metrics::Metrics;
 use crate::monitor::{Monitor, Observers};
@@ -599,9 +600,7 @@ pub async fn check_config(path: Option<&Path>, over: &Overrides) -> anyhow::Resu
     for o in crate::config::overlapping_groups(&config.groups) {
         println!(
             "warning: groups {} and {} both watch {}",
-            o.first,
-            o.second,
-            crate::config::format_validator_list(&o.shared)
+            o.first, o.second, o.shared
         );
     }
 
@@ -684,35 +683,57 @@ pub async fn check_config(path: Option<&Path>, over: &Overrides) -> anyhow::Resu
     Ok(ok)
 }
 
-/// Asks `pool` for every configured validator and prints the ones the
-/// chain does not hold. `Ok(true)` when all exist.
+/// Asks `pool` which configured validators exist and prints the ones the
+/// chain does not hold. `Ok(true)` when all exist. Indices are not asked
+/// one by one: the registry is a prefix `0..n`, and `n` takes a binary
+/// search of a few requests (`0-4999999` is five million ids, and no node
+/// should be sent them).
 async fn check_registry(pool: &BeaconPool, config: &Config) -> anyhow::Result<bool> {
-    let mut ids = config.all_validators();
-    let mut seen: std::collections::HashSet<_> = ids.iter().copied().collect();
-    ids.extend(
-        config
-            .expected_offline
-            .iter()
-            .filter(|id| seen.insert(**id)),
-    );
-    let ids = &ids;
-    let registry = pool
+    let all = config.all_validators().union(&config.expected_offline);
+    // The public keys, with index 0: a list that matches nothing is no
+    // filter at all for some servers, and 0 tells an empty registry.
+    let mut asked = vec![ValidatorId::Index(ValidatorIndex(0))];
+    asked.extend(all.pubkeys().iter().map(|k| ValidatorId::Pubkey(*k)));
+    let asked = &asked;
+    let found = pool
         .call(
             "/eth/v1/beacon/states/{state_id}/validators",
-            |c| async move { c.validators(StateId::Head, ids).await },
+            |c| async move { c.validators(StateId::Head, asked).await },
         )
         .await?
         .ok_or_else(|| anyhow::anyhow!("the head state is not served (404)"))?;
-    let missing = crate::config::missing_from_registry(config, &registry);
+    let known = u64::from(found.iter().any(|v| v.index.0 == 0));
+    let registry = match all.max_index() {
+        Some(max) => {
+            // The head state was served just above; should a node stop
+            // serving it now, the indices asked count as absent.
+            crate::watchlist::registry_len(known, max, |i| async move {
+                Ok(crate::watchlist::validator_exists(pool, i)
+                    .await?
+                    .unwrap_or(false))
+            })
+            .await?
+        }
+        None => known,
+    };
+    let keys: Vec<Pubkey> = found.iter().map(|v| v.pubkey).collect();
+    let on_chain = IdSet::new(
+        if registry == 0 {
+            Vec::new()
+        } else {
+            vec![(0, registry - 1)]
+        },
+        keys,
+    );
+    let missing = crate::config::missing_from_registry(config, &on_chain);
     if missing.is_empty() {
-        println!("validators: all {} found on chain", ids.len());
+        println!("validators: all {} found on chain", all.len());
         return Ok(true);
     }
     for (place, absent) in &missing {
         println!(
             "validators: FAILED: {place}: not on chain (a typo, another network, or a deposit \
-             not yet processed): {}",
-            crate::config::format_validator_list(absent)
+             not yet processed): {absent}"
         );
     }
     Ok(false)

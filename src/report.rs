@@ -9,10 +9,17 @@
 use std::fmt::Write as _;
 
 use crate::beacon::client::ValidatorId;
-use crate::chain::Epoch;
+use crate::chain::{Epoch, ValidatorIndex};
 use crate::cli::{ReportArgs, ReportFormat, ReportKind};
-use crate::config::parse_validator_list;
+use crate::config::{parse_validator_list, IdSet};
 use crate::store::{Report, ReportQuery};
+
+/// Up to this many indices travel to the database as the query's list: a
+/// small filter on a long history reads only its rows. A larger filter
+/// (`0-4999999`) would be millions of ids in one parameter, so the rows
+/// are read without it and kept here by range (the database holds only
+/// the validators that were watched).
+const INDICES_IN_QUERY: u64 = 100_000;
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     let url = crate::app::database_url(
@@ -28,36 +35,56 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
     // Said before opening, so that a refusal is read next to its path.
     eprintln!("reading {}", crate::store::redact_url(&url));
     let store = crate::store::Store::open_read_only(&url).await?;
-    let validators = match &args.validators {
+    let filter = match &args.validators {
         None => None,
-        Some(list) => Some(
-            parse_validator_list(list)
-                .map_err(|e| anyhow::anyhow!("--validators: {e}"))?
-                .into_iter()
-                .map(|id| match id {
-                    ValidatorId::Index(i) => Ok(i),
-                    ValidatorId::Pubkey(_) => Err(anyhow::anyhow!(
-                        "--validators: report takes indices, not public keys"
-                    )),
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?,
-        ),
+        Some(list) => {
+            let set =
+                parse_validator_list(list).map_err(|e| anyhow::anyhow!("--validators: {e}"))?;
+            if !set.pubkeys().is_empty() {
+                anyhow::bail!("--validators: report takes indices, not public keys");
+            }
+            Some(set)
+        }
+    };
+    let (listed, kept_here) = match filter {
+        Some(set) if set.len() > INDICES_IN_QUERY => (None, Some(set)),
+        small => (small, None),
     };
     let query = ReportQuery {
-        validators,
+        validators: listed.map(|set| {
+            set.ids()
+                .filter_map(|id| match id {
+                    ValidatorId::Index(i) => Some(i),
+                    ValidatorId::Pubkey(_) => None,
+                })
+                .collect()
+        }),
         from_epoch: args.from_epoch.map(Epoch),
         to_epoch: args.to_epoch.map(Epoch),
     };
+    let report = || async {
+        let mut r = store.report(&query).await?;
+        if let Some(set) = &kept_here {
+            keep_only(&mut r, set);
+        }
+        anyhow::Ok(r)
+    };
     let out = match args.format {
-        ReportFormat::Json => serde_json::to_string_pretty(&store.report(&query).await?)?,
+        ReportFormat::Json => serde_json::to_string_pretty(&report().await?)?,
         ReportFormat::Csv => {
             // clap requires it with csv; this covers callers without clap.
             let kind = args.kind.ok_or_else(|| {
                 anyhow::anyhow!("--format csv needs --kind attestations|proposals|sync|balances|rewards|network")
             })?;
-            to_csv(&store.report(&query).await?, kind)
+            to_csv(&report().await?, kind)
         }
-        ReportFormat::Table => to_table(&store.summary(&query).await?),
+        ReportFormat::Table => {
+            let mut rows = store.summary(&query).await?;
+            if let Some(set) = &kept_here {
+                rows.retain(|r| has(set, r.validator_index));
+            }
+            to_table(&rows)
+        }
     };
     if out.ends_with('\n') {
         print!("{out}");
@@ -65,6 +92,20 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         println!("{out}");
     }
     Ok(())
+}
+
+fn has(set: &IdSet, v: ValidatorIndex) -> bool {
+    set.contains(&ValidatorId::Index(v))
+}
+
+/// PURE: keeps the records of the validators in `set` (the network
+/// baseline belongs to no validator and stays).
+fn keep_only(r: &mut Report, set: &IdSet) {
+    r.attestations.retain(|x| has(set, x.validator_index));
+    r.proposals.retain(|x| has(set, x.validator_index));
+    r.sync.retain(|x| has(set, x.validator_index));
+    r.balances.retain(|x| has(set, x.validator_index));
+    r.rewards.retain(|x| has(set, x.validator_index));
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
@@ -339,5 +380,56 @@ mod tests {
         for (kind, want) in cases {
             assert_eq!(to_csv(&report, kind), want, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_filter_kept_here_keeps_its_validators_rows_and_the_network() {
+        let att = |v: u64| AttestationVerdict {
+            validator_index: ValidatorIndex(v),
+            epoch: Epoch(4),
+            status: AttestationStatus::Missed,
+            duty_slot: None,
+            inclusion_slot: None,
+            inclusion_delay: None,
+            late: None,
+            source_correct: None,
+            target_correct: None,
+            head_correct: None,
+            reason: None,
+        };
+        let prop = |v: u64| ProposalVerdict {
+            slot: Slot(131),
+            validator_index: ValidatorIndex(v),
+            status: ProposalStatus::Missed,
+            block_root: None,
+            reason: None,
+        };
+        let mut report = Report {
+            attestations: [0, 5, 6, 4_999_999, 5_000_000].map(att).to_vec(),
+            proposals: [6, 7].map(prop).to_vec(),
+            network: vec![crate::analysis::network::NetworkRecord {
+                epoch: Epoch(4),
+                duties: 64,
+                included: 48,
+                empty_slots: 2,
+                slots: 8,
+            }],
+            ..Report::default()
+        };
+        let set = parse_validator_list("0-5,7-4999999").unwrap();
+        assert!(
+            set.len() > INDICES_IN_QUERY,
+            "the case of a filter kept here"
+        );
+        keep_only(&mut report, &set);
+        let kept: Vec<u64> = report
+            .attestations
+            .iter()
+            .map(|a| a.validator_index.0)
+            .collect();
+        assert_eq!(kept, [0, 5, 4_999_999]);
+        assert_eq!(report.proposals.len(), 1);
+        assert_eq!(report.proposals[0].validator_index, ValidatorIndex(7));
+        assert_eq!(report.network.len(), 1, "belongs to no validator");
     }
 }

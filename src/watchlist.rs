@@ -7,11 +7,11 @@
 //! (their keys replace the group's members at every reading, see
 //! `crate::sources`) and the validators' labels. Must not: judge anything.
 //!
-//! The configured ids are kept compact (`IdSet`: index ranges and public
-//! keys), and only validators the chain has are watched: the registry is
-//! a prefix `0..n` of indices (validators are appended and never removed),
-//! so `n` found by a binary search of a few single-id requests tells which
-//! configured indices exist. Issue 11: `--validators 0-4999999` on a
+//! The configured ids are compact (`IdSet`: index ranges and public keys,
+//! as the configuration reads them), and only validators the chain has are
+//! watched: the registry is a prefix `0..n` of indices (validators are
+//! appended and never removed), so `n` found by a binary search of a few
+//! single-id requests tells which configured indices exist. Issue 11: `--validators 0-4999999` on a
 //! 64-validator chain was watched literally, ~5 M `unknown` rows an epoch.
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,104 +24,13 @@ use tracing::{info, warn};
 use crate::beacon::client::ValidatorId;
 use crate::beacon::{BeaconError, BeaconPool, StateId};
 use crate::chain::{Pubkey, ValidatorIndex};
-use crate::config::{parse_labels_file, parse_validator_file, Group, Labels};
+use crate::config::{parse_labels_file, parse_validator_file, Group, IdSet, Labels};
 use crate::sources::{SourceStatus, Sources};
 use crate::status::GroupSpec;
 
 /// Ranges or keys named in the "not on chain" log line; the count says
 /// how many more there are.
 const NAMED_IN_LOG: usize = 10;
-
-/// A set of configured validator ids, compact: sorted, disjoint, non-adjacent
-/// inclusive index ranges, and public keys in the order first named.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IdSet {
-    ranges: Vec<(u64, u64)>,
-    pubkeys: Vec<Pubkey>,
-}
-
-impl IdSet {
-    /// PURE: the set of `ids`, whatever their order and repetitions. Runs of
-    /// consecutive indices (what a range `a-b` expands to) cost one entry.
-    pub fn from_ids<'a>(ids: impl IntoIterator<Item = &'a ValidatorId>) -> IdSet {
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        let mut pubkeys = Vec::new();
-        let mut seen_keys = std::collections::HashSet::new();
-        for id in ids {
-            match id {
-                ValidatorId::Index(i) => match ranges.last_mut() {
-                    Some(last) if last.1.checked_add(1) == Some(i.0) => last.1 = i.0,
-                    Some(last) if (last.0..=last.1).contains(&i.0) => {}
-                    _ => ranges.push((i.0, i.0)),
-                },
-                ValidatorId::Pubkey(k) => {
-                    if seen_keys.insert(*k) {
-                        pubkeys.push(*k);
-                    }
-                }
-            }
-        }
-        IdSet {
-            ranges: merge(ranges),
-            pubkeys,
-        }
-    }
-
-    /// PURE: both sets.
-    pub fn union(&self, other: &IdSet) -> IdSet {
-        let mut ranges = self.ranges.clone();
-        ranges.extend(other.ranges.iter().copied());
-        let mut pubkeys = self.pubkeys.clone();
-        for k in &other.pubkeys {
-            if !pubkeys.contains(k) {
-                pubkeys.push(*k);
-            }
-        }
-        IdSet {
-            ranges: merge(ranges),
-            pubkeys,
-        }
-    }
-
-    /// The highest index named, if any.
-    pub fn max_index(&self) -> Option<u64> {
-        self.ranges.last().map(|r| r.1)
-    }
-
-    /// Indices named, below `end`, ascending.
-    pub fn indices_below(&self, end: u64) -> impl Iterator<Item = ValidatorIndex> + '_ {
-        self.ranges
-            .iter()
-            .take_while(move |r| r.0 < end)
-            .flat_map(move |&(a, b)| (a..=b.min(end.saturating_sub(1))).map(ValidatorIndex))
-    }
-
-    /// The ranges of indices named at or above `end`.
-    pub fn ranges_from(&self, end: u64) -> Vec<(u64, u64)> {
-        self.ranges
-            .iter()
-            .filter(|r| r.1 >= end)
-            .map(|&(a, b)| (a.max(end), b))
-            .collect()
-    }
-
-    pub fn pubkeys(&self) -> &[Pubkey] {
-        &self.pubkeys
-    }
-}
-
-/// Sorts ranges and merges the overlapping and adjacent ones.
-fn merge(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    ranges.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-    for (a, b) in ranges {
-        match out.last_mut() {
-            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
-        }
-    }
-    out
-}
 
 /// PURE: how the configured validators the chain does not have read in a
 /// log line: `64-4999999, 0xab…` with at most `NAMED_IN_LOG` items.
@@ -174,10 +83,11 @@ where
     Ok(lo)
 }
 
-/// Whether validator `index` is in the head state's registry. Index 0 is
-/// asked along: an id list that matches nothing is, for some servers (the
-/// simulator), no filter at all and answers the whole registry.
-async fn validator_exists(pool: &BeaconPool, index: u64) -> Result<bool, BeaconError> {
+/// Whether validator `index` is in the head state's registry; None when
+/// the head state is not served (404). Index 0 is asked along: an id list
+/// that matches nothing is, for some servers (the simulator), no filter at
+/// all and answers the whole registry.
+pub async fn validator_exists(pool: &BeaconPool, index: u64) -> Result<Option<bool>, BeaconError> {
     let mut ids = vec![ValidatorId::Index(ValidatorIndex(0))];
     if index != 0 {
         ids.push(ValidatorId::Index(ValidatorIndex(index)));
@@ -189,7 +99,7 @@ async fn validator_exists(pool: &BeaconPool, index: u64) -> Result<bool, BeaconE
             |c| async move { c.validators(StateId::Head, ids).await },
         )
         .await?;
-    Ok(found.unwrap_or_default().iter().any(|v| v.index.0 == index))
+    Ok(found.map(|found| found.iter().any(|v| v.index.0 == index)))
 }
 
 /// PURE: a hash of the groups' names and members, to tell a change.
@@ -244,15 +154,14 @@ fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
 }
 
 impl Watchlist {
-    /// Takes the groups and keeps them compact: a configured range of
-    /// millions of indices costs one entry here, and the expanded lists
-    /// are dropped.
-    pub fn new(groups: Vec<Group>, expected_offline: Vec<ValidatorId>) -> Self {
+    /// Takes the configured groups (compact already: a range of millions
+    /// of indices is one entry).
+    pub fn new(groups: Vec<Group>, expected_offline: IdSet) -> Self {
         let groups = groups
             .into_iter()
             .map(|g| Entry {
-                members: IdSet::from_ids(&g.validators),
-                inline: IdSet::from_ids(&g.inline),
+                members: g.validators,
+                inline: g.inline,
                 modified: mtime(&g.validators_file),
                 file: g.validators_file,
                 name: g.name,
@@ -260,7 +169,7 @@ impl Watchlist {
             .collect();
         Self {
             groups,
-            expected_offline: IdSet::from_ids(&expected_offline),
+            expected_offline,
             resolved: HashMap::new(),
             registry: None,
             reported: None,
@@ -342,9 +251,8 @@ impl Watchlist {
         let lists = sources.read().await;
         let changed = !lists.is_empty();
         for (group, keys) in lists {
-            let ids: Vec<ValidatorId> = keys.into_iter().map(ValidatorId::Pubkey).collect();
             if let Some(g) = self.groups.iter_mut().find(|g| g.name == group) {
-                g.members = IdSet::from_ids(&ids);
+                g.members = IdSet::new(Vec::new(), keys);
             }
         }
         // Keys not on chain yet (pending deposits) are looked for again
@@ -469,7 +377,12 @@ impl Watchlist {
         if let Some(max) = all.max_index() {
             let known = self.registry.unwrap_or(0);
             if known <= max {
-                let len = registry_len(known, max, |i| validator_exists(pool, i)).await?;
+                // A head state not served counts as an empty registry:
+                // nothing is watched until a node serves it.
+                let len = registry_len(known, max, |i| async move {
+                    Ok(validator_exists(pool, i).await?.unwrap_or(false))
+                })
+                .await?;
                 self.registry = Some(len);
             }
         } else if self.registry.is_none() {
@@ -563,7 +476,7 @@ impl Watchlist {
                 .and_then(|t| parse_validator_file(&t));
             match parsed {
                 Ok(ids) => {
-                    let members = g.inline.union(&IdSet::from_ids(&ids));
+                    let members = g.inline.union(&ids);
                     if members != g.members {
                         info!(group = %g.name, file = %path.display(),
                               "validators file changed");
@@ -585,44 +498,11 @@ mod tests {
     use crate::config::parse_validator_list;
 
     fn set(list: &str) -> IdSet {
-        IdSet::from_ids(&parse_validator_list(list).unwrap())
+        parse_validator_list(list).unwrap()
     }
 
     fn idx(v: &[u64]) -> Vec<ValidatorIndex> {
         v.iter().copied().map(ValidatorIndex).collect()
-    }
-
-    #[test]
-    fn id_sets_keep_runs_as_ranges_whatever_the_order() {
-        let cases = [
-            ("0-4999999", vec![(0, 4_999_999)]),
-            ("5,1,2,3,9", vec![(1, 3), (5, 5), (9, 9)]),
-            ("1-3,2-6,7,7,20-21", vec![(1, 7), (20, 21)]),
-            ("10-12,0-9", vec![(0, 12)]),
-            ("18446744073709551615,0", vec![(0, 0), (u64::MAX, u64::MAX)]),
-        ];
-        for (list, want) in cases {
-            assert_eq!(set(list).ranges, want, "{list}");
-        }
-        let pk = format!("0x{}", "ab".repeat(48));
-        let s = set(&format!("{pk},1,{pk}"));
-        assert_eq!(s.pubkeys.len(), 1);
-        assert_eq!(s.ranges, vec![(1, 1)]);
-    }
-
-    #[test]
-    fn indices_are_cut_at_the_registry_end() {
-        let s = set("0-4999999");
-        assert_eq!(s.indices_below(4).collect::<Vec<_>>(), idx(&[0, 1, 2, 3]));
-        assert_eq!(s.ranges_from(64), vec![(64, 4_999_999)]);
-        let s = set("3,70-80,100");
-        assert_eq!(
-            s.indices_below(75).collect::<Vec<_>>(),
-            idx(&[3, 70, 71, 72, 73, 74])
-        );
-        assert_eq!(s.ranges_from(75), vec![(75, 80), (100, 100)]);
-        assert_eq!(s.indices_below(0).count(), 0);
-        assert!(s.ranges_from(101).is_empty());
     }
 
     #[test]
@@ -670,7 +550,7 @@ mod tests {
             inline: parse_validator_list("1").unwrap(),
             validators_file: Some(file.clone()),
         };
-        let mut w = Watchlist::new(vec![group], vec![]);
+        let mut w = Watchlist::new(vec![group], IdSet::default());
         w.registry = Some(100);
         assert!(!w.reload_files());
         // mtime granularity: make the change visible.
@@ -703,7 +583,7 @@ mod tests {
         let group = Group {
             name: "g".into(),
             validators: parse_validator_list("0-4999999").unwrap(),
-            inline: Vec::new(),
+            inline: IdSet::default(),
             validators_file: None,
         };
         let mut w = Watchlist::new(vec![group], parse_validator_list("3,100").unwrap());
@@ -719,7 +599,7 @@ mod tests {
         let group = Group {
             name: "g".into(),
             validators: parse_validator_list(&format!("1,2,{}", key(0xaa))).unwrap(),
-            inline: Vec::new(),
+            inline: IdSet::default(),
             validators_file: None,
         };
         let labels = crate::config::parse_labels_file(&format!(
@@ -728,7 +608,7 @@ mod tests {
             key(0xbb)
         ))
         .unwrap();
-        let mut w = Watchlist::new(vec![group], vec![]).with_labels(labels, None);
+        let mut w = Watchlist::new(vec![group], IdSet::default()).with_labels(labels, None);
         w.registry = Some(64);
         let aa: Pubkey = key(0xaa).parse().unwrap();
         w.resolved.insert(aa, ValidatorIndex(40));
@@ -750,7 +630,7 @@ mod tests {
         let group = Group {
             name: "g".into(),
             validators: parse_validator_list("1").unwrap(),
-            inline: Vec::new(),
+            inline: IdSet::default(),
             validators_file: None,
         };
         let sources = crate::sources::Sources::new(vec![crate::config::SourceConfig {
@@ -762,7 +642,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
         }])
         .unwrap();
-        let mut w = Watchlist::new(vec![group], vec![]).with_sources(sources);
+        let mut w = Watchlist::new(vec![group], IdSet::default()).with_sources(sources);
         w.registry = Some(64);
         assert!(w.sources_pending(), "never answered");
         let specs = w.group_specs();
@@ -782,10 +662,11 @@ mod tests {
         let group = Group {
             name: "g".into(),
             validators: parse_validator_list("1-2").unwrap(),
-            inline: Vec::new(),
+            inline: IdSet::default(),
             validators_file: None,
         };
-        let mut w = Watchlist::new(vec![group], vec![]).with_labels(labels, Some(file.clone()));
+        let mut w =
+            Watchlist::new(vec![group], IdSet::default()).with_labels(labels, Some(file.clone()));
         w.registry = Some(64);
         assert!(!w.reload_labels(), "unchanged");
         let touch = |text: &str, secs: u64| {

@@ -164,6 +164,117 @@ fn check_config_names_validators_not_on_chain_and_warns_on_overlaps() {
     assert!(!dir.path().join("valwatch-data").exists());
 }
 
+/// Runs valwatch and returns its success, stdout and stderr together, and
+/// the process's peak resident memory in MiB: exact from `/usr/bin/time -v`
+/// (the kernel's ru_maxrss of the child) when it is installed, else the
+/// last VmHWM read from /proc while the process ran (read every 10 ms;
+/// VmHWM only grows, so only a peak in its last moments could be missed).
+fn valwatch_with_peak(args: &[&str]) -> (bool, String, u64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let bin = env!("CARGO_BIN_EXE_valwatch");
+    let time = Path::new("/usr/bin/time");
+    let mut cmd = if time.exists() {
+        let mut c = Command::new(time);
+        c.arg("-v").arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let mut child = cmd
+        .args(args)
+        .env_remove("VALWATCH_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            r.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let stdout = pipe(Box::new(child.stdout.take().unwrap()));
+    let stderr = pipe(Box::new(child.stderr.take().unwrap()));
+    let mut polled_kib = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let hwm = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            });
+        polled_kib = polled_kib.max(hwm.unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    let peak_kib = if time.exists() {
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no maximum RSS from /usr/bin/time: {stderr}"))
+    } else {
+        polled_kib
+    };
+    (
+        status.success(),
+        format!("{stdout}{stderr}"),
+        peak_kib / 1024,
+    )
+}
+
+/// Issue 11: a range of five million validators is read as a range. The
+/// configuration was once expanded into a list of five million ids first
+/// (a ~555 MiB peak, and five thousand requests of 1000 ids to the node);
+/// now the range is counted, compared with the registry's length found by
+/// a few requests, and the missing part named as a range.
+#[test]
+fn check_config_reads_a_range_of_millions_as_a_range() {
+    let replay = common::Replay::start("lodestar-devnet", &["--mode", "static"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("valwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[beacon_nodes]]\nurl = \"{}\"\n\
+             [[groups]]\nname = \"all\"\nvalidators = \"0-4999999\"\n\
+             [[groups]]\nname = \"some\"\nvalidators = \"10-19,4000000-4999999\"\n\
+             [monitor]\nexpected_offline = \"48-63\"\n",
+            replay.url()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (ok, out, peak_mib) =
+        valwatch_with_peak(&["check-config", "--config", config.to_str().unwrap()]);
+    let took = started.elapsed();
+    eprintln!("check-config on 0-4999999: {took:?}, peak RSS {peak_mib} MiB");
+    // Not ok: most of the range is not on this 64-validator chain.
+    assert!(!ok, "{out}");
+    for line in [
+        "configuration: ok (1 nodes, 2 groups, 5000000 validators)\n",
+        "warning: groups all and some both watch 10-19,4000000-4999999\n",
+        "validators: FAILED: groups[0] (all): not on chain (a typo, another network, or a \
+         deposit not yet processed): 64-4999999\n",
+        "validators: FAILED: groups[1] (some): not on chain (a typo, another network, or a \
+         deposit not yet processed): 4000000-4999999\n",
+    ] {
+        assert!(out.contains(line), "{line} missing from {out}");
+    }
+    assert!(
+        !out.contains("monitor.expected_offline: not on chain"),
+        "{out}"
+    );
+    assert!(peak_mib < 100, "check-config peaked at {peak_mib} MiB");
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+}
+
 #[test]
 fn check_config_names_every_type_error_at_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -68,9 +68,9 @@ pub fn parse_labels_file(text: &str) -> Result<Labels, String> {
         let mut fields = content.split(',').map(str::trim);
         let who = fields.next().unwrap_or("");
         let ids = super::parse_validator_list(who).map_err(|e| format!("line {line_no}: {e}"))?;
-        let id = match ids.as_slice() {
-            [one] => *one,
-            _ => {
+        let id = match ids.single() {
+            Some(one) => one,
+            None => {
                 return Err(format!(
                     "line {line_no}: `{who}` must be one validator index or 0x public key"
                 ))
@@ -109,7 +109,10 @@ mod tests {
     #[test]
     fn good_files_give_sorted_labels_per_validator() {
         let pk = format!("0x{}", "ab".repeat(48));
-        let pk_id = crate::config::parse_validator_list(&pk).unwrap()[0];
+        let pk_id = crate::config::parse_validator_list(&pk)
+            .unwrap()
+            .single()
+            .unwrap();
         // (case, file, expected (id, labels))
         let cases: Vec<(&str, String, Vec<(ValidatorId, Vec<&str>)>)> = vec![
             ("empty", String::new(), vec![]),
@@ -164,6 +167,11 @@ mod tests {
                 "a range",
                 "3-5,a".into(),
                 "line 1: `3-5` must be one validator",
+            ),
+            (
+                "a range of millions, refused unexpanded",
+                "0-4999999,a".into(),
+                "line 1: `0-4999999` must be one validator",
             ),
             ("bad characters", "# c\n1,a b".into(), "line 2: label `a b`"),
             ("quotes", "1,\"a\"".into(), "line 1: label `\"a\"`"),

@@ -26,13 +26,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::beacon::client::ValidatorId;
 use crate::beacon::{NodeConfig, NodeRole};
 use crate::chain::Epoch;
 
 pub use labels::{parse_labels_file, Labels};
 pub use sources::{SourceConfig, SourceKind};
-pub use validators::{format_validator_list, parse_validator_file, parse_validator_list};
+pub use validators::{parse_validator_file, parse_validator_list, IdSet};
 
 /// Default per-request timeout for a beacon node. Blocks and committees of
 /// a mainnet epoch answer in well under a second on a local node; public
@@ -217,10 +216,10 @@ fn validate_heartbeat(raw: RawHeartbeat, problems: &mut Vec<Problem>) -> Option<
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Group {
     pub name: String,
-    /// All members: `inline` followed by the file's.
-    pub validators: Vec<ValidatorId>,
+    /// All members: `inline` and the file's.
+    pub validators: IdSet,
     /// The members listed in the config itself (`validators`).
-    pub inline: Vec<ValidatorId>,
+    pub inline: IdSet,
     /// Re-read when it changes.
     pub validators_file: Option<PathBuf>,
 }
@@ -248,7 +247,7 @@ pub struct Config {
     pub from_epoch: Option<Epoch>,
     /// How often the follower looks at the head. `None`: a quarter slot.
     pub poll_interval: Option<Duration>,
-    pub expected_offline: Vec<ValidatorId>,
+    pub expected_offline: IdSet,
     pub alerts: alerts::AlertsConfig,
     pub heartbeat: Option<HeartbeatConfig>,
 }
@@ -265,18 +264,11 @@ impl Config {
         }
     }
 
-    /// Every watched validator id, in group order, without duplicates.
-    pub fn all_validators(&self) -> Vec<ValidatorId> {
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        for g in &self.groups {
-            for v in &g.validators {
-                if seen.insert(*v) {
-                    out.push(*v);
-                }
-            }
-        }
-        out
+    /// Every validator id of the groups, in one set.
+    pub fn all_validators(&self) -> IdSet {
+        self.groups
+            .iter()
+            .fold(IdSet::default(), |all, g| all.union(&g.validators))
     }
 }
 
@@ -287,28 +279,19 @@ impl Config {
 pub struct Overlap {
     pub first: String,
     pub second: String,
-    /// In the first group's order, without duplicates.
-    pub shared: Vec<ValidatorId>,
+    pub shared: IdSet,
 }
 
 /// PURE: every pair of groups sharing validators, in configuration order.
 /// Compares ids as written: a validator given by index in one group and by
-/// public key in another is not seen here (that needs the chain).
+/// public key in another is not seen here (that needs the chain). Works on
+/// the ranges: ten groups of a million indices cost 45 walks over a few
+/// ranges each.
 pub fn overlapping_groups(groups: &[Group]) -> Vec<Overlap> {
-    let sets: Vec<std::collections::HashSet<ValidatorId>> = groups
-        .iter()
-        .map(|g| g.validators.iter().copied().collect())
-        .collect();
     let mut out = Vec::new();
     for (i, first) in groups.iter().enumerate() {
-        for (j, second) in groups.iter().enumerate().skip(i + 1) {
-            let mut seen = std::collections::HashSet::new();
-            let shared: Vec<ValidatorId> = first
-                .validators
-                .iter()
-                .filter(|v| sets[j].contains(v) && seen.insert(**v))
-                .copied()
-                .collect();
+        for second in groups.iter().skip(i + 1) {
+            let shared = first.validators.intersection(&second.validators);
             if !shared.is_empty() {
                 out.push(Overlap {
                     first: first.name.clone(),
@@ -322,19 +305,11 @@ pub fn overlapping_groups(groups: &[Group]) -> Vec<Overlap> {
 }
 
 /// PURE: per place that names validators (`groups[i] (name)` and
-/// `monitor.expected_offline`), the ids the registry does not hold.
-/// `registry` is what a node answered for those ids: an index is on chain
-/// when its entry came back, a public key when some entry carries it.
-pub fn missing_from_registry(
-    config: &Config,
-    registry: &[crate::chain::ValidatorInfo],
-) -> Vec<(String, Vec<ValidatorId>)> {
-    let indices: std::collections::HashSet<_> = registry.iter().map(|v| v.index).collect();
-    let keys: std::collections::HashSet<_> = registry.iter().map(|v| v.pubkey).collect();
-    let on_chain = |id: &ValidatorId| match id {
-        ValidatorId::Index(i) => indices.contains(i),
-        ValidatorId::Pubkey(k) => keys.contains(k),
-    };
+/// `monitor.expected_offline`), the ids the chain does not hold. `on_chain`
+/// is what a node answered: the registry's indices (a prefix `0..n`, as
+/// validators are appended and never removed) and the configured public
+/// keys it knows.
+pub fn missing_from_registry(config: &Config, on_chain: &IdSet) -> Vec<(String, IdSet)> {
     let places = config
         .groups
         .iter()
@@ -346,8 +321,7 @@ pub fn missing_from_registry(
         )));
     places
         .filter_map(|(place, ids)| {
-            let missing: Vec<ValidatorId> =
-                ids.iter().filter(|id| !on_chain(id)).copied().collect();
+            let missing = ids.difference(on_chain);
             (!missing.is_empty()).then_some((place, missing))
         })
         .collect()
@@ -726,7 +700,7 @@ pub fn validate_with(
                 format!("`{name}` is used by another group"),
             );
         }
-        let mut validators = Vec::new();
+        let mut validators = IdSet::default();
         if let Some(list) = &g.validators {
             match parse_validator_list(list) {
                 // An empty list is a mistake (a variable that expanded to
@@ -736,7 +710,7 @@ pub fn validate_with(
                     format!("{key}.validators"),
                     "lists no validator: give indices, ranges a-b or 0x public keys".into(),
                 ),
-                Ok(v) => validators.extend(v),
+                Ok(v) => validators = v,
                 Err(e) => add(&mut problems, format!("{key}.validators"), e),
             }
         }
@@ -746,7 +720,7 @@ pub fn validate_with(
             let path = base_dir.join(f);
             match std::fs::read_to_string(&path) {
                 Ok(text) => match parse_validator_file(&text) {
-                    Ok(v) => validators.extend(v),
+                    Ok(v) => validators = validators.union(&v),
                     Err(e) => add(
                         &mut problems,
                         format!("{key}.validators_file"),
@@ -840,10 +814,10 @@ pub fn validate_with(
         Some(v) => parse_duration("monitor.poll_interval", v, &mut problems),
     };
     let expected_offline = match raw.monitor.expected_offline.as_deref() {
-        None => Vec::new(),
+        None => IdSet::default(),
         Some(list) => parse_validator_list(list).unwrap_or_else(|e| {
             add(&mut problems, "monitor.expected_offline".into(), e);
-            Vec::new()
+            IdSet::default()
         }),
     };
     let data_dir = match &over.data_dir {
@@ -1175,6 +1149,33 @@ mod tests {
     }
 
     #[test]
+    fn groups_keep_ranges_as_ranges_with_their_files() {
+        // validators_file is relative to the config file: written beside it
+        // after `load_text` made the directory, then loaded again.
+        let text = "[[beacon_nodes]]\nurl = \"http://127.0.0.1:5052\"\n\
+                    [[groups]]\nname = \"a\"\nvalidators = \"0-4999999\"\n\
+                    validators_file = \"more.txt\"\n\
+                    [[groups]]\nname = \"b\"\nvalidators = \"5000000-5999999\"\n\
+                    [monitor]\nexpected_offline = \"3-9\"\n";
+        let (dir, _) = load_text(text, &[]);
+        std::fs::write(dir.path().join("more.txt"), "# extra\n4999990-5000009\n7\n").unwrap();
+        let cfg = load_with_env(
+            Some(&dir.path().join("valwatch.toml")),
+            &Overrides::default(),
+            std::iter::empty(),
+        )
+        .unwrap();
+        assert_eq!(cfg.groups[0].inline.ranges(), &[(0, 4_999_999)]);
+        assert_eq!(cfg.groups[0].validators.ranges(), &[(0, 5_000_009)]);
+        assert_eq!(cfg.groups[1].validators.ranges(), &[(5_000_000, 5_999_999)]);
+        assert_eq!(cfg.expected_offline.ranges(), &[(3, 9)]);
+        assert_eq!(cfg.all_validators().len(), 6_000_000);
+        let overlaps = overlapping_groups(&cfg.groups);
+        assert_eq!(overlaps.len(), 1);
+        assert_eq!(overlaps[0].shared.to_string(), "5000000-5000009");
+    }
+
+    #[test]
     fn type_errors_in_three_sections_are_named_together_with_every_other_problem() {
         let (_dir, result) = load_text(
             r#"
@@ -1331,6 +1332,7 @@ mod tests {
 
     #[test]
     fn overlapping_groups_are_found_pair_by_pair() {
+        let key = format!("0x{}", "ab".repeat(48));
         let cases: &[OverlapCase] = &[
             ("disjoint", &[("a", "1-3"), ("b", "4-6")], &[]),
             (
@@ -1348,12 +1350,38 @@ mod tests {
                 &[("a", "1,1")],
                 &[],
             ),
+            (
+                "ranges cut into pieces",
+                &[("a", "0-99"), ("b", "10-19,50,90-200")],
+                &[("a", "b", "10-19,50,90-99")],
+            ),
+            (
+                "ten groups of a million, side by side",
+                &[
+                    ("g0", "0-999999"),
+                    ("g1", "1000000-1999999"),
+                    ("g2", "2000000-2999999"),
+                    ("g3", "3000000-3999999"),
+                    ("g4", "4000000-4999999"),
+                    ("g5", "5000000-5999999"),
+                    ("g6", "6000000-6999999"),
+                    ("g7", "7000000-7999999"),
+                    ("g8", "8000000-8999999"),
+                    ("g9", "9000000-9999999"),
+                ],
+                &[],
+            ),
+            (
+                "millions shared",
+                &[("a", "0-4999999"), ("b", "1000000-1999999,4999999-5999999")],
+                &[("a", "b", "1000000-1999999,4999999")],
+            ),
         ];
         for (name, groups, want) in cases {
             let groups: Vec<Group> = groups.iter().map(|(n, l)| group(n, l)).collect();
             let got: Vec<(String, String, String)> = overlapping_groups(&groups)
                 .into_iter()
-                .map(|o| (o.first, o.second, format_validator_list(&o.shared)))
+                .map(|o| (o.first, o.second, o.shared.to_string()))
                 .collect();
             let want: Vec<(String, String, String)> = want
                 .iter()
@@ -1361,21 +1389,18 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{name}");
         }
+        // Keys are compared as written.
+        let groups = [
+            group("a", &format!("1,{key}")),
+            group("b", &format!("{key},2")),
+        ];
+        let found = overlapping_groups(&groups);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].shared.to_string(), key);
     }
 
     #[test]
     fn validators_missing_from_the_registry_are_named_by_place() {
-        use crate::chain::{Gwei, Pubkey, ValidatorIndex, ValidatorInfo, ValidatorStatus};
-        let info = |i: u64, key: u8| ValidatorInfo {
-            index: ValidatorIndex(i),
-            pubkey: Pubkey([key; 48]),
-            balance: Gwei(32_000_000_000),
-            effective_balance: Gwei(32_000_000_000),
-            status: ValidatorStatus::ActiveOngoing,
-            slashed: false,
-            activation_epoch: Epoch(0),
-            exit_epoch: Epoch(u64::MAX),
-        };
         let known_key = format!("0x{}", "07".repeat(48));
         let unknown_key = format!("0x{}", "09".repeat(48));
         let over = Overrides {
@@ -1394,35 +1419,57 @@ mod tests {
                     validators: Some(format!("2,{unknown_key},99")),
                     validators_file: None,
                 },
+                RawGroup {
+                    name: Some("huge".into()),
+                    validators: Some("0-4999999".into()),
+                    validators_file: None,
+                },
             ],
             ..RawConfig::default()
         };
         raw.monitor.expected_offline = Some("98".into());
         let cfg = validate(raw, &over, Path::new(".")).unwrap();
-        let registry = [info(1, 1), info(2, 2), info(3, 7)];
-        let got: Vec<(String, String)> = missing_from_registry(&cfg, &registry)
-            .into_iter()
-            .map(|(place, ids)| (place, format_validator_list(&ids)))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("groups[1] (b)".to_string(), format!("99,{unknown_key}")),
-                ("monitor.expected_offline".to_string(), "98".to_string()),
-            ]
-        );
-        assert!(missing_from_registry(
-            &cfg,
-            &[
-                info(1, 1),
-                info(2, 2),
-                info(3, 7),
-                info(98, 8),
-                info(99, 9),
-                info(5, 9)
-            ]
-        )
-        .is_empty());
+        // (what the chain holds, the places and their missing LISTs)
+        let cases: Vec<(IdSet, Vec<(&str, String)>)> = vec![
+            (
+                parse_validator_list(&format!("0-63,{known_key}")).unwrap(),
+                vec![
+                    ("groups[1] (b)", format!("99,{unknown_key}")),
+                    ("groups[2] (huge)", "64-4999999".into()),
+                    ("monitor.expected_offline", "98".into()),
+                ],
+            ),
+            (
+                parse_validator_list("0-98").unwrap(),
+                vec![
+                    ("groups[0] (a)", known_key.clone()),
+                    ("groups[1] (b)", format!("99,{unknown_key}")),
+                    ("groups[2] (huge)", "99-4999999".into()),
+                ],
+            ),
+            (
+                parse_validator_list(&format!("0-4999999,{known_key},{unknown_key}")).unwrap(),
+                vec![],
+            ),
+            (
+                IdSet::default(),
+                vec![
+                    ("groups[0] (a)", format!("1-3,{known_key}")),
+                    ("groups[1] (b)", format!("2,99,{unknown_key}")),
+                    ("groups[2] (huge)", "0-4999999".into()),
+                    ("monitor.expected_offline", "98".into()),
+                ],
+            ),
+        ];
+        for (on_chain, want) in cases {
+            let got: Vec<(String, String)> = missing_from_registry(&cfg, &on_chain)
+                .into_iter()
+                .map(|(place, ids)| (place, ids.to_string()))
+                .collect();
+            let want: Vec<(String, String)> =
+                want.into_iter().map(|(p, l)| (p.to_string(), l)).collect();
+            assert_eq!(got, want, "on chain: {on_chain}");
+        }
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl FailoverCheck {
             ..Overrides::default()
         };
         let cfg = config::load(args.config.as_deref(), &over)?;
-        let ids = cfg.all_validators();
+        let ids = cfg.all_validators().ids().collect();
         Self::new(cfg.beacon_nodes, ids, args.quiet_epochs)
     }
 
