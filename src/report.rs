@@ -102,7 +102,8 @@ fn has(set: &IdSet, v: ValidatorIndex) -> bool {
 /// baseline belongs to no validator and stays).
 fn keep_only(r: &mut Report, set: &IdSet) {
     r.attestations.retain(|x| has(set, x.validator_index));
-    r.proposals.retain(|x| has(set, x.validator_index));
+    r.proposals
+        .retain(|x| x.validator_index.is_some_and(|v| has(set, v)));
     r.sync.retain(|x| has(set, x.validator_index));
     r.balances.retain(|x| has(set, x.validator_index));
     r.rewards.retain(|x| has(set, x.validator_index));
@@ -399,7 +400,7 @@ mod tests {
         };
         let prop = |v: u64| ProposalVerdict {
             slot: Slot(131),
-            validator_index: ValidatorIndex(v),
+            validator_index: Some(ValidatorIndex(v)),
             status: ProposalStatus::Missed,
             block_root: None,
             reason: None,
@@ -429,7 +430,7 @@ mod tests {
             .collect();
         assert_eq!(kept, [0, 5, 4_999_999]);
         assert_eq!(report.proposals.len(), 1);
-        assert_eq!(report.proposals[0].validator_index, ValidatorIndex(7));
+        assert_eq!(report.proposals[0].validator_index, Some(ValidatorIndex(7)));
         assert_eq!(report.network.len(), 1, "belongs to no validator");
     }
 }
