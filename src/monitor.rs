@@ -810,7 +810,8 @@ impl Monitor {
                     .save_perishable("liveness", epoch, &serde_json::Value::Object(map))
                     .await
                 {
-                    warn!(epoch = epoch.0, error = %e, "cannot store liveness");
+                    // Kept in memory all the same (above).
+                    debug!(epoch = epoch.0, error = %e, "cannot store liveness");
                 }
             }
             Err(e) => debug!(epoch = epoch.0, error = %e, "liveness not served"),
@@ -1068,6 +1069,7 @@ impl Monitor {
             pending_rewards = Some((rows, network));
         }
         // --- end of issue 14 hook
+        let network = pending_rewards.as_ref().and_then(|(_, n)| n.clone());
         let stored_at = Instant::now();
         self.store_record(&record, pending_rewards).await?;
         if let Some(o) = &self.observers {
@@ -1108,6 +1110,7 @@ impl Monitor {
                 now
             };
             let mut ctx = crate::alerting::EpochContext::new(now, paged);
+            ctx.network = network;
             if !is_final {
                 let after = self.spec.start_slot(epoch);
                 ctx.block_slots = data

@@ -69,6 +69,8 @@ pub struct EpochContext {
     pub block_slots: Vec<Slot>,
     /// `POST /eth/v1/validator/liveness/{epoch}` answers, if a node gave them.
     pub liveness: Option<HashMap<ValidatorIndex, bool>>,
+    /// The network's baseline of a final epoch (issue 14), when counted.
+    pub network: Option<crate::analysis::network::NetworkRecord>,
 }
 
 impl EpochContext {
@@ -78,6 +80,7 @@ impl EpochContext {
             live,
             block_slots: Vec::new(),
             liveness: None,
+            network: None,
         }
     }
 }
@@ -326,6 +329,9 @@ impl Engine {
         };
         st.latest_epoch = st.latest_epoch.max(Some(rec.epoch.0));
         let mut findings = st.tracker.apply_epoch(rec, &early);
+        if let Some(n) = &ctx.network {
+            st.tracker.apply_network(rec, n);
+        }
         let returns = st.tracker.take_returns();
         self.note_returns(&mut st, returns);
         findings.extend(st.tracker.findings(Scope::Validators, ctx.now));

@@ -133,10 +133,14 @@ pub enum Rule {
     /// The database does not answer: verdicts and alerts are kept in
     /// memory and written once it does (issue 11).
     StoreFailing,
+    /// A group's attestation participation stays `underperforming_margin`
+    /// below the network's for `underperforming_epochs` (issue 14): income
+    /// lost that the network is not losing.
+    Underperforming,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 20] = [
+    pub const ALL: [Rule; 21] = [
         Rule::ValidatorDown,
         Rule::AttestationPerformance,
         Rule::SyncParticipation,
@@ -157,6 +161,7 @@ impl Rule {
         Rule::MonitorStalled,
         Rule::ChainStalled,
         Rule::StoreFailing,
+        Rule::Underperforming,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -181,6 +186,7 @@ impl Rule {
             Rule::MonitorStalled => "monitor_stalled",
             Rule::ChainStalled => "chain_stalled",
             Rule::StoreFailing => "store_failing",
+            Rule::Underperforming => "underperforming",
         }
     }
 

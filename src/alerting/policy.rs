@@ -13,10 +13,11 @@
 //! verdict is the final verdict of the very epoch the early warning was
 //! about, the resolution says the early warning was wrong.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use crate::analysis::doublesign::DoubleSignEvidence;
+use crate::analysis::network::{describe, is_network_wide, underperforming, NetworkRecord};
 use crate::analysis::{AttestationStatus, ProposalStatus};
 use crate::beacon::pool::head_is_stale;
 use crate::beacon::{NodeHealth, NodeReport};
@@ -122,7 +123,19 @@ pub struct Tracker {
     returns: Vec<Outage>,
     /// Every reachable node's head is stale: since when, and the heads.
     chain_stall: Option<ChainStall>,
+    /// Per group, (its participation, the network's) of the last final
+    /// epochs, oldest first, as many as `underperforming_epochs`. The
+    /// group's counts only its validators not down (one cause, one
+    /// incident: an outage is `validator_down`'s news).
+    versus_network: BTreeMap<String, VecDeque<(Epoch, Option<f64>, Option<f64>)>>,
+    /// The network's baseline of the newest final epoch, and each group's
+    /// participation in it (all members): "network-wide" notes.
+    network: Option<(NetworkRecord, BTreeMap<String, Option<f64>>)>,
 }
+
+/// Below this network participation a problem may be network-wide (see
+/// `analysis::network::is_network_wide`): mainnet runs at 97–99 %.
+pub const NETWORK_HEALTHY: f64 = 0.9;
 
 /// No node has a block for `STALE_HEAD_SLOTS`: the chain is stalled, or
 /// every node is stuck (from inside the two look the same).
@@ -169,6 +182,8 @@ impl Tracker {
             double_signed: Default::default(),
             returns: Vec::new(),
             chain_stall: None,
+            versus_network: BTreeMap::new(),
+            network: None,
         };
         t.set_groups(groups);
         t
@@ -536,8 +551,86 @@ impl Tracker {
         self.stalled_for = (idle > limit).then_some(idle);
     }
 
-    /// The store's state (None: it answers); `kept`: final epochs and
-    /// notifications held in memory meanwhile.
+    /// The network's baseline of a final epoch with its verdicts: each
+    /// group's participation beside the network's (included duties over
+    /// included and missed ones; inactive and unknown do not count).
+    pub fn apply_network(&mut self, rec: &EpochRecord, network: &NetworkRecord) {
+        if !rec.is_final || network.epoch != rec.epoch {
+            return;
+        }
+        // (included, counted) per group: all members, and those not down.
+        let mut all: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut up: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for a in &rec.attestations {
+            let Some(g) = self.group_of.get(&a.validator_index) else {
+                continue;
+            };
+            let included = match a.status {
+                AttestationStatus::Included => 1,
+                AttestationStatus::Missed => 0,
+                _ => continue,
+            };
+            let e = all.entry(g).or_default();
+            e.0 += included;
+            e.1 += 1;
+            let down = self
+                .validators
+                .get(&a.validator_index)
+                .is_some_and(|t| t.health.is_down() || t.health.in_outage(rec.epoch));
+            if !down {
+                let e = up.entry(g).or_default();
+                e.0 += included;
+                e.1 += 1;
+            }
+        }
+        let share = |(i, n): (u64, u64)| (n > 0).then(|| i as f64 / n as f64);
+        let keep = self.cfg.underperforming_epochs.max(1) as usize;
+        let n = network.participation();
+        let groups: BTreeSet<String> = self.group_of.values().cloned().collect();
+        for g in &groups {
+            let h = self.versus_network.entry(g.clone()).or_default();
+            if h.back().is_some_and(|(e, _, _)| *e >= rec.epoch) {
+                continue;
+            }
+            // Consecutive epochs only: a gap starts the count again.
+            if h.back().is_some_and(|(e, _, _)| e.0 + 1 != rec.epoch.0) {
+                h.clear();
+            }
+            h.push_back((rec.epoch, up.get(g.as_str()).copied().and_then(share), n));
+            while h.len() > keep {
+                h.pop_front();
+            }
+        }
+        let shares = groups
+            .into_iter()
+            .map(|g| {
+                let s = all.get(g.as_str()).copied().and_then(share);
+                (g, s)
+            })
+            .collect();
+        self.network = Some((network.clone(), shares));
+    }
+
+    /// " (network-wide: network participation 61 %, …)" when the
+    /// network's newest final epoch says the problem is everybody's.
+    fn network_note(&self, group: &str) -> String {
+        let Some((n, shares)) = &self.network else {
+            return String::new();
+        };
+        let g = shares.get(group).copied().flatten();
+        if is_network_wide(
+            g,
+            n.participation(),
+            NETWORK_HEALTHY,
+            self.cfg.underperforming_margin,
+        ) {
+            format!(" (network-wide: {} in epoch {})", describe(n), n.epoch.0)
+        } else {
+            String::new()
+        }
+    }
+
+    /// The store's state (None: it answers).
     pub fn apply_store(&mut self, failing: Option<(SystemTime, String)>) {
         self.store_failing = failing;
     }
@@ -790,14 +883,51 @@ impl Tracker {
                 Finding {
                     rule,
                     summary: format!(
-                        "{} of group {group} {what}: {}",
+                        "{} of group {group} {what}: {}{}",
                         count(list.len()),
-                        index_list(&list)
+                        index_list(&list),
+                        self.network_note(&group)
                     ),
                     subject: group,
                     validators,
                     epoch,
                 }
+            })
+            .chain(self.underperforming_findings())
+            .collect()
+    }
+
+    /// Groups that stayed `underperforming_margin` below the network over
+    /// the last `underperforming_epochs` final epochs.
+    fn underperforming_findings(&self) -> Vec<Finding> {
+        let cfg = &self.cfg;
+        let epochs = cfg.underperforming_epochs as usize;
+        self.versus_network
+            .iter()
+            .filter_map(|(group, h)| {
+                let pairs: Vec<(Option<f64>, Option<f64>)> =
+                    h.iter().map(|(_, g, n)| (*g, *n)).collect();
+                if !underperforming(&pairs, cfg.underperforming_margin, epochs) {
+                    return None;
+                }
+                let mean = |f: fn(&(Option<f64>, Option<f64>)) -> Option<f64>| {
+                    let v: Vec<f64> = pairs.iter().filter_map(f).collect();
+                    v.iter().sum::<f64>() / v.len().max(1) as f64 * 100.0
+                };
+                Some(Finding {
+                    rule: Rule::Underperforming,
+                    subject: group.clone(),
+                    validators: BTreeSet::new(),
+                    epoch: h.front().map(|(e, _, _)| e.0),
+                    summary: format!(
+                        "group {group} had {:.1} % of its attestation duties included over the \
+                         last {epochs} epochs while the network had {:.1} %: more than {:.0} \
+                         points below the network, in each of them",
+                        mean(|p| p.0),
+                        mean(|p| p.1),
+                        cfg.underperforming_margin * 100.0
+                    ),
+                })
             })
             .collect()
     }
@@ -1017,6 +1147,90 @@ mod tests {
             .filter(|f| f.rule == Rule::ValidatorDown)
             .map(|f| (f.subject, f.validators.into_iter().collect()))
             .collect()
+    }
+
+    fn network(epoch: u64, included: u64, duties: u64) -> NetworkRecord {
+        NetworkRecord {
+            epoch: Epoch(epoch),
+            duties,
+            included,
+            empty_slots: 0,
+            slots: 32,
+        }
+    }
+
+    /// Issue 14: a group that stays 5 points below the network for 8 final
+    /// epochs is `underperforming`; one that follows the network down is
+    /// not, and its down validators are told as network-wide; validators
+    /// down are `validator_down`'s news, never counted against the group.
+    #[test]
+    fn underperforming_is_judged_against_the_network() {
+        use AttestationStatus::{Included, Missed};
+        // Group g: validators 0..10, one different validator misses each
+        // epoch (nobody misses twice in a row: nobody is down), 90 %.
+        let rotating = |e: u64| -> Vec<AttestationVerdict> {
+            (0..10)
+                .map(|v| vote(v, e, if v == e % 10 { Missed } else { Included }))
+                .collect()
+        };
+        let cases: &[(&str, u64, usize, bool)] = &[
+            ("network at 99 %, 8 epochs: underperforming", 990, 8, true),
+            ("network at 99 %, 7 epochs: not yet", 990, 7, false),
+            ("network at 93 %: within the margin", 930, 8, false),
+            ("network at 60 %: the group is above it", 600, 8, false),
+        ];
+        for (name, included, epochs, want) in cases {
+            let mut t = tracker(&[("g", 0..10)]);
+            for e in 100..100 + *epochs as u64 {
+                let rec = record(e, true, rotating(e));
+                t.apply_epoch(&rec, &EarlyInputs::default());
+                t.apply_network(&rec, &network(e, *included, 1000));
+            }
+            let found: Vec<Finding> = t
+                .findings(Scope::Validators, at(0))
+                .into_iter()
+                .filter(|f| f.rule == Rule::Underperforming)
+                .collect();
+            assert_eq!(!found.is_empty(), *want, "{name}: {found:?}");
+            if *want {
+                assert_eq!(found[0].subject, "g");
+                assert!(found[0].summary.contains("90.0 %"), "{}", found[0].summary);
+                assert!(found[0].summary.contains("99.0 %"), "{}", found[0].summary);
+            }
+        }
+
+        // A group entirely down: validator_down, not underperforming too.
+        let mut t = tracker(&[("g", 0..10)]);
+        for e in 100..110 {
+            let rec = record(e, true, all(0..10, e, Missed));
+            t.apply_epoch(&rec, &EarlyInputs::default());
+            t.apply_network(&rec, &network(e, 990, 1000));
+        }
+        let rules: Vec<Rule> = t
+            .findings(Scope::Validators, at(0))
+            .into_iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(rules, vec![Rule::ValidatorDown]);
+
+        // The network fell with the group: the page says so.
+        let mut t = tracker(&[("g", 0..10)]);
+        for e in 100..103 {
+            let rec = record(e, true, all(0..10, e, Missed));
+            t.apply_epoch(&rec, &EarlyInputs::default());
+            t.apply_network(&rec, &network(e, 30, 1000));
+        }
+        let down = t
+            .findings(Scope::Validators, at(0))
+            .into_iter()
+            .find(|f| f.rule == Rule::ValidatorDown)
+            .unwrap();
+        assert!(
+            down.summary
+                .contains("network-wide: network participation 3 %"),
+            "{}",
+            down.summary
+        );
     }
 
     #[test]

@@ -30,6 +30,12 @@ pub const DEFAULT_PERFORMANCE_WINDOW: u32 = 8;
 /// target. Network-wide late blocks cost a healthy validator a few wrong
 /// heads per hour; below 80 % something is wrong locally.
 pub const DEFAULT_PERFORMANCE_MIN: f64 = 0.8;
+/// Five points below the network: on mainnet the network runs at 97–99 %,
+/// so a group at 92 % is losing income the network is not.
+pub const DEFAULT_UNDERPERFORMING_MARGIN: f64 = 0.05;
+/// Eight final epochs (51 minutes on mainnet): long enough that a few
+/// unlucky late votes do not page, short enough to matter the same night.
+pub const DEFAULT_UNDERPERFORMING_EPOCHS: u32 = 8;
 
 /// Share of sync-committee slots that must carry the member's signature.
 pub const DEFAULT_SYNC_MIN: f64 = 0.8;
@@ -77,6 +83,8 @@ pub struct RawAlerts {
     pub early_blocks: Option<u32>,
     pub performance_window: Option<u32>,
     pub performance_min: Option<f64>,
+    pub underperforming_margin: Option<f64>,
+    pub underperforming_epochs: Option<u32>,
     pub sync_min: Option<f64>,
     pub balance_falling_epochs: Option<u32>,
     pub no_finality_epochs: Option<u64>,
@@ -209,6 +217,11 @@ pub struct RuleConfig {
     pub early_blocks: u32,
     pub performance_window: u32,
     pub performance_min: f64,
+    /// A group whose attestation participation stays this far (a share,
+    /// 0.05 = 5 points) below the network's for `underperforming_epochs`
+    /// final epochs in a row is `underperforming` (issue 14).
+    pub underperforming_margin: f64,
+    pub underperforming_epochs: u32,
     pub sync_min: f64,
     pub balance_falling_epochs: u32,
     pub no_finality_epochs: u64,
@@ -623,6 +636,18 @@ pub fn validate(
             "alerts.performance_min",
             raw.performance_min,
             DEFAULT_PERFORMANCE_MIN,
+        ),
+        underperforming_margin: share(
+            problems,
+            "alerts.underperforming_margin",
+            raw.underperforming_margin,
+            DEFAULT_UNDERPERFORMING_MARGIN,
+        ),
+        underperforming_epochs: positive(
+            problems,
+            "alerts.underperforming_epochs",
+            raw.underperforming_epochs,
+            DEFAULT_UNDERPERFORMING_EPOCHS,
         ),
         sync_min: share(problems, "alerts.sync_min", raw.sync_min, DEFAULT_SYNC_MIN),
         balance_falling_epochs: positive(
