@@ -12,6 +12,8 @@ pub struct OwnPostgres {
     bin: PathBuf,
     pub port: u16,
     as_root: bool,
+    /// TLS only (`start_tls`): connections without it are refused.
+    tls: bool,
 }
 
 /// The newest installed server's binaries (`/usr/lib/postgresql/N/bin`).
@@ -37,6 +39,16 @@ impl OwnPostgres {
     /// Initialises a cluster (trust authentication, user `postgres`) and
     /// starts it on a free loopback port.
     pub fn start() -> OwnPostgres {
+        Self::start_with(None)
+    }
+
+    /// As `start`, with TLS required on TCP: `cert` and `key` (PEM) are the
+    /// server's, and `pg_hba.conf` refuses connections without TLS.
+    pub fn start_tls(cert: &Path, key: &Path) -> OwnPostgres {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> OwnPostgres {
         let dir = tempfile::Builder::new()
             .prefix("valwatch-pg-")
             .tempdir()
@@ -51,6 +63,7 @@ impl OwnPostgres {
             port: super::free_port(),
             dir,
             as_root,
+            tls: tls.is_some(),
         };
         let data = pg.data();
         pg.run(
@@ -65,6 +78,32 @@ impl OwnPostgres {
                 "--no-sync",
             ],
         );
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            // In the data directory, owned by the server's user, the key
+            // readable by it alone (PostgreSQL refuses it otherwise).
+            std::fs::copy(cert, data.join("server.crt")).unwrap();
+            std::fs::copy(key, data.join("server.key")).unwrap();
+            std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\n\
+                 hostssl all all 127.0.0.1/32 trust\n\
+                 hostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .unwrap();
+            if pg.as_root {
+                let status = Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(data.join("server.crt"))
+                    .arg(data.join("server.key"))
+                    .arg(data.join("pg_hba.conf"))
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+        }
         pg.up();
         pg
     }
@@ -95,11 +134,14 @@ impl OwnPostgres {
     pub fn up(&self) {
         let data = self.data();
         let log = self.dir.path().join("server.log");
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            options.push_str(" -c ssl=on");
+        }
         self.run(
             "pg_ctl",
             &[
