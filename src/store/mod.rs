@@ -18,6 +18,7 @@
 //!   the cursor or the meta table.
 
 mod codec;
+mod history;
 mod incidents;
 
 /// `meta` keys of the chain constants, in the order genesis time (unix
@@ -28,6 +29,7 @@ mod postgres;
 mod rewards;
 mod sqlite;
 
+pub use history::{EpochMark, ProposalMark, StripRows, ValidatorHistory};
 pub use incidents::{
     AttemptOutcome, DeliveryRecord, DueDelivery, IncidentRecord, NewNotification,
     NotificationRecord,
