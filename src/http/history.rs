@@ -11,8 +11,12 @@
 //!
 //! The only part of the HTTP server that reads the store, and only
 //! through `Store::strip_rows` / `Store::validator_history` (bounded by
-//! the watched set and an epoch range), each read under `READ_TIMEOUT`:
-//! a slow or failing database costs the page its strips, never its state.
+//! the watched set and an epoch range); a page waits `READ_TIMEOUT` at
+//! most: a slow or failing database costs the page its strips, never its
+//! state. The strips' read is not dropped when a page stops waiting: it
+//! runs on as its own task (one at a time) and fills the cache, so a first
+//! read longer than the timeout (a large watched set) still ends, and the
+//! next refresh draws it.
 //! Must not: write, or read per validator for the status page.
 
 use std::collections::HashMap;
@@ -42,6 +46,10 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum HistoryError {
     #[error("the store did not answer within {} ms", READ_TIMEOUT.as_millis())]
     Timeout,
+    #[error("the history is still being read from the store; it shows on a later refresh")]
+    Loading,
+    #[error("the history read ended abnormally: {0}")]
+    Task(String),
     #[error("the store failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -62,6 +70,9 @@ struct Key {
 pub struct Strips {
     pub from: Epoch,
     pub to: Epoch,
+    /// The newest epoch with rows (`to` may lie beyond it: a chain younger
+    /// than a strip still gets a strip of full width, filled from the left).
+    pub newest: Epoch,
     pub cells: HashMap<ValidatorIndex, Vec<Cell>>,
 }
 
@@ -99,7 +110,12 @@ impl Strips {
             }
         }
         debug_assert!(cells.values().all(|r| r.len() == n));
-        Strips { from, to, cells }
+        Strips {
+            from,
+            to,
+            newest: to,
+            cells,
+        }
     }
 
     /// Takes the cells of the epochs before `until` from `old` (an earlier
@@ -132,7 +148,9 @@ struct Cached {
 pub struct History {
     store: Store,
     slots_per_epoch: u64,
-    cache: Mutex<Option<Cached>>,
+    cache: Arc<Mutex<Option<Cached>>>,
+    /// Held by the strips' read in flight: one at a time.
+    reading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl History {
@@ -140,7 +158,8 @@ impl History {
         History {
             store,
             slots_per_epoch,
-            cache: Mutex::new(None),
+            cache: Arc::new(Mutex::new(None)),
+            reading: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -168,43 +187,75 @@ impl History {
             last_final,
             last_provisional,
         };
+        let deadline = tokio::time::Instant::now() + READ_TIMEOUT;
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
+        }
+        // One read at a time; a page that cannot get its turn in time is
+        // drawn without strips while the read in flight goes on.
+        let turn = tokio::time::timeout_at(deadline, self.reading.clone().lock_owned())
+            .await
+            .map_err(|_| HistoryError::Loading)?;
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
+        }
         // What the last read can give: every epoch of the window up to the
         // last final one it read, when it was read for the same validators.
         let reuse = {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            match cache.as_ref() {
-                Some(c) if c.key == key => return Ok(c.strips.clone()),
-                Some(c) if c.key.validators == key.validators => c
-                    .final_through
+            cache.as_ref().and_then(|c| {
+                (c.key.validators == key.validators)
+                    .then_some(c.final_through)
+                    .flatten()
                     .filter(|f| *f >= from && *f <= to)
-                    .map(|f| (f, c.strips.clone())),
-                _ => None,
-            }
+                    .map(|f| (f, c.strips.clone()))
+            })
         };
         let read_from = reuse.as_ref().map_or(from, |(f, _)| Epoch(f.0 + 1));
-        let rows = if read_from <= to {
-            tokio::time::timeout(
-                READ_TIMEOUT,
-                self.store
-                    .strip_rows(&key.validators, read_from, to, self.slots_per_epoch),
-            )
-            .await
-            .map_err(|_| HistoryError::Timeout)??
-        } else {
-            StripRows::default()
-        };
-        let mut strips = Strips::build(&key.validators, from, to, &rows, self.slots_per_epoch);
-        if let Some((_, old)) = &reuse {
-            strips.keep(old, read_from);
-        }
-        let strips = Arc::new(strips);
-        let final_through = key.last_final.map(|p| p.epoch.min(to));
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cached {
-            key,
-            final_through,
-            strips: strips.clone(),
+        let store = self.store.clone();
+        let cache = self.cache.clone();
+        let spe = self.slots_per_epoch;
+        let read = tokio::spawn(async move {
+            let _turn = turn;
+            let rows = if read_from <= to {
+                store
+                    .strip_rows(&key.validators, read_from, to, spe)
+                    .await?
+            } else {
+                StripRows::default()
+            };
+            // Always STRIP_EPOCHS wide: before epoch 63 the window starts at
+            // genesis and its cells after `to` stay empty.
+            let end = Epoch(from.0 + STRIP_EPOCHS - 1);
+            let mut strips = Strips::build(&key.validators, from, end, &rows, spe);
+            strips.newest = to;
+            if let Some((_, old)) = &reuse {
+                strips.keep(old, read_from);
+            }
+            let strips = Arc::new(strips);
+            let final_through = key.last_final.map(|p| p.epoch.min(to));
+            *cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(Cached {
+                key,
+                final_through,
+                strips: strips.clone(),
+            });
+            Ok::<_, StoreError>(strips)
         });
-        Ok(strips)
+        match tokio::time::timeout_at(deadline, read).await {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(e)) => Err(HistoryError::Task(e.to_string())),
+            // Dropping the handle leaves the read running: it fills the cache.
+            Err(_) => Err(HistoryError::Loading),
+        }
+    }
+
+    /// The cached strips if they were read for exactly `key`.
+    fn cached(&self, key: &Key) -> Option<Arc<Strips>> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .as_ref()
+            .filter(|c| c.key == *key)
+            .map(|c| c.strips.clone())
     }
 
     /// One validator's history over the `VALIDATOR_EPOCHS` ending at `to`.

@@ -272,7 +272,7 @@ pub fn render_page(v: &StatusView, history: &PageHistory, page: usize) -> String
             None
         }
     };
-    let span = strips.map(|s| format!("Epochs {}–{}", s.from.0, s.to.0));
+    let span = strips.map(|s| format!("Epochs {}–{}", s.from.0, s.newest.0));
     if strips.is_some() {
         svg::legend(&mut h);
     }
