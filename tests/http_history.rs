@@ -314,15 +314,34 @@ async fn status_page_draws_64_epochs_per_validator_and_group(store: Store) {
 async fn validator_page_rows_are_the_stored_verdicts(store: Store) {
     let app = App::start(&store, two_groups()).await;
     seventy_epochs(&app, &store).await;
+    // The node's rewards for the missed epoch; the others stay unknown.
+    store
+        .write_rewards(
+            Epoch(60),
+            &[valwatch::analysis::rewards::RewardRecord {
+                epoch: Epoch(60),
+                validator_index: ValidatorIndex(2),
+                attestation_reward_gwei: Some(-3_000),
+                attestation_ideal_gwei: Some(12_000),
+                sync_reward_gwei: None,
+                proposer_reward_gwei: None,
+                missed_gwei: Some(15_000),
+                estimated: false,
+            }],
+            None,
+        )
+        .await
+        .unwrap();
     let (code, page) = app.get("/validator/2").await;
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("<h1>Validator 2 "));
     // Up to 256 epochs in lines of 64; the chain starts at epoch 0, so
-    // 70 epochs: a line of 64 and one of 6.
+    // 70 epochs: a line of 64 and one of 6 (its other 58 cells empty).
     let strips = &page[page.find("<div id=\"strips\">").unwrap()..page.find("</div>\n").unwrap()];
     assert!(page.contains("<h2>Epochs 0–69</h2>"));
     assert_eq!(strips.matches("<svg class=\"strip\"").count(), 2);
-    assert_eq!(strips.matches("<rect").count(), 70);
+    assert_eq!(strips.matches("<rect").count(), 128);
+    assert_eq!(strips.matches("class=\"none\"").count(), 58);
     assert_eq!(strips.matches("class=\"miss\"").count(), 1);
     assert_eq!(strips.matches("class=\"inc\"").count(), 69);
 
@@ -366,6 +385,14 @@ async fn validator_page_rows_are_the_stored_verdicts(store: Store) {
     }
     let missed_row = &page[page.find("<tr id=\"e60\"").unwrap()..];
     assert!(missed_row.starts_with("<tr id=\"e60\" class=\"miss\"><td>60</td><td>missed</td>"));
+    let missed_line = &missed_row[..missed_row.find("</tr>").unwrap()];
+    assert!(
+        missed_line.contains("<td>-3000</td><td>12000</td><td>—</td><td>—</td><td>15000</td>"),
+        "{missed_line}"
+    );
+    assert!(page.contains(
+        "Rewards over the 1 epoch(s) whose rewards a node served: earned -0.000003 ETH, missed 0.000015 ETH."
+    ));
     // Newest first.
     assert!(page.find("<tr id=\"e69\"").unwrap() < page.find("<tr id=\"e0\"").unwrap());
 

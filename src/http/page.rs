@@ -220,7 +220,8 @@ table{border-collapse:collapse;margin:.5rem 0 1.5rem}\
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;font-size:.9rem}\
 th{background:#f3f3f3}.badge{padding:.1rem .5rem;border-radius:.3rem;color:#fff;font-weight:600}\
 .ok{background:#2e7d32}.degraded{background:#ef6c00}.failing{background:#c62828}\
-.muted{color:#777}code{font-size:.85rem}.hist{white-space:nowrap}";
+.muted{color:#777}code{font-size:.85rem}.hist{white-space:nowrap}\
+tr.miss td{background:#fdecea}tr.tgt td,tr.head td{background:#fff8e1}";
 
 /// PURE: the page for one view, its history and the page of validators
 /// asked for (1-based).

@@ -225,7 +225,10 @@ pub fn render_validator(
         }
     };
     let rows = by_epoch(hist, spe);
-    let cells: Vec<Cell> = (from.0..=to.0)
+    // Whole lines of LINE_EPOCHS: a younger history leaves the end of its
+    // last line empty, as the status page's strips do.
+    let span = (to.0 - from.0 + 1).div_ceil(LINE_EPOCHS as u64) * LINE_EPOCHS as u64;
+    let cells: Vec<Cell> = (from.0..from.0 + span)
         .map(|e| {
             let epoch = Epoch(e);
             let mut c = Cell::empty(epoch);
@@ -275,37 +278,9 @@ pub fn render_validator(
     );
     h.push_str("</p>\n");
 
-    // What the range cost and earned, from the stored rewards.
-    let earned: i128 = hist
-        .rewards
-        .iter()
-        .map(|r| {
-            [
-                r.attestation_reward_gwei,
-                r.sync_reward_gwei,
-                r.proposer_reward_gwei,
-            ]
-            .iter()
-            .flatten()
-            .map(|v| *v as i128)
-            .sum::<i128>()
-        })
-        .sum();
-    let missed: i128 = hist
-        .rewards
-        .iter()
-        .filter_map(|r| r.missed_gwei)
-        .map(|v| v.max(0) as i128)
-        .sum();
-    if !hist.rewards.is_empty() {
-        let _ = writeln!(
-            h,
-            "<p id=\"income\">Rewards in these epochs (as the node answered): earned {} ETH, missed {} ETH{}.</p>",
-            eth(earned),
-            eth(missed),
-            if hist.rewards.iter().any(|r| r.estimated) { " (with an estimate for a missed proposal)" } else { "" }
-        );
-    }
+    // What the range earned and missed, from the rewards the nodes
+    // served; an epoch they did not serve is unknown, never counted as 0.
+    let _ = writeln!(h, "<p id=\"income\">{}</p>", escape(&income(&hist.rewards)));
 
     h.push_str("<h2>Epochs, newest first</h2><table id=\"epochs\"><tr><th>Epoch</th><th>Attestation</th><th>Duty slot</th><th>Inclusion slot</th><th>Delay</th><th>Late</th><th>Source</th><th>Target</th><th>Head</th><th>Proposals</th><th>Sync (ok/missed)</th><th>Balance (Gwei)</th><th>Change</th><th>Attestation reward</th><th>Ideal</th><th>Sync reward</th><th>Proposer reward</th><th>Missed (Gwei)</th><th>Note</th></tr>\n");
     for (epoch, r) in rows.iter().rev() {
@@ -371,6 +346,47 @@ pub fn render_validator(
     h
 }
 
+/// PURE: the income sentence of the rewards rows: sums over the epochs
+/// whose rewards a node served, how many those are, and "unknown" when
+/// none.
+pub fn income(rows: &[RewardRecord]) -> String {
+    let known: Vec<&RewardRecord> = rows
+        .iter()
+        .filter(|r| r.attestation_reward_gwei.is_some() || r.missed_gwei.is_some())
+        .collect();
+    if known.is_empty() {
+        return "Rewards: unknown (no node served the rewards routes for these epochs).".into();
+    }
+    let earned: i128 = known
+        .iter()
+        .flat_map(|r| {
+            [
+                r.attestation_reward_gwei,
+                r.sync_reward_gwei,
+                r.proposer_reward_gwei,
+            ]
+        })
+        .flatten()
+        .map(i128::from)
+        .sum();
+    let missed: i128 = known
+        .iter()
+        .filter_map(|r| r.missed_gwei)
+        .map(|v| i128::from(v.max(0)))
+        .sum();
+    format!(
+        "Rewards over the {} epoch(s) whose rewards a node served: earned {} ETH, missed {} ETH{}.",
+        known.len(),
+        eth(earned),
+        eth(missed),
+        if known.iter().any(|r| r.estimated) {
+            " (with an estimate for a missed proposal)"
+        } else {
+            ""
+        }
+    )
+}
+
 /// Late is a fact, not a fault to shout: plain yes/no.
 fn yes_no_plain(v: Option<bool>) -> &'static str {
     match v {
@@ -383,6 +399,28 @@ fn yes_no_plain(v: Option<bool>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn income_counts_only_what_a_node_served() {
+        let row = |att: Option<i64>, missed: Option<i64>, estimated| RewardRecord {
+            epoch: Epoch(1),
+            validator_index: ValidatorIndex(1),
+            attestation_reward_gwei: att,
+            attestation_ideal_gwei: None,
+            sync_reward_gwei: None,
+            proposer_reward_gwei: None,
+            missed_gwei: missed,
+            estimated,
+        };
+        assert_eq!(
+            income(&[row(None, None, false), row(None, None, false)]),
+            "Rewards: unknown (no node served the rewards routes for these epochs)."
+        );
+        assert_eq!(
+            income(&[row(Some(12_000), Some(2_000), false), row(None, None, false), row(Some(-3_000), Some(15_000), true)]),
+            "Rewards over the 2 epoch(s) whose rewards a node served: earned 0.000009 ETH, missed 0.000017 ETH (with an estimate for a missed proposal)."
+        );
+    }
 
     #[test]
     fn only_plain_digits_are_an_index() {
