@@ -42,6 +42,12 @@ pub const PAGE_VALIDATOR_ROWS: usize = 100;
 /// is up to ~25 kB (stacked shares and a tooltip per epoch).
 pub const PAGE_GROUP_STRIPS: usize = 24;
 
+/// Watched validators above which the status page draws no strips: their
+/// cells are kept in memory (~50 bytes per validator-epoch, 32 MB at this
+/// bound) and a cold read is 64 rows per validator. Each validator's page
+/// still shows its own history.
+pub const MAX_STRIP_VALIDATORS: usize = 10_000;
+
 /// Width of a balance line next to a 64-epoch strip.
 const SPARK_WIDTH: u32 = 96;
 
@@ -81,6 +87,13 @@ pub async fn page_history(s: &HttpState, v: &StatusView) -> PageHistory {
     let watched: Vec<ValidatorIndex> = s
         .board
         .read(|snap| snap.validators.keys().copied().collect());
+    if watched.len() > MAX_STRIP_VALIDATORS {
+        return PageHistory::Missing(format!(
+            "history strips are drawn for up to {MAX_STRIP_VALIDATORS} watched validators \
+             ({} are watched): see each validator's page, Grafana or `valwatch report`",
+            watched.len()
+        ));
+    }
     match history
         .strips(watched, to, v.last_final_epoch, v.last_provisional_epoch)
         .await
