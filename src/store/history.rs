@@ -108,8 +108,12 @@ fn member_of(pg: bool, column: &str, n: u8) -> String {
     }
 }
 
+/// A verdict's fields as packed: status, inclusion delay, and late,
+/// source, target, head.
+type Unpacked = (AttestationStatus, Option<u64>, [Option<bool>; 4]);
+
 /// PURE: a packed verdict (`SELECT_MARKS`) back into its fields.
-fn unpack(packed: i64) -> Result<(AttestationStatus, Option<u64>, [Option<bool>; 4]), StoreError> {
+fn unpack(packed: i64) -> Result<Unpacked, StoreError> {
     let corrupt = || StoreError::Corrupt {
         what: "attestations",
         problem: format!("packed verdict {packed} out of range"),
@@ -361,7 +365,7 @@ mod tests {
     fn a_packed_verdict_unpacks_to_its_fields() {
         let t = Some(true);
         let f = Some(false);
-        let cases: &[(i64, (AttestationStatus, Option<u64>, [Option<bool>; 4]))] = &[
+        let cases: &[(i64, Unpacked)] = &[
             (1, (AttestationStatus::Missed, None, [None; 4])),
             // included, late, source right, target right, head wrong, delay 2
             (
