@@ -11,7 +11,6 @@
 //! when it fails, the page says so and shows the rest.
 
 use std::fmt::Write as _;
-
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
