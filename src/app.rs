@@ -163,6 +163,8 @@ impl Blind {
                 board: board.clone(),
                 metrics: metrics.clone(),
                 clock: clock.clone(),
+                // No chain known yet: no slots per epoch for the strips.
+                history: None,
             });
         }
         let engine = Arc::new(
@@ -293,6 +295,7 @@ pub async fn run_with(
                 )),
                 metrics: metrics.clone(),
                 clock: clock.clone(),
+                history: None,
             };
             let server = crate::http::serve(addr, state, cancel.clone()).await?;
             info!(addr = %server.local_addr, "HTTP status, readiness and metrics");
@@ -392,6 +395,10 @@ pub async fn run_with(
             board: board.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
+            history: Some(Arc::new(crate::http::history::History::new(
+                store.clone(),
+                spec.slots_per_epoch,
+            ))),
         });
     }
 

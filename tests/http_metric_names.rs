@@ -172,6 +172,21 @@ fn every_metric_in_dashboards_and_alerts_is_exported() {
         Some("timeout"),
     );
     m.record_alert_delivery("email", "sent");
+    // Issue 14: one known reward row sets the income series.
+    m.observe_rewards(
+        &[valwatch::analysis::rewards::RewardRecord {
+            epoch: valwatch::chain::Epoch(5),
+            validator_index: ValidatorIndex(1),
+            attestation_reward_gwei: Some(10_000),
+            attestation_ideal_gwei: Some(12_000),
+            sync_reward_gwei: None,
+            proposer_reward_gwei: None,
+            missed_gwei: Some(2_000),
+            estimated: false,
+        }],
+        None,
+        &|v: ValidatorIndex| board.group_of(v).unwrap_or_default(),
+    );
     m.observe_status(&board.assess(t0() + Duration::from_secs(1)), &board);
     let exported = rendered_names(&m.render());
 
@@ -239,6 +254,24 @@ const SCHEMA: &[(&str, &[&str])] = &[
     // The network's constants (genesis time, slot duration, slots per
     // epoch) that map epochs to time.
     ("meta", &["key", "value"]),
+    // Issue 14 (migrations/postgres/0004_rewards.sql): the income panels.
+    (
+        "rewards",
+        &[
+            "validator_index",
+            "epoch",
+            "attestation_reward_gwei",
+            "attestation_ideal_gwei",
+            "sync_reward_gwei",
+            "proposer_reward_gwei",
+            "missed_gwei",
+            "estimated",
+        ],
+    ),
+    (
+        "network_epochs",
+        &["epoch", "duties", "included", "empty_slots", "slots"],
+    ),
 ];
 
 const SQL_WORDS: &[&str] = &[
@@ -272,6 +305,14 @@ const SQL_WORDS: &[&str] = &[
     "bigint",
     "float8",
     "text",
+    // Window functions of the income panels.
+    "sum",
+    "over",
+    "rows",
+    "preceding",
+    "current",
+    "row",
+    "nullif",
 ];
 
 /// The identifiers of a query that are neither keywords, variables,

@@ -99,8 +99,8 @@ async fn failing_status_names_the_validators_and_lists_them_first() {
     assert_eq!(body["validators"][0]["attestation"]["status"], "missed");
     let (_, page) = app.get("/").await;
     let (first_row, ok_row) = (
-        page.find("<tr><td>5</td>").unwrap(),
-        page.find("<tr><td>1</td>").unwrap(),
+        page.find("<a href=\"/validator/5\">5</a>").unwrap(),
+        page.find("<a href=\"/validator/1\">1</a>").unwrap(),
     );
     assert!(
         first_row < ok_row,

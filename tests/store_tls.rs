@@ -22,11 +22,10 @@ async fn sslmode_in_the_url_is_honoured() {
     // ...and `require` is encrypted, as the server itself reports.
     let url = format!("{base}?sslmode=require");
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let ssl: bool =
-        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert!(ssl, "the session is not encrypted");
     pool.close().await;
 
@@ -54,5 +53,8 @@ async fn sslmode_in_the_url_is_honoured() {
     .await;
     assert!(verified.is_ok(), "{:?}", verified.err());
     let unverified = Store::connect(&format!("{base}?sslmode=verify-full")).await;
-    assert!(unverified.is_err(), "a certificate from an unknown CA was accepted");
+    assert!(
+        unverified.is_err(),
+        "a certificate from an unknown CA was accepted"
+    );
 }

@@ -2,10 +2,12 @@
 //! status page, one axum router per feature, merged.
 //!
 //! Owns: routes, status codes, response shapes and the server's lifecycle
-//! (bind, serve, graceful shutdown). Must not: call a beacon node or the
-//! store on a request path (handlers read only the `StatusBoard` and
-//! `Metrics`), or show a secret: every text that came from outside (node
-//! URLs, error messages) passes through `scrub_secrets` first.
+//! (bind, serve, graceful shutdown). Must not: call a beacon node on a
+//! request path (handlers read the `StatusBoard` and `Metrics`; only the
+//! pages' history reads the store, through `history`: bounded reads with a
+//! timeout, cached per processed epoch), or show a secret: every text that
+//! came from outside (node URLs, error messages) passes through
+//! `scrub_secrets` first.
 //!
 //! The accept loop is valwatch's own (hyper's HTTP/1 connection under it)
 //! rather than `axum::serve`, because the server must survive its clients:
@@ -17,9 +19,12 @@
 //! provisional board until a beacon node tells it what chain it watches.
 
 pub mod health;
+pub mod history;
 pub mod metrics;
 pub mod page;
 pub mod status;
+pub mod svg;
+pub mod validator;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -45,6 +50,9 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     /// `now` for stall and readiness; a manual clock in tests.
     pub clock: Arc<dyn Clock>,
+    /// The store's history for the pages' strips and validator pages;
+    /// `None` until the chain (its slots per epoch) is known.
+    pub history: Option<Arc<history::History>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,13 +88,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Every route: `/healthz`, `/readyz`, `/status`, `/metrics`, `/`.
+/// Every route: `/healthz`, `/readyz`, `/status`, `/metrics`, `/`,
+/// `/validator/{index}`.
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(status::router())
         .merge(metrics::router())
         .merge(page::router())
+        .merge(validator::router())
         .with_state(state)
 }
 

@@ -19,6 +19,7 @@
 
 mod codec;
 mod health;
+mod history;
 mod incidents;
 
 /// `meta` keys of the chain constants, in the order genesis time (unix
@@ -30,6 +31,7 @@ mod rewards;
 mod sqlite;
 
 pub use health::{is_outage, StoreOutage, PING_TIMEOUT};
+pub use history::{EpochMark, ProposalMark, StripRows, ValidatorHistory};
 pub use incidents::{
     AttemptOutcome, DeliveryRecord, DueDelivery, FinishedDelivery, IncidentRecord, NewNotification,
     NotificationRecord,

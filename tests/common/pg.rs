@@ -84,8 +84,11 @@ impl OwnPostgres {
             // readable by it alone (PostgreSQL refuses it otherwise).
             std::fs::copy(cert, data.join("server.crt")).unwrap();
             std::fs::copy(key, data.join("server.key")).unwrap();
-            std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600))
-                .unwrap();
+            std::fs::set_permissions(
+                data.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
             std::fs::write(
                 data.join("pg_hba.conf"),
                 "local all all trust\n\

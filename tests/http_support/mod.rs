@@ -159,6 +159,7 @@ impl App {
             board: board.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
+            history: None,
         };
         let server = serve("127.0.0.1:0".parse().unwrap(), state, cancel.clone())
             .await
