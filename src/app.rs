@@ -390,8 +390,8 @@ pub async fn run_with(
             .collect(),
     );
     metrics.set_labels(&watchlist.labels());
-    if let Some(server) = &server {
-        server.set_state(HttpState {
+    let http_state = server.as_ref().map(|server| {
+        let state = HttpState {
             board: board.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
@@ -399,8 +399,10 @@ pub async fn run_with(
                 store.clone(),
                 spec.slots_per_epoch,
             ))),
-        });
-    }
+        };
+        server.set_state(state.clone());
+        state
+    });
 
     let wall_epoch = spec
         .slot_at(std::time::SystemTime::now())
@@ -449,6 +451,13 @@ pub async fn run_with(
     }
     let alerts = Some(Arc::new(engine));
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(state) = http_state {
+        tasks.spawn(crate::http::page::warm_history(
+            state,
+            spec.slot_duration(),
+            cancel.clone(),
+        ));
+    }
     if let Some(engine) = &alerts {
         let engine = engine.clone();
         let c = cancel.clone();

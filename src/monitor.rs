@@ -1110,6 +1110,9 @@ impl Monitor {
                 now
             };
             let mut ctx = crate::alerting::EpochContext::new(now, paged);
+            if let (Some(o), Some(n)) = (&self.observers, &network) {
+                o.board.set_network(n);
+            }
             ctx.network = network;
             if !is_final {
                 let after = self.spec.start_slot(epoch);

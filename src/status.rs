@@ -352,6 +352,8 @@ pub struct Snapshot {
     pub store_ok: Option<bool>,
     /// The key sources (`[[sources]]`) and whether they answer.
     pub sources: Vec<crate::sources::SourceStatus>,
+    /// The network's baseline of the newest final epoch (issue 14).
+    pub network: Option<crate::analysis::network::NetworkRecord>,
 }
 
 impl Snapshot {
@@ -373,6 +375,7 @@ impl Snapshot {
             wall_slot: None,
             store_ok: None,
             sources: Vec::new(),
+            network: None,
         };
         s.set_groups(groups);
         s
@@ -1002,6 +1005,15 @@ impl StatusBoard {
 
     pub fn set_nodes(&self, nodes: Vec<NodeReport>) {
         self.write_lock().nodes = Some(nodes);
+    }
+
+    /// The network's baseline of a final epoch: the page says when a
+    /// problem is everybody's.
+    pub fn set_network(&self, n: &crate::analysis::network::NetworkRecord) {
+        let mut s = self.write_lock();
+        if s.network.as_ref().is_none_or(|old| old.epoch <= n.epoch) {
+            s.network = Some(n.clone());
+        }
     }
 
     pub fn set_head(&self, head_slot: Slot, wall_slot: Slot) {

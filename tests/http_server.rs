@@ -218,6 +218,38 @@ async fn group_query_narrows_the_answer_and_its_status_code() {
     assert_eq!(app.get("/?group=a").await.0, 200);
 }
 
+/// Issue 14: the page and `/status` say when the network itself is low,
+/// so that missed duties are not blamed on the operator alone.
+#[tokio::test]
+async fn the_network_baseline_is_shown_and_a_low_network_is_called_network_wide() {
+    let app = App::start(groups(&[("a", &[1, 2])]), &[]).await;
+    app.healthy();
+    let (_, before) = app.get_json("/status").await;
+    assert!(before.get("network").is_none(), "{before:#}");
+    for (epoch, included, low) in [(4, 990, false), (5, 610, true)] {
+        app.board
+            .set_network(&valwatch::analysis::network::NetworkRecord {
+                epoch: valwatch::chain::Epoch(epoch),
+                duties: 1000,
+                included,
+                empty_slots: 2,
+                slots: 32,
+            });
+        let (_, v) = app.get_json("/status").await;
+        assert_eq!(v["network"]["epoch"], epoch);
+        assert_eq!(v["network"]["low"], low, "{v:#}");
+        let (_, html) = app.get("/").await;
+        let pct = included / 10;
+        assert!(
+            html.contains(&format!(
+                "Network in epoch {epoch}: network participation {pct} %, 2 of 32 slots empty"
+            )),
+            "{html}"
+        );
+        assert_eq!(html.contains("network-wide"), low, "{html}");
+    }
+}
+
 #[tokio::test]
 async fn no_secret_reaches_any_page() {
     let app = App::start(groups(&[("main", &[1])]), &[]).await;

@@ -133,6 +133,24 @@ pub struct StatusView {
     /// never the token.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<crate::sources::SourceStatus>,
+    /// The whole network in the newest final epoch: its participation and
+    /// empty slots, counted from the canonical blocks (issue 14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkView>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NetworkView {
+    pub epoch: u64,
+    /// Included attestation duties / duties (0..1).
+    pub participation: Option<f64>,
+    pub empty_slots: u64,
+    pub slots: u64,
+    /// Below `alerting::policy::NETWORK_HEALTHY`: missed duties may be
+    /// everybody's, not the operator's alone.
+    pub low: bool,
+    /// "network participation 61 %, 2 of 32 slots empty".
+    pub text: String,
 }
 
 /// PURE: the view of `snap`, narrowed to `group` when given (`None` when
@@ -209,6 +227,16 @@ pub fn status_view(
         validators,
         nodes,
         sources: snap.sources.clone(),
+        network: snap.network.as_ref().map(|n| NetworkView {
+            epoch: n.epoch.0,
+            participation: n.participation(),
+            empty_slots: n.empty_slots,
+            slots: n.slots,
+            low: n
+                .participation()
+                .is_some_and(|p| p < crate::alerting::policy::NETWORK_HEALTHY),
+            text: crate::analysis::network::describe(n),
+        }),
     })
 }
 
