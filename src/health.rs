@@ -205,16 +205,14 @@ impl ValidatorHealth {
         let was_down = self.down;
         let after_good = self.good_through.is_none_or(|g| e > g);
         match a.status {
-            AttestationStatus::Included | AttestationStatus::Inactive => {
-                if after_good {
-                    let was_early = self.streak.get(&e).is_some_and(|x| x.early);
-                    self.good_through = Some(e);
-                    self.streak.retain(|s, _| *s > e);
-                    if self.down && self.streak.is_empty() {
-                        self.contradicted = (is_final && was_early).then_some(e);
-                    }
-                    self.down = false;
+            AttestationStatus::Included | AttestationStatus::Inactive if after_good => {
+                let was_early = self.streak.get(&e).is_some_and(|x| x.early);
+                self.good_through = Some(e);
+                self.streak.retain(|s, _| *s > e);
+                if self.down && self.streak.is_empty() {
+                    self.contradicted = (is_final && was_early).then_some(e);
                 }
+                self.down = false;
             }
             AttestationStatus::Missed if is_final && after_good => {
                 self.streak.entry(e).or_default().missed = true;

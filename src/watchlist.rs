@@ -650,7 +650,7 @@ mod tests {
         assert_eq!(specs[1].name, "vc");
         assert!(specs[1].validators.is_empty());
         assert_eq!(w.watched(), idx(&[1]));
-        assert_eq!(w.source_statuses()[0].up, false);
+        assert!(!w.source_statuses()[0].up);
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! that did not, nothing about healthy validators, nothing sent twice,
 //! nothing lost.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -5,6 +5,8 @@
 //! (SQLite; the restart case also on PostgreSQL). STARTTLS and implicit TLS
 //! are in `alerting_email_tls.rs` (the stdlib server speaks plain SMTP only).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::collections::HashMap;

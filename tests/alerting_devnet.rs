@@ -6,6 +6,8 @@
 //! middle of the incident; the never-run group fires once and stays firing;
 //! the healthy group is never named.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::process::{Command, Stdio};

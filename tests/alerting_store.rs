@@ -1,6 +1,8 @@
 //! The alerting store contract, run against SQLite (a temp file) and a real
 //! PostgreSQL (127.0.0.1:5432, a fresh database per test, dropped after).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 

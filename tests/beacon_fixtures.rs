@@ -5,6 +5,8 @@
 //! inclusion), and part of the recording is served over real HTTP so the
 //! whole client path runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;

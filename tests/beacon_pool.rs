@@ -2,6 +2,8 @@
 //! purpose: failing, hanging, garbage answers, another network, a node that
 //! lags behind.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,6 +2,8 @@
 //! The read-only commands (check-config, report) are held to it: they
 //! never create, migrate or change a database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! `--version` names the commit, `completions` gives a script per shell
 //! that knows every command, `man` gives a page per command.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::collections::BTreeSet;
 use std::process::Command;
 

@@ -1,6 +1,8 @@
 //! The demo's pure parts: its embedded plan, fault windows and the
 //! per-epoch line, and a demo without `--epochs` stopping on cancel.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;

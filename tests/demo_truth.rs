@@ -6,6 +6,8 @@
 //! by the ground truth (two final misses in a row, or slashed), 200 before
 //! and after.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -217,7 +219,7 @@ async fn demo_stores_exactly_the_ground_truth_of_every_final_epoch() {
         report
             .balances
             .into_iter()
-            .filter_map(|mut b| comparable(&mut b).then(|| ((b.validator_index.0, b.epoch.0), b)))
+            .filter_map(|mut b| comparable(&mut b).then_some(((b.validator_index.0, b.epoch.0), b)))
             .collect(),
         end_balances
             .into_iter()
@@ -226,7 +228,7 @@ async fn demo_stores_exactly_the_ground_truth_of_every_final_epoch() {
                 if b.epoch.0 == 0 {
                     b.balance_change = None;
                 }
-                comparable(&mut b).then(|| ((b.validator_index.0, b.epoch.0), b))
+                comparable(&mut b).then_some(((b.validator_index.0, b.epoch.0), b))
             })
             .collect(),
     ));

@@ -15,6 +15,8 @@
 //! evidence is re-judged every slot, seen again in later epochs and
 //! announced by both nodes; nobody else gets one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::net::SocketAddr;

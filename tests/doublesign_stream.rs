@@ -4,6 +4,8 @@
 //! it, the engine turns it into exactly one critical `double_signing`
 //! notification, delivered to a real webhook receiver.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 

@@ -3,6 +3,8 @@
 //! and its verdicts still equal the ground truth. Proven against the real
 //! Lodestar recording (replayed live) and against the simulator.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::process::{Child, Command, Stdio};

@@ -17,6 +17,8 @@
 //! `online`) is `safe` at any slot asked; the never-run keys are `safe`
 //! again in epoch 2 (issue 16).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

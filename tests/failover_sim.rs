@@ -17,6 +17,8 @@
 //! from before its activation, or never), not while pending, and not for
 //! an exited validator until two epochs after its exit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -17,6 +17,8 @@
 //!
 //! `VALWATCH_BIN` runs another build of the daemon (to measure a "before").
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::io::{Read, Write};

@@ -9,6 +9,8 @@
 //! outage (so `ValwatchFallingBehind` can fire while every node is down)
 //! and falls back once the node returns.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::net::SocketAddr;

@@ -7,6 +7,8 @@
 //! takes (cold: the store read; warm: the cached strips) and asserts the
 //! size only; run it with `--nocapture` to see the numbers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! `promtool` (Debian package `prometheus`). Skipped, with a notice, where
 //! promtool is not installed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,6 +1,8 @@
 //! The HTTP server against a real socket on 127.0.0.1:0: status codes,
 //! readiness reasons, group narrowing, secrets, metrics, shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod http_support;
 
 use std::time::Duration;

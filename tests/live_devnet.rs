@@ -4,6 +4,8 @@
 //! At the end the history must have no gap, no duplicate, and match the
 //! ground truth.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::collections::BTreeMap;

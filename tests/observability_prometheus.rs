@@ -25,6 +25,8 @@
 //! The test fails when `prometheus` is missing and `CI` is set; elsewhere it
 //! skips with a notice.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod obs_support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -15,6 +15,8 @@
 //! must run for every value of the validator variable, return rows for
 //! some, and one validator must fill every panel.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod obs_support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -12,6 +12,8 @@
 //!   the package puts it with the configuration it ships, hardened, and that
 //!   configuration loads.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,8 @@
 //! the pool is read again every slot. With the pool routes answering 404
 //! the daemon must judge on as usual and page nobody.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::net::SocketAddr;

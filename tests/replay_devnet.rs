@@ -2,6 +2,8 @@
 //! replay.py serving a recording, must store exactly the ground truth's
 //! attestation verdicts for every epoch whose inclusion window closed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use valwatch::store::{ReportQuery, Store};

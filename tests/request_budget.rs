@@ -5,6 +5,8 @@
 //! many provisional passes run. Counted from valwatch's own
 //! `valwatch_node_requests_total`, against a live simulated node.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -7,6 +7,8 @@
 //! vote with the right target included anywhere in its window keeps the
 //! target flag, in or out of an inactivity leak).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::collections::{BTreeMap, HashMap};

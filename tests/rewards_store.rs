@@ -3,6 +3,8 @@
 //! value, unknown stays NULL (not 0), the network baseline round-trips, the report carries both, the cost
 //! of a stretch sums what is known, and retention prunes them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use sqlx::Connection;
 use valwatch::analysis::network::NetworkRecord;
 use valwatch::analysis::rewards::RewardRecord;

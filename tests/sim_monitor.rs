@@ -1,5 +1,7 @@
 //! The monitor against simulated nodes: what the recordings cannot show.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use valwatch::sim::{Fault, FaultKind, NodeOptions, Scenario, SimNode};

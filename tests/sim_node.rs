@@ -2,6 +2,8 @@
 //! one network, the live head follows the clock, range limits answer like
 //! Lodestar, and every configured fault shows up over real HTTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 

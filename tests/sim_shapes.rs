@@ -4,6 +4,8 @@
 //! recursively, strings vs numbers vs booleans, decimal vs hex strings and
 //! hex lengths).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};

@@ -10,6 +10,8 @@
 //! token never does; a stub that stops answering keeps its keys watched
 //! and `/status` says it is down.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -9,6 +9,8 @@
 //! nothing naming a validator that performed; and the store holds no
 //! `missed` verdict for a slot the chain never reached.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,8 @@
 //! file) and a real PostgreSQL (127.0.0.1:5432, a fresh database per test,
 //! dropped at the end). The `contract!` list at the bottom names the cases.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,10 +1,10 @@
 //! Issue 11: outages of valwatch's own.
 //!
 //! 1. The database stops for two epochs while a group of validators
-//! goes offline. valwatch (the binary) follows a live replay of the
-//! lodestar-devnet recording (validators 32..47 offline in epochs 6..9,
-//! ground truth known) at double speed, writing to a PostgreSQL server the
-//! test owns and stops at the start of epoch 6 for two epochs.
+//!    goes offline. valwatch (the binary) follows a live replay of the
+//!    lodestar-devnet recording (validators 32..47 offline in epochs 6..9,
+//!    ground truth known) at double speed, writing to a PostgreSQL server the
+//!    test owns and stops at the start of epoch 6 for two epochs.
 //!
 //! What a person receives: the group is paged once per channel (one
 //! `firing`, one `resolved`), the store's own failure is told and its end
@@ -14,8 +14,10 @@
 //! notification is stored with each channel's delivery ended (sent once).
 //!
 //! 2. valwatch itself is stopped for three epochs while the group goes
-//! down: the epochs judged late after its restart page as they would have
-//! live (one firing, later one resolved), not as a silent backfill.
+//!    down: the epochs judged late after its restart page as they would have
+//!    live (one firing, later one resolved), not as a silent backfill.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
 mod common;
 

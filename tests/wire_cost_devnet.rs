@@ -8,6 +8,8 @@
 //! 73 kB per epoch on the same replay), and the verdicts must still match
 //! the ground truth.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::collections::BTreeMap;

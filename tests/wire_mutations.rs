@@ -8,6 +8,8 @@
 //! Deterministic (a fixed seed); a failure prints the decoder, the mutation
 //! and the start of the input that broke it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -527,7 +527,7 @@ async fn epoch_registry(
     }
     let infos: Arc<HashMap<_, _>> = Arc::new(
         infos
-            .ok_or_else(|| match fault {
+            .ok_or(match fault {
                 Some(f) => CollectError::Beacon(f),
                 None => CollectError::NoRegistry,
             })?
