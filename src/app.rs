@@ -185,7 +185,7 @@ impl Blind {
             let stop = stop.clone();
             tokio::spawn(async move {
                 if let Err(e) = engine.run_outbox(stop).await {
-                    warn!(error = %e, "alert delivery stopped");
+                    warn!(error = %crate::causes(&e), "alert delivery stopped");
                 }
             })
         };
@@ -202,10 +202,10 @@ impl Blind {
         let reports = pool.reports();
         metrics.observe_nodes(&reports);
         if let Err(e) = self.engine.on_nodes(&reports, None, now).await {
-            warn!(error = %e, "alerting: node rules failed");
+            warn!(error = %crate::causes(&e), "alerting: node rules failed");
         }
         if let Err(e) = self.engine.on_monitor(None, now).await {
-            warn!(error = %e, "alerting: monitor rules failed");
+            warn!(error = %crate::causes(&e), "alerting: monitor rules failed");
         }
         self.board.set_nodes(reports);
     }
@@ -225,7 +225,7 @@ fn spawn_sighup_reader(wake: Arc<std::sync::atomic::AtomicBool>, cancel: Cancell
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
-            warn!(error = %e, "cannot listen for SIGHUP; key sources are read every epoch only");
+            warn!(error = %crate::causes(&e), "cannot listen for SIGHUP; key sources are read every epoch only");
             return;
         }
     };
@@ -361,7 +361,7 @@ pub async fn run_with(
     let Some(spec) = spec else {
         if let Some(server) = server {
             if let Err(e) = server.wait().await {
-                warn!(error = %e, "HTTP server stopped with an error");
+                warn!(error = %crate::causes(&e), "HTTP server stopped with an error");
             }
         }
         info!("valwatch stopped");
@@ -463,7 +463,7 @@ pub async fn run_with(
         let c = cancel.clone();
         tasks.spawn(async move {
             if let Err(e) = engine.run_outbox(c).await {
-                warn!(error = %e, "alert delivery stopped");
+                warn!(error = %crate::causes(&e), "alert delivery stopped");
             }
         });
     }
@@ -530,7 +530,7 @@ pub async fn run_with(
     }
     if let Some(server) = server {
         if let Err(e) = server.wait().await {
-            warn!(error = %e, "HTTP server stopped with an error");
+            warn!(error = %crate::causes(&e), "HTTP server stopped with an error");
         }
     }
     result?;
@@ -554,7 +554,7 @@ async fn paging_from(store: &Store, wall_epoch: Epoch) -> Epoch {
             Err(_) => warn!(value = %v, "unreadable {PAGING_FROM} in meta; set again"),
         },
         Ok(None) => {}
-        Err(e) => warn!(error = %e, "cannot read {PAGING_FROM}"),
+        Err(e) => warn!(error = %crate::causes(&e), "cannot read {PAGING_FROM}"),
     }
     let from = Epoch(
         wall_epoch
@@ -562,7 +562,7 @@ async fn paging_from(store: &Store, wall_epoch: Epoch) -> Epoch {
             .saturating_sub(crate::alerting::LIVE_LAG_EPOCHS),
     );
     if let Err(e) = store.set_meta(PAGING_FROM, &from.0.to_string()).await {
-        warn!(error = %e, "cannot store {PAGING_FROM}");
+        warn!(error = %crate::causes(&e), "cannot store {PAGING_FROM}");
     }
     from
 }

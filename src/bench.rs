@@ -252,7 +252,7 @@ async fn measure(
         .context("cannot create the benchmark database")?;
     let result = measure_in(size, node_url, &url, epochs, whole_epoch).await;
     if let Err(e) = crate::store::drop_postgres_database(admin_url, &name).await {
-        tracing::warn!(error = %e, database = %name, "cannot drop the benchmark database");
+        tracing::warn!(error = %crate::causes(&e), database = %name, "cannot drop the benchmark database");
     }
     result
 }

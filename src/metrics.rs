@@ -197,27 +197,27 @@ fn inc_by(v: &IntCounterVec, labels: &[&str], by: u64) {
     if by == 0 {
         // Still create the series so that rate() sees it start at zero.
         if let Err(e) = v.get_metric_with_label_values(labels) {
-            warn!(error = %e, "metric labels do not match");
+            warn!(error = %crate::causes(&e), "metric labels do not match");
         }
         return;
     }
     match v.get_metric_with_label_values(labels) {
         Ok(c) => c.inc_by(by),
-        Err(e) => warn!(error = %e, "metric labels do not match"),
+        Err(e) => warn!(error = %crate::causes(&e), "metric labels do not match"),
     }
 }
 
 fn set(v: &IntGaugeVec, labels: &[&str], value: i64) {
     match v.get_metric_with_label_values(labels) {
         Ok(g) => g.set(value),
-        Err(e) => warn!(error = %e, "metric labels do not match"),
+        Err(e) => warn!(error = %crate::causes(&e), "metric labels do not match"),
     }
 }
 
 fn observe(v: &HistogramVec, labels: &[&str], value: f64) {
     match v.get_metric_with_label_values(labels) {
         Ok(h) => h.observe(value),
-        Err(e) => warn!(error = %e, "metric labels do not match"),
+        Err(e) => warn!(error = %crate::causes(&e), "metric labels do not match"),
     }
 }
 
@@ -853,7 +853,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
-            warn!(error = %e, "cannot encode metrics");
+            warn!(error = %crate::causes(&e), "cannot encode metrics");
         }
         String::from_utf8_lossy(&buf).into_owned()
     }

@@ -391,7 +391,6 @@ pub struct Monitor {
     watchlist: Option<Watchlist>,
     /// History kept, in epochs (None: keep everything).
     retention_epochs: Option<u64>,
-    pub summaries: Vec<EpochSummary>,
 }
 
 impl Monitor {
@@ -439,7 +438,6 @@ impl Monitor {
             sync_members: Vec::new(),
             watchlist: None,
             retention_epochs: None,
-            summaries: Vec::new(),
         }
     }
 
@@ -555,7 +553,7 @@ impl Monitor {
                 o.metrics.observe_nodes(&reports);
                 if let Some(a) = &o.alerts {
                     if let Err(e) = a.on_nodes(&reports, Some(wall), self.clock.now()).await {
-                        warn!(error = %e, "alerting: node rules failed");
+                        warn!(error = %crate::causes(&e), "alerting: node rules failed");
                     }
                 }
                 o.board.set_nodes(reports);
@@ -632,7 +630,7 @@ impl Monitor {
                     // The nodes answered, and what they answered is that
                     // the data is gone: record that and move on rather than
                     // retry forever.
-                    warn!(epoch = n.0, error = %e, "epoch data no longer served; stored as unknown");
+                    warn!(epoch = n.0, error = %crate::causes(e.as_ref()), "epoch data no longer served; stored as unknown");
                     self.write_unknown(n, &format!("{e:#}")).await?
                 }
             };
@@ -726,7 +724,7 @@ impl Monitor {
                     continue;
                 }
                 Err(e) => {
-                    debug!(epoch = epoch.0, error = %e, "attestation pool not read");
+                    debug!(epoch = epoch.0, error = %crate::causes(&e), "attestation pool not read");
                     continue;
                 }
             };
@@ -766,7 +764,9 @@ impl Monitor {
                     info!("the best node serves no slashing pools; slashings are seen on the event stream and in blocks only");
                 }
             }
-            Err(e) => debug!(epoch = epoch.0, error = %e, "slashing pools not read"),
+            Err(e) => {
+                debug!(epoch = epoch.0, error = %crate::causes(&e), "slashing pools not read")
+            }
         }
     }
 
@@ -811,10 +811,10 @@ impl Monitor {
                     .await
                 {
                     // Kept in memory all the same (above).
-                    debug!(epoch = epoch.0, error = %e, "cannot store liveness");
+                    debug!(epoch = epoch.0, error = %crate::causes(&e), "cannot store liveness");
                 }
             }
-            Err(e) => debug!(epoch = epoch.0, error = %e, "liveness not served"),
+            Err(e) => debug!(epoch = epoch.0, error = %crate::causes(&e), "liveness not served"),
         }
     }
 
@@ -856,7 +856,7 @@ impl Monitor {
                 keep_from_epoch = judged.0 - keep,
                 "old history deleted"
             ),
-            Err(e) => warn!(error = %e, "retention pruning failed"),
+            Err(e) => warn!(error = %crate::causes(&e), "retention pruning failed"),
         }
     }
 
@@ -886,10 +886,10 @@ impl Monitor {
                     )
                     .await
                 {
-                    warn!(error = %e, "alerting: chain rules failed");
+                    warn!(error = %crate::causes(&e), "alerting: chain rules failed");
                 }
             }
-            Err(e) => debug!(error = %e, "finality not served"),
+            Err(e) => debug!(error = %crate::causes(&e), "finality not served"),
         }
     }
 
@@ -934,12 +934,14 @@ impl Monitor {
                     // Kept in memory whatever the store does; stored for a
                     // restart when it can be.
                     if let Err(err) = self.store.save_proposer_duties(&d).await {
-                        debug!(epoch = e.0, error = %err, "cannot store proposer duties; kept in memory");
+                        debug!(epoch = e.0, error = %crate::causes(&err), "cannot store proposer duties; kept in memory");
                     }
                     self.duties.insert(e, d);
                     self.fetched_duties.insert(key);
                 }
-                Err(err) => debug!(epoch = e.0, error = %err, "proposer duties not served"),
+                Err(err) => {
+                    debug!(epoch = e.0, error = %crate::causes(&err), "proposer duties not served")
+                }
             }
         }
         self.fetched_duties.retain(|(e, _)| e.0 + 2 >= current.0);
@@ -986,7 +988,7 @@ impl Monitor {
                 }
                 Err(err) => {
                     *self.attester_failures.entry(e).or_default() += 1;
-                    debug!(epoch = e.0, error = %err, "attester duties not served");
+                    debug!(epoch = e.0, error = %crate::causes(&err), "attester duties not served");
                 }
             }
         }
@@ -1133,7 +1135,7 @@ impl Monitor {
             ctx.as_ref(),
         ) {
             if let Err(e) = a.on_epoch(&record, ctx).await {
-                warn!(epoch = epoch.0, error = %e, "alerting: epoch rules failed");
+                warn!(epoch = epoch.0, error = %crate::causes(&e), "alerting: epoch rules failed");
             }
         }
         if let (Some(o), Some(c)) = (&self.observers, ctx.as_ref()) {
@@ -1188,9 +1190,6 @@ impl Monitor {
                   node_root = ?c.node_root, expected_root = ?c.expected_root, error = ?c.error,
                   "node disagrees about the canonical chain");
         }
-        if is_final {
-            self.summaries.push(s.clone());
-        }
         Ok(s)
     }
 
@@ -1216,7 +1215,7 @@ impl Monitor {
             .split_off(&(floor, ValidatorIndex(0), ""));
         if let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) {
             if let Err(e) = a.on_double_sign(&evidence, self.clock.now()).await {
-                warn!(error = %e, "alerting: double-signing rule failed");
+                warn!(error = %crate::causes(&e), "alerting: double-signing rule failed");
             }
         }
     }
@@ -1248,14 +1247,16 @@ impl Monitor {
                       "stored proposer duties belong to another fork; refetching");
             }
             Ok(None) => {}
-            Err(e) => debug!(epoch = epoch.0, error = %e, "cannot read stored proposer duties"),
+            Err(e) => {
+                debug!(epoch = epoch.0, error = %crate::causes(&e), "cannot read stored proposer duties")
+            }
         }
         // Asked again even for a past epoch: several clients compute them
         // from a historical state.
         match collect::fetch_proposer_duties(&self.pool, epoch).await {
             Ok(d) if matches(&d) => {
                 if let Err(e) = self.store.save_proposer_duties(&d).await {
-                    debug!(epoch = epoch.0, error = %e, "cannot store proposer duties; kept in memory");
+                    debug!(epoch = epoch.0, error = %crate::causes(&e), "cannot store proposer duties; kept in memory");
                 }
                 self.duties.insert(epoch, d.clone());
                 Some(d)
@@ -1266,7 +1267,7 @@ impl Monitor {
                 None
             }
             Err(e) => {
-                debug!(epoch = epoch.0, error = %e, "proposer duties not served");
+                debug!(epoch = epoch.0, error = %crate::causes(&e), "proposer duties not served");
                 None
             }
         }
@@ -1371,7 +1372,7 @@ impl Monitor {
                     return;
                 }
                 // Rewards are extra: a refused row never holds the verdicts.
-                warn!(epoch = epoch.0, error = %e, "cannot store rewards");
+                warn!(epoch = epoch.0, error = %crate::causes(&e), "cannot store rewards");
             }
             match self.store.write_epoch(&u.record).await {
                 Ok(_) => {
@@ -1452,9 +1453,7 @@ impl Monitor {
             ..EpochRecord::default()
         };
         self.store_record(&record, None).await?;
-        let s = summarize(&record);
-        self.summaries.push(s.clone());
-        Ok(s)
+        Ok(summarize(&record))
     }
 
     /// Asks every usable node for the canonical block at the epoch's last
@@ -1502,11 +1501,13 @@ impl Monitor {
         loop {
             match self.tick().await {
                 Ok(_) => {}
-                Err(e) => warn!(error = %e, "monitor round failed; retrying"),
+                Err(e) => {
+                    warn!(error = %crate::causes(e.as_ref()), "monitor round failed; retrying")
+                }
             }
             if let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) {
                 if let Err(e) = a.on_monitor(self.last_stored_at, self.clock.now()).await {
-                    warn!(error = %e, "alerting: monitor rules failed");
+                    warn!(error = %crate::causes(&e), "alerting: monitor rules failed");
                 }
             }
             if stop_after.is_some_and(|s| self.next_epoch > s) {

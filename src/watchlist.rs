@@ -336,7 +336,7 @@ impl Watchlist {
             return labels_changed;
         }
         if let Err(e) = self.resolve(pool).await {
-            warn!(error = %e, "cannot resolve the new validators yet");
+            warn!(error = %crate::causes(&e), "cannot resolve the new validators yet");
         }
         let now = fingerprint(&self.group_specs());
         let changed = self.published != Some(now);

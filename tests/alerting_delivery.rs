@@ -556,8 +556,8 @@ async fn a_restart_in_the_middle_of_an_incident_sends_nothing_twice_sqlite() {
 #[tokio::test]
 async fn a_restart_in_the_middle_of_an_incident_sends_nothing_twice_postgres() {
     let name = format!("valwatch_alert_restart_{}", std::process::id());
-    let admin_url = "postgres://postgres@127.0.0.1:5432/postgres";
-    let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    let admin_url = common::pg_admin_url();
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await
@@ -566,7 +566,7 @@ async fn a_restart_in_the_middle_of_an_incident_sends_nothing_twice_postgres() {
         .execute(&mut admin)
         .await
         .unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let url = common::pg_url(&name);
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(

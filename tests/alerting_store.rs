@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
+mod common;
+
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use sqlx::Connection;
 use valwatch::store::{AttemptOutcome, IncidentRecord, NewNotification, Store};
-
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn at(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
@@ -35,12 +35,14 @@ where
             .unwrap()
             .as_nanos()
     );
-    let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&common::pg_admin_url())
+        .await
+        .unwrap();
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await
         .unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let url = common::pg_url(&name);
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let outcome =

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,8 +25,12 @@ use valwatch::beacon::wire;
 use valwatch::beacon::{BeaconClient, BeaconError, BlockId, NodeConfig, NodeRole, StateId};
 use valwatch::chain::{Epoch, Fork, Root, Slot, ValidatorIndex};
 
-const CASSETTE: &str = "/work/shared/fixtures/lighthouse-sepolia-electra/cassette.yaml";
-const LODESTAR: &str = "/work/shared/fixtures/lodestar-devnet-deneb-electra/recording.jsonl";
+fn cassette_path() -> std::path::PathBuf {
+    common::fixture("lighthouse-sepolia-electra").join("cassette.yaml")
+}
+fn lodestar_path() -> std::path::PathBuf {
+    common::fixture("lodestar-devnet-deneb-electra").join("recording.jsonl")
+}
 
 /// An epoch the replay answers with a recorded refusal (500).
 const REFUSED_EPOCH: u64 = 999;
@@ -79,7 +85,7 @@ struct Exchange {
 }
 
 fn cassette() -> Vec<Exchange> {
-    let text = std::fs::read_to_string(CASSETTE).unwrap();
+    let text = std::fs::read_to_string(cassette_path()).unwrap();
     let c: Cassette = serde_yaml::from_str(&text).unwrap();
     c.interactions
         .into_iter()
@@ -265,7 +271,7 @@ struct Recorded {
 }
 
 fn lodestar() -> Vec<Recorded> {
-    std::fs::read_to_string(LODESTAR)
+    std::fs::read_to_string(lodestar_path())
         .unwrap()
         .lines()
         .map(|l| {

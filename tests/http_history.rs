@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
+mod common;
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -26,7 +28,6 @@ use valwatch::metrics::Metrics;
 use valwatch::status::{GroupSpec, Policy, StatusBoard};
 use valwatch::store::{EpochRecord, ReportQuery, Store};
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const SLOTS_PER_EPOCH: u64 = 32;
 
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +58,7 @@ async fn create(backend: Backend) -> (Store, Cleanup) {
                 std::process::id(),
                 nanos % 1_000_000_000
             );
-            let url = valwatch::store::create_postgres_database(PG_ADMIN_URL, &name)
+            let url = valwatch::store::create_postgres_database(&common::pg_admin_url(), &name)
                 .await
                 .unwrap();
             (url, Cleanup::Postgres(name))
@@ -78,7 +79,7 @@ where
     let outcome = AssertUnwindSafe(case(store.clone())).catch_unwind().await;
     store.close().await;
     if let Cleanup::Postgres(name) = cleanup {
-        valwatch::store::drop_postgres_database(PG_ADMIN_URL, &name)
+        valwatch::store::drop_postgres_database(&common::pg_admin_url(), &name)
             .await
             .unwrap();
     }
@@ -550,7 +551,7 @@ async fn a_blocked_store_costs_the_page_its_strips_not_its_answer() {
         .unwrap()
         .as_nanos();
     let name = format!("valwatch_history_lock_{}", nanos % 1_000_000_000);
-    let url = valwatch::store::create_postgres_database(PG_ADMIN_URL, &name)
+    let url = valwatch::store::create_postgres_database(&common::pg_admin_url(), &name)
         .await
         .unwrap();
     let store = Store::connect(&url).await.unwrap();
@@ -610,7 +611,7 @@ async fn a_blocked_store_costs_the_page_its_strips_not_its_answer() {
     .catch_unwind()
     .await;
     store.close().await;
-    valwatch::store::drop_postgres_database(PG_ADMIN_URL, &name)
+    valwatch::store::drop_postgres_database(&common::pg_admin_url(), &name)
         .await
         .unwrap();
     if let Err(panic) = outcome {

@@ -5,13 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
+mod common;
+
 use sqlx::Connection;
 use valwatch::analysis::network::NetworkRecord;
 use valwatch::analysis::rewards::RewardRecord;
 use valwatch::chain::{Epoch, ValidatorIndex};
 use valwatch::store::{ReportQuery, Store};
-
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn row(
     v: u64,
@@ -131,7 +131,7 @@ async fn rewards_tables_on_postgres() {
             .unwrap()
             .as_nanos()
     );
-    let url = valwatch::store::create_postgres_database(PG_ADMIN_URL, &name)
+    let url = valwatch::store::create_postgres_database(&common::pg_admin_url(), &name)
         .await
         .unwrap();
     let store = Store::connect(&url).await.unwrap();
@@ -139,7 +139,9 @@ async fn rewards_tables_on_postgres() {
     let outcome =
         futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(contract(&store))).await;
     store.close().await;
-    let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&common::pg_admin_url())
+        .await
+        .unwrap();
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
@@ -13,7 +15,9 @@ use valwatch::sim::{
     Behaviour, BehaviourKind, ErrorStyle, NodeOptions, Scenario, SimNode, ValidatorSet,
 };
 
-const RECORDING: &str = "/work/shared/fixtures/lodestar-devnet/recording.jsonl";
+fn recording() -> std::path::PathBuf {
+    common::fixture("lodestar-devnet").join("recording.jsonl")
+}
 /// Hex fields whose length varies with the data (committee sizes, payloads).
 const VARIABLE_HEX: &[&str] = &["aggregation_bits", "transactions", "extra_data"];
 
@@ -54,7 +58,8 @@ fn normalize(path: &str) -> String {
 
 /// The fullest recorded answer of each kind of request.
 fn recorded() -> BTreeMap<(String, String, u16), Exchange> {
-    let text = std::fs::read_to_string(RECORDING).expect("the recording is in /work/shared");
+    let text =
+        std::fs::read_to_string(recording()).expect("the recording is in ../shared/fixtures");
     let mut out: BTreeMap<(String, String, u16), Exchange> = BTreeMap::new();
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
@@ -621,8 +626,8 @@ fn the_shape_comparison_notices_differences() {
 
 /// The first recorded event of each topic (events.jsonl of the devnet).
 fn recorded_events() -> BTreeMap<String, Value> {
-    let path = RECORDING.replace("recording.jsonl", "events.jsonl");
-    let text = std::fs::read_to_string(path).expect("the recording is in /work/shared");
+    let path = common::fixture("lodestar-devnet").join("events.jsonl");
+    let text = std::fs::read_to_string(path).expect("the recording is in ../shared/fixtures");
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap();

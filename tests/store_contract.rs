@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test may panic: that is its failure
 
+mod common;
+
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,8 +25,6 @@ use valwatch::chain::{
 use valwatch::store::{
     CrossCheckRecord, EpochRecord, ReportQuery, Store, StoreError, ValidatorSummary,
 };
-
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 // ------------------------------------------------------------- harness --
 
@@ -76,16 +76,15 @@ async fn create(backend: Backend) -> (TestDb, Cleanup) {
         }
         Backend::Postgres => {
             let name = format!("valwatch_test_{}", random_suffix());
-            let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL).await.unwrap();
+            let mut admin = sqlx::PgConnection::connect(&common::pg_admin_url())
+                .await
+                .unwrap();
             sqlx::query(&format!("CREATE DATABASE {name}"))
                 .execute(&mut admin)
                 .await
                 .unwrap();
             admin.close().await.unwrap();
-            (
-                format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                Cleanup::Postgres(name),
-            )
+            (common::pg_url(&name), Cleanup::Postgres(name))
         }
     };
     let store = Store::connect(&url).await.unwrap();
@@ -95,7 +94,9 @@ async fn create(backend: Backend) -> (TestDb, Cleanup) {
 
 async fn drop_db(cleanup: Cleanup) {
     if let Cleanup::Postgres(name) = cleanup {
-        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL).await.unwrap();
+        let mut admin = sqlx::PgConnection::connect(&common::pg_admin_url())
+            .await
+            .unwrap();
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&mut admin)
             .await

@@ -946,7 +946,7 @@ impl Engine {
                 Err(e) => {
                     // Refused for a reason of its own: retrying cannot help.
                     // Its notification went out from memory where it could.
-                    warn!(incident = %item.incident.id, error = %e,
+                    warn!(incident = %item.incident.id, error = %crate::causes(&e),
                           "an alert kept in memory cannot be stored; left out of the history");
                     self.spool().stored(item.seq);
                 }
@@ -1057,7 +1057,7 @@ impl Engine {
                 Ok(b) => b,
                 Err(e) => {
                     if !crate::store::is_outage(&e) || self.spool().is_empty() {
-                        warn!(channel = %name, error = %e, "cannot read the outbox");
+                        warn!(channel = %name, error = %crate::causes(&e), "cannot read the outbox");
                     }
                     Vec::new()
                 }
@@ -1078,7 +1078,7 @@ impl Engine {
                         break;
                     }
                     Err(e) => {
-                        warn!(channel = %name, error = %e, "cannot record a delivery attempt");
+                        warn!(channel = %name, error = %crate::causes(&e), "cannot record a delivery attempt");
                         break;
                     }
                 }

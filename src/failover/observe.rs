@@ -227,7 +227,7 @@ pub async fn observe(
                 }
             }
             Err(err) if err.is_range_limit() => {
-                tracing::debug!(node = %name, epoch = e.0, error = %err, "liveness not served for this epoch");
+                tracing::debug!(node = %name, epoch = e.0, error = %crate::causes(&err), "liveness not served for this epoch");
             }
             Err(err) => view.problems.push(format!("liveness of epoch {e}: {err}")),
         }

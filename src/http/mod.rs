@@ -198,7 +198,7 @@ async fn accept_loop(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                warn!(addr = %local_addr, error = %e, "http server cannot accept a connection");
+                warn!(addr = %local_addr, error = %crate::causes(&e), "http server cannot accept a connection");
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
@@ -260,7 +260,7 @@ async fn serve_connection(
     };
     if let Err(e) = result {
         // Clients that hang up or time out are routine, not news.
-        debug!(error = %e, "http connection ended with an error");
+        debug!(error = %crate::causes(&e), "http connection ended with an error");
     }
 }
 

@@ -225,3 +225,17 @@ pub fn gauge(text: &str, name: &str) -> Option<i64> {
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// The PostgreSQL server the tests create their databases on:
+/// `DATABASE_URL` as the README says, else the local default.
+pub fn pg_admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The same server's database `name`.
+pub fn pg_url(name: &str) -> String {
+    let mut u = url::Url::parse(&pg_admin_url()).expect("DATABASE_URL is a URL");
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
