@@ -441,6 +441,9 @@ pub async fn run_with(
     .context("cannot start alerting")?
     .with_genesis(std::time::UNIX_EPOCH + Duration::from_secs(spec.genesis_time))
     .with_metrics(metrics.clone());
+    engine
+        .check_channels()
+        .context("cannot set up the alert channels")?;
     engine.set_labels(&watchlist.labels());
     // The page starts where the pager is: validators of an open
     // `validator_down` incident are down on both.

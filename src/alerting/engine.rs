@@ -1026,6 +1026,16 @@ impl Engine {
         sent
     }
 
+    /// Builds every configured channel once: a channel that cannot be
+    /// built (a TLS setup, a token file) stops the start, so the daemon
+    /// never runs on without the alerts it was configured to send.
+    pub fn check_channels(&self) -> Result<(), AlertError> {
+        for c in &self.cfg.channels {
+            channels::build(c, self.cfg.delivery.send_timeout)?;
+        }
+        Ok(())
+    }
+
     /// Delivers the outbox until `cancel`: one task per configured channel,
     /// each sending its pending deliveries in order, retrying a failure
     /// with backoff (later messages of that channel wait; other channels do
