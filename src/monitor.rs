@@ -357,6 +357,9 @@ pub struct Monitor {
     /// Where the per-slot pool watch stands.
     pools: PoolWatch,
     last_health: Option<Instant>,
+    /// The last finality answer: the head block's epoch when it was read,
+    /// and the finalized epoch it gave (see `check_finality`).
+    finality: Option<(Epoch, Epoch)>,
     /// Failed attempts per epoch, to stop retrying what is gone for good.
     failures: std::collections::HashMap<Epoch, u32>,
     /// Stop judging after this epoch (tests, backfills).
@@ -422,6 +425,7 @@ impl Monitor {
             provisional_slot: None,
             pools: PoolWatch::default(),
             last_health: None,
+            finality: None,
             failures: Default::default(),
             until: None,
             observers: None,
@@ -547,7 +551,10 @@ impl Monitor {
             // Readiness says "store failing" within one ping; the ping also
             // closes the store's breaker when the database is back.
             let _ = self.store.ping().await;
-            let reports = self.pool.check_health_at(Some(wall)).await;
+            let reports = self
+                .pool
+                .check_health_spaced(wall, self.spec.slots_per_epoch)
+                .await;
             self.last_health = Some(Instant::now());
             if let Some(o) = &self.observers {
                 o.metrics.observe_nodes(&reports);
@@ -864,22 +871,35 @@ impl Monitor {
     /// inactivity leak): "my validators" and "the network" told apart.
     /// The head block's slot goes with it: the checkpoint is the head
     /// state's, which enters an epoch only with that epoch's first block.
-    async fn check_finality(&self, wall: Slot, head: Slot) {
+    ///
+    /// Asked once per epoch of the head, not every slot (issue 12): the
+    /// checkpoints change only in the epoch transition (consensus specs,
+    /// `process_justification_and_finalization` runs in `process_epoch`),
+    /// and the head state (the head block's post-state) goes through one
+    /// only when the head enters a new epoch. Between reads, the rules run
+    /// every round on the answer kept, with the head and wall of the round.
+    async fn check_finality(&mut self, wall: Slot, head: Slot) {
         let Some(a) = self.observers.as_ref().and_then(|o| o.alerts.clone()) else {
             return;
         };
-        let finality = self
-            .pool
-            .call(
-                "/eth/v1/beacon/states/{state_id}/finality_checkpoints",
-                |c| async move { c.finality(crate::beacon::StateId::Head).await },
-            )
-            .await;
-        match finality {
-            Ok(f) => {
+        let head_epoch = self.spec.epoch_of(head);
+        let finalized = match self.finality {
+            Some((read_at, finalized)) if read_at == head_epoch => Ok(finalized),
+            _ => self
+                .pool
+                .call(
+                    "/eth/v1/beacon/states/{state_id}/finality_checkpoints",
+                    |c| async move { c.finality(crate::beacon::StateId::Head).await },
+                )
+                .await
+                .map(|f| f.finalized.epoch),
+        };
+        match finalized {
+            Ok(finalized) => {
+                self.finality = Some((head_epoch, finalized));
                 if let Err(e) = a
                     .on_chain(
-                        f.finalized.epoch,
+                        finalized,
                         self.spec.epoch_of(head),
                         self.spec.epoch_of(wall),
                         self.clock.now(),

@@ -153,6 +153,9 @@ pub struct NodeStats {
     pub errors: u64,
     /// Time to the complete answer of the latest request that got one.
     pub last_latency: Option<Duration>,
+    /// The slot of the latest head header the node served: the pool reads
+    /// the node's head from it between `/node/syncing` checks.
+    pub head_slot: Option<Slot>,
 }
 
 /// Spaces requests at least `interval` apart. A caller over the rate waits
@@ -499,10 +502,15 @@ impl BeaconClient {
     pub async fn header(&self, id: BlockId) -> Result<Option<BlockHeader>, BeaconError> {
         const EP: &str = "/eth/v1/beacon/headers/{block_id}";
         let path = format!("/eth/v1/beacon/headers/{id}");
-        match self.found(EP, self.get(EP, &path).await?)? {
-            None => Ok(None),
-            Some(a) => self.decoded(EP, wire::parse_header(&a.body)).map(Some),
+        let header = match self.found(EP, self.get(EP, &path).await?)? {
+            None => None,
+            Some(a) => Some(self.decoded(EP, wire::parse_header(&a.body))?),
+        };
+        if let (BlockId::Head, Some(h)) = (&id, &header) {
+            let slot = h.slot;
+            self.with_stats(|s| s.head_slot = Some(slot));
         }
+        Ok(header)
     }
 
     /// `GET /eth/v1/beacon/blocks/{block_id}/root`; `None` on 404.

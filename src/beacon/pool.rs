@@ -42,6 +42,42 @@ pub fn head_is_stale(head: Slot, wall: Slot) -> bool {
 /// `is_syncing` says: the Beacon API guide gates "usable" on distance ≤ 1.
 pub const MAX_SYNC_DISTANCE: u64 = 1;
 
+/// PURE: whether a node's `/node/syncing` must be asked at the wall slot
+/// `wall`, or its last answer still stands.
+///
+/// A synced answer stands for up to one epoch (`slots_per_epoch` wall
+/// slots) while the node proves itself between checks: it answered a data
+/// request since (so it is reachable), none of its requests failed since,
+/// and the head it served (`head`, from `headers/head`) is at most
+/// `LAG_SLOTS` behind the wall clock (so it follows the chain). Anything
+/// off — a node not `Healthy`, never checked, a failed request, no answer
+/// since the check, a head falling behind the clock (a stuck node, or just
+/// a run of empty slots) — and it is asked every slot as before, so a
+/// stuck node is still `Lagging` as soon as its head is `STALE_HEAD_SLOTS`
+/// old. Sync state can still turn (`is_optimistic`, `el_offline`) without
+/// any of these signs: that is seen within an epoch instead of a slot, for
+/// one request per node and epoch instead of one per slot (issue 12).
+pub fn syncing_due(
+    health: &NodeHealth,
+    checked: Option<Slot>,
+    answered_since: bool,
+    failed_since: bool,
+    head: Option<Slot>,
+    wall: Slot,
+    slots_per_epoch: u64,
+) -> bool {
+    match health {
+        NodeHealth::WrongNetwork => return false,
+        NodeHealth::Healthy => {}
+        _ => return true,
+    }
+    let Some(checked) = checked else { return true };
+    failed_since
+        || !answered_since
+        || wall.0 >= checked.0 + slots_per_epoch.max(1)
+        || head.is_none_or(|h| wall.0.saturating_sub(h.0) > LAG_SLOTS)
+}
+
 /// What valwatch last knew of one node.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -71,6 +107,12 @@ struct NodeState {
     health: NodeHealth,
     head_slot: Option<Slot>,
     last_error: Option<BeaconError>,
+    /// The wall slot of the last `/node/syncing` asked (see `syncing_due`).
+    checked: Option<Slot>,
+    /// A request through `call`/`call_at_slot` succeeded since that check.
+    answered_since: bool,
+    /// A request failed since that check.
+    failed_since: bool,
 }
 
 pub struct BeaconPool {
@@ -134,6 +176,9 @@ impl BeaconPool {
                 health: NodeHealth::Unknown,
                 head_slot: None,
                 last_error: None,
+                checked: None,
+                answered_since: false,
+                failed_since: false,
             })
             .collect();
         Ok(Self {
@@ -208,6 +253,13 @@ impl BeaconPool {
     fn note_error(&self, node: usize, error: &BeaconError) {
         if let Some(s) = self.state().get_mut(node) {
             s.last_error = Some(error.clone());
+            s.failed_since = true;
+        }
+    }
+
+    fn note_answer(&self, node: usize) {
+        if let Some(s) = self.state().get_mut(node) {
+            s.answered_since = true;
         }
     }
 
@@ -227,6 +279,52 @@ impl BeaconPool {
             .iter()
             .map(|s| s.health == NodeHealth::WrongNetwork)
             .collect();
+        self.check_nodes(wall, skip).await
+    }
+
+    /// `check_health_at(Some(wall))` for the nodes `syncing_due` names; the
+    /// others keep their health and take the head they last served as
+    /// their head. What the monitor runs every slot.
+    pub async fn check_health_spaced(&self, wall: Slot, slots_per_epoch: u64) -> Vec<NodeReport> {
+        let skip: Vec<bool> = {
+            let mut state = self.state();
+            state
+                .iter_mut()
+                .zip(&self.nodes)
+                .map(|(s, c)| {
+                    let served = c.stats().head_slot;
+                    let due = syncing_due(
+                        &s.health,
+                        s.checked,
+                        s.answered_since,
+                        s.failed_since,
+                        served,
+                        wall,
+                        slots_per_epoch,
+                    );
+                    if !due && served > s.head_slot {
+                        s.head_slot = served;
+                    }
+                    !due
+                })
+                .collect()
+        };
+        self.check_nodes(Some(wall), skip).await
+    }
+
+    /// Asks `syncing` of every node not in `skip` and judges their health.
+    /// The best head is the best answered, or held by a skipped node that
+    /// is still usable.
+    async fn check_nodes(&self, wall: Option<Slot>, skip: Vec<bool>) -> Vec<NodeReport> {
+        let skipped_best = {
+            let state = self.state();
+            state
+                .iter()
+                .zip(&skip)
+                .filter(|(s, &skip)| skip && s.health == NodeHealth::Healthy)
+                .filter_map(|(s, _)| s.head_slot)
+                .max()
+        };
         let answers = join_all(self.nodes.iter().zip(skip).map(|(c, skip)| async move {
             if skip {
                 None
@@ -241,12 +339,16 @@ impl BeaconPool {
                 Some(Ok(s)) => Some(s.head_slot),
                 _ => None,
             })
-            .max();
+            .max()
+            .max(skipped_best);
         {
             let mut state = self.state();
             for (i, answer) in answers.into_iter().enumerate() {
                 let Some(answer) = answer else { continue };
                 let s = &mut state[i];
+                s.checked = wall;
+                s.answered_since = false;
+                s.failed_since = false;
                 match answer {
                     Ok(status) => {
                         let mut health = judge_health(&status);
@@ -408,7 +510,10 @@ impl BeaconPool {
         let mut errors = Vec::new();
         for i in order {
             match f(self.nodes[i].clone()).await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    self.note_answer(i);
+                    return Ok(v);
+                }
                 Err(e) => {
                     if e.is_range_limit() {
                         // "Not for this epoch": a node's normal answer for
@@ -451,8 +556,12 @@ impl BeaconPool {
         let mut answered_none = false;
         for i in order {
             match f(self.nodes[i].clone()).await {
-                Ok(Some(v)) => return Ok(Some(v)),
+                Ok(Some(v)) => {
+                    self.note_answer(i);
+                    return Ok(Some(v));
+                }
                 Ok(None) => {
+                    self.note_answer(i);
                     let head = self.state()[i].head_slot;
                     // An unknown head cannot be "behind": take its answer.
                     if head.is_none_or(|h| h >= slot) {
@@ -559,6 +668,44 @@ mod tests {
         ];
         for (s, want) in cases {
             assert_eq!(judge_health(&s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_synced_answer_stands_for_an_epoch_while_the_node_proves_itself() {
+        use NodeHealth::*;
+        let w = Slot(100);
+        // (health, checked, answered, failed, served head, due)
+        let cases = [
+            (Healthy, Some(99), true, false, Some(100), false),
+            (Healthy, Some(93), true, false, Some(99), false),
+            (Healthy, Some(92), true, false, Some(100), true), // an epoch old
+            (Healthy, None, true, false, Some(100), true),
+            (Healthy, Some(99), false, false, Some(100), true), // no answer since
+            (Healthy, Some(99), true, true, Some(100), true),   // a request failed
+            (Healthy, Some(99), true, false, Some(97), true),   // head behind the clock
+            (Healthy, Some(99), true, false, Some(98), false),
+            (Healthy, Some(99), true, false, None, true),
+            (Syncing, Some(99), true, false, Some(100), true),
+            (Lagging, Some(99), true, false, Some(100), true),
+            (Unreachable, Some(99), true, false, Some(100), true),
+            (Unknown, Some(99), true, false, Some(100), true),
+            (WrongNetwork, None, false, true, None, false),
+        ];
+        for (h, checked, answered, failed, head, want) in cases {
+            assert_eq!(
+                syncing_due(
+                    &h,
+                    checked.map(Slot),
+                    answered,
+                    failed,
+                    head.map(Slot),
+                    w,
+                    8
+                ),
+                want,
+                "{h:?} {checked:?} {answered} {failed} {head:?}"
+            );
         }
     }
 

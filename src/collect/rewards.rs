@@ -9,19 +9,104 @@
 //! a slot (the estimate is their median). Must not: judge, or write an
 //! unserved answer as 0 (it stays `None`, shown as unknown).
 //!
+//! Sync-committee rewards are read from the node for one block per epoch
+//! and derived for the others (issue 12: one request per block was ~6 per
+//! epoch on an 8-slot devnet, 32 on mainnet). The rule, from the consensus
+//! specs (Altair `process_sync_aggregate`) and what the clients answer for
+//! `getSyncCommitteeRewards` (Lodestar `computeSyncCommitteeRewards`,
+//! Lighthouse `compute_sync_committee_rewards`: balances before and after
+//! the aggregate, the proposer's share left out): each seat of the block's
+//! current sync committee earns the participant reward when its bit is
+//! set, and loses it when not; a validator's answer is the sum over its
+//! seats. The participant reward is
+//! `total_base_rewards * SYNC_REWARD_WEIGHT / WEIGHT_DENOMINATOR /
+//! SLOTS_PER_EPOCH / SYNC_COMMITTEE_SIZE`, a function of the total active
+//! balance only, which changes only in the epoch transition: one value for
+//! every block of an epoch. So an answer whose seats do not cancel out
+//! (set ≠ unset) gives the epoch's unit, and the other blocks of that
+//! epoch are `unit × (set − unset)` from their `sync_committee_bits`,
+//! exactly the node's answer (the penalty is floored at a zero balance, out
+//! of reach for an active validator: it holds ≥ 16 ETH, while the unit
+//! grows with the square root of the total stake and is ~22 000 Gwei on
+//! mainnet, 512 seats of it ~0.012 ETH). An answer that does not fit the rule (a
+//! remainder, two units, a reward on cancelled seats) teaches nothing, and
+//! every block of that epoch is read as before.
+//!
 //! Served once the epoch's rewards exist: the attestation rewards of N are
 //! computed in the transition out of N+1, which the final pass of N (one
 //! slot after the last slot of N+1) follows.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use tracing::debug;
 
 use super::EpochData;
-use crate::analysis::rewards::{BlockReward, RewardInputs};
+use crate::analysis::rewards::{BlockReward, RewardInputs, SyncRewards};
 use crate::analysis::{ProposalStatus, ProposalVerdict};
 use crate::beacon::{BeaconPool, BlockId};
-use crate::chain::{ChainSpec, Slot, ValidatorIndex};
+use crate::chain::{BitVector, ChainSpec, Epoch, Slot, ValidatorIndex};
+
+/// PURE: the seats of `v` in `committee` whose bit is set, minus those
+/// whose bit is not.
+fn net_seats(committee: &[ValidatorIndex], bits: &BitVector, v: ValidatorIndex) -> i64 {
+    committee
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| **m == v)
+        .map(|(i, _)| if bits.get(i) { 1 } else { -1 })
+        .sum()
+}
+
+/// PURE: the participant reward (Gwei per seat) one block's answer shows,
+/// if the answer fits the rule above for every validator in it and at
+/// least one of them has seats that do not cancel out. `committee` is the
+/// block's sync committee by seat, `bits` its aggregate's bits.
+pub fn sync_unit(
+    committee: &[ValidatorIndex],
+    bits: &BitVector,
+    answer: &[(ValidatorIndex, i64)],
+) -> Option<i64> {
+    if committee.is_empty() || bits.len() != committee.len() {
+        return None;
+    }
+    let mut unit = None;
+    for (v, reward) in answer {
+        let net = net_seats(committee, bits, *v);
+        if net == 0 {
+            if *reward != 0 {
+                return None;
+            }
+            continue;
+        }
+        if reward % net != 0 {
+            return None;
+        }
+        let u = reward / net;
+        if u < 0 || unit.is_some_and(|x| x != u) {
+            return None;
+        }
+        unit = Some(u);
+    }
+    unit
+}
+
+/// PURE: the answer the node would give for `ids` on a block of an epoch
+/// whose participant reward is `unit` (see `sync_unit`).
+pub fn derived_sync_rewards(
+    committee: &[ValidatorIndex],
+    bits: &BitVector,
+    ids: &[ValidatorIndex],
+    unit: i64,
+) -> Option<SyncRewards> {
+    if committee.is_empty() || bits.len() != committee.len() {
+        return None;
+    }
+    Some(
+        ids.iter()
+            .map(|v| (*v, net_seats(committee, bits, *v).saturating_mul(unit)))
+            .collect(),
+    )
+}
 
 /// The rewards answers of `data.epoch` for `watched`, and the watched
 /// validators with a sync-committee seat in that epoch. Errors are logged
@@ -75,6 +160,9 @@ pub async fn fetch_rewards(
     let start = spec.start_slot(epoch);
     let next = spec.start_slot(crate::chain::Epoch(epoch.0 + 1));
     let epoch_members = members_of(start);
+    // The participant reward per epoch of the block, once an answer showed
+    // it (the last block, at the first slot of the next epoch, has its own).
+    let mut units: HashMap<Epoch, i64> = HashMap::new();
     for b in data
         .chain
         .blocks()
@@ -83,6 +171,24 @@ pub async fn fetch_rewards(
         let ids = members_of(b.slot);
         if ids.is_empty() {
             continue;
+        }
+        let block_epoch = spec.epoch_of(b.slot);
+        let committee = data
+            .sync_committees
+            .get(&spec.sync_period_of(block_epoch))
+            .map(Vec::as_slice);
+        let bits = data
+            .blocks
+            .iter()
+            .find(|x| x.header.root == b.root)
+            .and_then(|x| x.sync_committee_bits.as_ref());
+        if let (Some(&unit), Some(committee), Some(bits)) =
+            (units.get(&block_epoch), committee, bits)
+        {
+            if let Some(derived) = derived_sync_rewards(committee, bits, &ids, unit) {
+                inputs.sync.push((Slot(b.slot.0 - 1), Some(derived)));
+                continue;
+            }
         }
         let root = b.root;
         let ids = &ids;
@@ -96,6 +202,11 @@ pub async fn fetch_rewards(
                 debug!(epoch = epoch.0, slot = b.slot.0, error = %e, "sync committee rewards not read");
                 None
             });
+        if let (Some(answer), Some(committee), Some(bits)) = (&answer, committee, bits) {
+            if let Some(unit) = sync_unit(committee, bits, answer) {
+                units.insert(block_epoch, unit);
+            }
+        }
         inputs.sync.push((Slot(b.slot.0 - 1), answer));
     }
 
@@ -183,4 +294,65 @@ pub async fn epoch_rewards(
         &data.chain,
     );
     (rows, network)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: ValidatorIndex = ValidatorIndex(1);
+    const B: ValidatorIndex = ValidatorIndex(2);
+    const C: ValidatorIndex = ValidatorIndex(3);
+
+    /// Seats: A A B C (A holds two), bits set on `set`.
+    fn case(set: &[usize]) -> (Vec<ValidatorIndex>, BitVector) {
+        (
+            vec![A, A, B, C],
+            BitVector::from_bits(4, set.iter().copied()),
+        )
+    }
+
+    #[test]
+    fn the_unit_is_read_from_seats_that_do_not_cancel_out() {
+        // (set bits, answer, unit): A 2 seats, B and C one each.
+        let cases: Vec<(&[usize], Vec<(ValidatorIndex, i64)>, Option<i64>)> = vec![
+            (&[0, 1, 2], vec![(A, 1400), (B, 700)], Some(700)),
+            (&[2], vec![(A, -1400), (B, 700)], Some(700)),
+            // A's seats cancel out: only B tells the unit.
+            (&[0, 3], vec![(A, 0), (C, 700)], Some(700)),
+            (&[0], vec![(A, 0)], None),
+            // Answers that do not fit the rule teach nothing.
+            (&[0], vec![(A, 5)], None),
+            (&[0, 1, 2], vec![(A, 1401)], None),
+            (&[0, 1, 2], vec![(A, 1400), (B, 699)], None),
+            (&[], vec![(A, 1400)], None),
+            (&[0, 1], vec![], None),
+        ];
+        for (set, answer, want) in cases {
+            let (committee, bits) = case(set);
+            assert_eq!(
+                sync_unit(&committee, &bits, &answer),
+                want,
+                "{set:?} {answer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn derived_rewards_are_the_seats_sum_and_need_matching_bits() {
+        let (committee, bits) = case(&[0, 2]);
+        assert_eq!(
+            derived_sync_rewards(&committee, &bits, &[A, B, C], 700),
+            Some(vec![(A, 0), (B, 700), (C, -700)])
+        );
+        let short = BitVector::from_bits(3, [0]);
+        assert_eq!(derived_sync_rewards(&committee, &short, &[A], 700), None);
+        // What was read back from a node's answer derives that answer.
+        let answer = vec![(A, 0), (B, 700), (C, -700)];
+        let unit = sync_unit(&committee, &bits, &answer).unwrap();
+        assert_eq!(
+            derived_sync_rewards(&committee, &bits, &[A, B, C], unit),
+            Some(answer)
+        );
+    }
 }
