@@ -1097,16 +1097,6 @@ impl Monitor {
         if let Some(o) = &self.observers {
             o.board.set_store_ok(self.store.failing().is_none());
         }
-        if is_final {
-            self.judged_balances = Some((
-                epoch,
-                record
-                    .balances
-                    .iter()
-                    .map(|b| (b.validator_index, b.balance))
-                    .collect(),
-            ));
-        }
         let stored = stored_at.elapsed();
         self.last_stored_at = Some(self.clock.now());
         // What the pass knew of the chain: the pager and the page judge up
@@ -1350,28 +1340,37 @@ impl Monitor {
             };
         }
         let (rewards, network) = rewards.unwrap_or_default();
+        // Epochs kept earlier go first: the cursor never passes one.
+        if !self.unstored.is_empty() {
+            self.store_unstored().await;
+        }
+        // The usual case writes straight through, without a copy.
+        if self.unstored.is_empty() {
+            match self.write_final(record, &rewards, network.as_ref()).await {
+                Ok(()) => return Ok(()),
+                // Refused for a reason of its own: the epoch fails and is
+                // judged again (as before any outage handling).
+                Err(e) if !crate::store::is_outage(&e) => return Err(e.into()),
+                Err(e) => self.unstored_error = Some(e),
+            }
+        }
+        // Kept, with its balances for the next epoch (the store's memory
+        // of them went with the failed write).
+        self.judged_balances = Some((
+            record.epoch,
+            record
+                .balances
+                .iter()
+                .map(|b| (b.validator_index, b.balance))
+                .collect(),
+        ));
         self.unstored.push_back(Unstored {
             record: record.clone(),
             rewards,
             network,
         });
-        self.store_unstored().await;
-        if self.unstored.is_empty() {
-            return Ok(());
-        }
-        let outage = self
-            .unstored_error
-            .as_ref()
-            .is_none_or(crate::store::is_outage);
-        if !outage && self.unstored.len() == 1 {
-            // Refused for a reason of its own: the epoch fails and is
-            // judged again (as before any outage handling).
-            self.unstored.clear();
-            let e = self.unstored_error.take();
-            return Err(e.map_or_else(|| anyhow::anyhow!("epoch not stored"), Into::into));
-        }
         warn!(epoch = record.epoch.0, kept = self.unstored.len(),
-              error = ?self.unstored_error.as_ref().map(ToString::to_string),
+              error = ?self.unstored_error.as_ref().map(|e| crate::causes(e)),
               "the store is failing: epoch judged and kept in memory until it answers");
         Ok(())
     }
@@ -1382,20 +1381,11 @@ impl Monitor {
     async fn store_unstored(&mut self) {
         while let Some(u) = self.unstored.front() {
             let epoch = u.record.epoch;
-            if let Err(e) = self
-                .store
-                .write_rewards(epoch, &u.rewards, u.network.as_ref())
+            match self
+                .write_final(&u.record, &u.rewards, u.network.as_ref())
                 .await
             {
-                if crate::store::is_outage(&e) {
-                    self.unstored_error = Some(e);
-                    return;
-                }
-                // Rewards are extra: a refused row never holds the verdicts.
-                warn!(epoch = epoch.0, error = %crate::causes(&e), "cannot store rewards");
-            }
-            match self.store.write_epoch(&u.record).await {
-                Ok(_) => {
+                Ok(()) => {
                     if self.unstored.len() > 1 || self.unstored_error.is_some() {
                         info!(
                             epoch = epoch.0,
@@ -1411,6 +1401,28 @@ impl Monitor {
             }
         }
         self.unstored_error = None;
+    }
+
+    /// One final epoch into the store: rewards first, then the verdicts
+    /// that advance the cursor. A refused rewards row is logged and never
+    /// holds the verdicts back; an outage stops both.
+    async fn write_final(
+        &self,
+        record: &EpochRecord,
+        rewards: &[crate::analysis::rewards::RewardRecord],
+        network: Option<&crate::analysis::network::NetworkRecord>,
+    ) -> Result<(), crate::store::StoreError> {
+        if let Err(e) = self
+            .store
+            .write_rewards(record.epoch, rewards, network)
+            .await
+        {
+            if crate::store::is_outage(&e) {
+                return Err(e);
+            }
+            warn!(epoch = record.epoch.0, error = %crate::causes(&e), "cannot store rewards");
+        }
+        self.store.write_epoch(record).await.map(|_| ())
     }
 
     /// Non-canonical blocks of the epoch: those the follower saw reorged

@@ -586,9 +586,10 @@ impl Tracker {
         let share = |(i, n): (u64, u64)| (n > 0).then(|| i as f64 / n as f64);
         let keep = self.cfg.underperforming_epochs.max(1) as usize;
         let n = network.participation();
-        let groups: BTreeSet<String> = self.group_of.values().cloned().collect();
+        // Group names without a copy per validator (a million at scale).
+        let groups: BTreeSet<&str> = self.group_of.values().map(String::as_str).collect();
         for g in &groups {
-            let h = self.versus_network.entry(g.clone()).or_default();
+            let h = self.versus_network.entry((*g).to_owned()).or_default();
             if h.back().is_some_and(|(e, _, _)| *e >= rec.epoch) {
                 continue;
             }
@@ -596,17 +597,14 @@ impl Tracker {
             if h.back().is_some_and(|(e, _, _)| e.0 + 1 != rec.epoch.0) {
                 h.clear();
             }
-            h.push_back((rec.epoch, up.get(g.as_str()).copied().and_then(share), n));
+            h.push_back((rec.epoch, up.get(g).copied().and_then(share), n));
             while h.len() > keep {
                 h.pop_front();
             }
         }
         let shares = groups
             .into_iter()
-            .map(|g| {
-                let s = all.get(g.as_str()).copied().and_then(share);
-                (g, s)
-            })
+            .map(|g| (g.to_owned(), all.get(g).copied().and_then(share)))
             .collect();
         self.network = Some((network.clone(), shares));
     }
